@@ -2,6 +2,7 @@
 #include <string>
 
 #include "formats/config.h"
+#include "formats/model_meta.h"
 #include "formats/tensors.h"
 
 namespace cria {
@@ -29,6 +30,15 @@ const char* arch_name(Arch a) {
   }
   return "?";
 }
+const char* chat_kind_name(ChatKind k) {
+  switch (k) {
+    case ChatKind::kNone: return "none";
+    case ChatKind::kLlama3: return "llama3";
+    case ChatKind::kFalcon: return "falcon";
+  }
+  return "?";
+}
+
 const char* norm_name(NormKind n) { return n == NormKind::kRMSNorm ? "rmsnorm" : "layernorm"; }
 const char* position_name(PositionKind p) { return p == PositionKind::kRope ? "rope" : "alibi"; }
 const char* mlp_name(MlpKind m) { return m == MlpKind::kSwiGLU ? "swiglu" : "gelu"; }

@@ -13,4 +13,8 @@ namespace cria {
 // template. Errors name the file and the problem.
 Status read_hf_tokenizer(const std::string& dir, TokenizerData* tok, ChatTemplateData* chat);
 
+// Recognises a chat template's format from its Jinja text (Llama 3 instruct,
+// Falcon instruct); kNone otherwise.
+ChatKind detect_chat_kind(const std::string& jinja);
+
 }  // namespace cria

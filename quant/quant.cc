@@ -269,8 +269,7 @@ bool qlayout(QType t, uint64_t rows, uint64_t cols, uint32_t group, QLayout* out
 }
 
 QPlanesConst qplanes_at(const uint8_t* tensor, const QLayout& l, uint64_t row) {
-  QPlanesConst p;
-  p.q = tensor + l.q_offset + row * l.row_q_bytes;
+  QPlanesConst p(tensor + l.q_offset + row * l.row_q_bytes, nullptr, nullptr);
   if (l.s_bytes) p.s = tensor + l.s_offset + row * l.s_row_bytes;
   if (l.m_bytes) p.m = tensor + l.m_offset + row * l.s_row_bytes;
   return p;

@@ -65,6 +65,9 @@ struct QPlanesConst {
   const uint8_t* q = nullptr;
   const void* s = nullptr;
   const void* m = nullptr;
+  QPlanesConst() = default;
+  QPlanesConst(const uint8_t* q_, const void* s_, const void* m_) : q(q_), s(s_), m(m_) {}
+  QPlanesConst(const QPlanes& p) : q(p.q), s(p.s), m(p.m) {}  // NOLINT: implicit by design
 };
 QPlanesConst qplanes_at(const uint8_t* tensor, const QLayout& l, uint64_t row);
 QPlanes qplanes_at(uint8_t* tensor, const QLayout& l, uint64_t row);

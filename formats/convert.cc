@@ -1,0 +1,257 @@
+#include "formats/convert.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "formats/convert_sources.h"
+#include "formats/model_writer.h"
+#include "formats/tensors.h"
+#include "quant/fp16.h"
+#include "quant/quant.h"
+
+namespace cria {
+
+const char* const kConverterVersion = "cria-convert 0.1.0";
+
+namespace {
+
+constexpr uint64_t kChunkBytes = 32ull << 20;  // f32 rows gathered per step
+
+struct Recipe {
+  std::string name;
+  uint32_t group = 32;
+};
+
+// Storage type for a tensor of `role` under the recipe. `native` is the
+// type the source holds it in (used by "keep").
+void choose_type(const Recipe& r, TensorRole role, QType native, QType* type, uint32_t* group) {
+  *group = 0;
+  if (role == TensorRole::kNorm || role == TensorRole::kBias) {
+    *type = QType::kF32;
+    return;
+  }
+  if (r.name == "f32") *type = QType::kF32;
+  else if (r.name == "f16") *type = QType::kF16;
+  else if (r.name == "q8") *type = QType::kQ8;
+  else if (r.name == "q4") *type = role == TensorRole::kLinear ? QType::kQ4 : QType::kQ8;
+  else *type = native;  // keep
+  if (*type == QType::kQ8) *group = 32;
+  if (*type == QType::kQ4) *group = r.name == "q4" ? r.group : 32;
+}
+
+std::string describe_recipe(const Recipe& r) {
+  if (r.name == "q4")
+    return "q4 g" + std::to_string(r.group) + " (linear int4, embedding and head int8 g32, norms f32)";
+  if (r.name == "q8") return "q8 g32 (all matrices int8, norms f32)";
+  if (r.name == "keep") return "keep (source types, norms f32)";
+  return r.name + " (norms f32)";
+}
+
+// Gathers rows [r0, r0 + n) of an assembled tensor as f32.
+Status gather_rows(Source& src, const Assembly& a, uint64_t r0, uint64_t n, float* out) {
+  uint64_t base = 0;
+  for (const Piece& p : a.pieces) {
+    const uint64_t lo = std::max(r0, base), hi = std::min(r0 + n, base + p.count);
+    if (lo < hi) {
+      CRIA_RETURN_IF_ERROR(src.read_rows(p.src, p.row + (lo - base), hi - lo, out + (lo - r0) * a.cols));
+    }
+    base += p.count;
+    if (base >= r0 + n) break;
+  }
+  return Status::Ok();
+}
+
+void quantize_parallel(QType t, const float* x, uint64_t rows, uint64_t cols, uint32_t group,
+                       const QLayout& l, uint8_t* qchunk, uint8_t* splane, uint8_t* mplane,
+                       uint64_t first_row, const QuantOptions& qo, int threads) {
+  auto work = [&](uint64_t a, uint64_t b) {
+    QPlanes p;
+    p.q = qchunk + a * l.row_q_bytes;
+    if (splane) p.s = splane + (first_row + a) * l.s_row_bytes;
+    if (mplane) p.m = mplane + (first_row + a) * l.s_row_bytes;
+    quantize_rows(t, x + a * cols, b - a, cols, group, p, qo);
+  };
+  const int nt = (int)std::min<uint64_t>(std::max(1, threads), rows);
+  if (nt <= 1) {
+    work(0, rows);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int i = 1; i < nt; ++i) pool.emplace_back(work, rows * i / nt, rows * (i + 1) / nt);
+  work(0, rows / nt);
+  for (auto& th : pool) th.join();
+}
+
+class Converter {
+ public:
+  Converter(Source& src, ModelWriter& w, const ConvertOptions& opt) : src_(src), w_(w), opt_(opt) {}
+
+  Status write_tensor(const TensorSpec& spec, const Assembly& a, QType type, uint32_t group) {
+    const bool is2d = spec.shape.size() == 2;
+    const uint64_t rows = is2d ? spec.shape[0] : 1, cols = is2d ? spec.shape[1] : spec.shape[0];
+    QLayout l;
+    if (!qlayout(type, rows, cols, group, &l))
+      return Error(Code::kUnsupported, src_.name() + ": tensor " + spec.name + " with " + std::to_string(cols) +
+                                           " columns cannot be stored as " + qtype_name(type));
+    if (!is2d) {
+      std::vector<float> v(cols);
+      CRIA_RETURN_IF_ERROR(gather_rows(src_, a, 0, cols, v.data()));
+      for (float x : v)
+        if (!std::isfinite(x)) return Error(Code::kCorrupt, src_.name() + ": tensor " + spec.name + " holds inf or nan");
+      CRIA_RETURN_IF_ERROR(w_.write(v.data(), v.size() * 4));
+      report(spec.name, l.total, true);
+      return w_.end_tensor();
+    }
+    if (a.exact && type == a.exact_type) return copy_exact(spec, a, l);
+    std::vector<uint8_t> splane(l.s_bytes), mplane(l.m_bytes);
+    const uint64_t chunk = std::max<uint64_t>(1, std::min<uint64_t>(rows, kChunkBytes / 4 / cols));
+    std::vector<float> buf(chunk * cols);
+    std::vector<uint8_t> qbuf(chunk * l.row_q_bytes);
+    QuantOptions qo;
+    qo.search = opt_.search;
+    for (uint64_t r0 = 0; r0 < rows; r0 += chunk) {
+      if (opt_.cancel && opt_.cancel->load()) return Error(Code::kCancelled, "conversion cancelled");
+      const uint64_t n = std::min(chunk, rows - r0);
+      CRIA_RETURN_IF_ERROR(gather_rows(src_, a, r0, n, buf.data()));
+      for (uint64_t i = 0; i < n * cols; ++i) {
+        if (!std::isfinite(buf[i]))
+          return Error(Code::kCorrupt, src_.name() + ": tensor " + spec.name + " holds inf or nan at row " +
+                                           std::to_string(r0 + i / cols));
+      }
+      quantize_parallel(type, buf.data(), n, cols, group, l, qbuf.data(), l.s_bytes ? splane.data() : nullptr,
+                        l.m_bytes ? mplane.data() : nullptr, r0, qo, opt_.threads);
+      CRIA_RETURN_IF_ERROR(w_.write(qbuf.data(), n * l.row_q_bytes));
+      report(spec.name, n * l.row_q_bytes, false);
+    }
+    return finish_planes(spec, l, splane, mplane);
+  }
+
+  // GGUF Q4_0 / Q8_0 blocks split into cria's planes bit for bit.
+  Status copy_exact(const TensorSpec& spec, const Assembly& a, const QLayout& l) {
+    const uint64_t rows = spec.shape[0], cols = spec.shape[1];
+    const bool q4 = a.exact_type == QType::kQ4;
+    const uint64_t bsz = q4 ? 18 : 34, nb = cols / 32;
+    std::vector<uint8_t> splane(l.s_bytes), mplane, raw, qrow(l.row_q_bytes);
+    uint64_t base = 0;
+    for (const Piece& p : a.pieces) {
+      for (uint64_t i = 0; i < p.count; ++i) {
+        CRIA_RETURN_IF_ERROR(src_.read_row_raw(p.src, p.row + i, &raw));
+        uint8_t* s = splane.data() + (base + i) * l.s_row_bytes;
+        for (uint64_t b = 0; b < nb; ++b) {
+          const uint8_t* blk = raw.data() + b * bsz;
+          s[2 * b] = blk[0];
+          s[2 * b + 1] = blk[1];
+          std::copy(blk + 2, blk + bsz, qrow.data() + b * (bsz - 2));
+        }
+        CRIA_RETURN_IF_ERROR(w_.write(qrow.data(), qrow.size()));
+      }
+      report(spec.name, p.count * l.row_q_bytes, false);
+      base += p.count;
+    }
+    (void)rows;
+    return finish_planes(spec, l, splane, mplane);
+  }
+
+  Status finish_planes(const TensorSpec& spec, const QLayout& l, const std::vector<uint8_t>& s,
+                       const std::vector<uint8_t>& m) {
+    if (l.s_bytes) {
+      CRIA_RETURN_IF_ERROR(w_.write_zeros(l.s_offset - l.q_bytes));
+      CRIA_RETURN_IF_ERROR(w_.write(s.data(), s.size()));
+    }
+    if (l.m_bytes) {
+      CRIA_RETURN_IF_ERROR(w_.write_zeros(l.m_offset - (l.s_offset + l.s_bytes)));
+      CRIA_RETURN_IF_ERROR(w_.write(m.data(), m.size()));
+    }
+    report(spec.name, l.total - l.q_bytes, true);
+    return w_.end_tensor();
+  }
+
+  void report(const std::string& name, uint64_t bytes, bool tensor_done) {
+    done_ += bytes;
+    if (!opt_.progress) return;
+    ConvertProgress p;
+    p.tensor = name;
+    p.index = index_;
+    p.count = count_;
+    p.bytes_done = done_;
+    p.bytes_total = total_;
+    p.tensor_done = tensor_done;
+    opt_.progress(p);
+  }
+
+  Source& src_;
+  ModelWriter& w_;
+  const ConvertOptions& opt_;
+  uint64_t done_ = 0, total_ = 0;
+  size_t index_ = 0, count_ = 0;
+};
+
+}  // namespace
+
+Status convert_model(const std::string& src_path, const std::string& out, const ConvertOptions& opt) {
+  struct stat st;
+  if (::stat(src_path.c_str(), &st) != 0) return Error(Code::kNotFound, src_path + ": no such file or directory");
+  std::unique_ptr<Source> src;
+  if (S_ISDIR(st.st_mode)) {
+    CRIA_ASSIGN_OR_RETURN(src, open_hf_source(src_path));
+  } else {
+    CRIA_ASSIGN_OR_RETURN(src, open_gguf_source(src_path));
+  }
+  Recipe recipe;
+  recipe.name = opt.recipe.empty() ? (src->is_gguf() ? "keep" : "q4") : opt.recipe;
+  recipe.group = opt.group;
+  if (recipe.name != "f32" && recipe.name != "f16" && recipe.name != "q8" && recipe.name != "q4" &&
+      recipe.name != "keep")
+    return Error(Code::kInvalidArgument, "unknown quantization '" + recipe.name + "' (f32, f16, q8, q4, keep)");
+  if (recipe.name == "q4" && recipe.group != 32 && recipe.group != 128)
+    return Error(Code::kInvalidArgument, "q4 group size must be 32 or 128, not " + std::to_string(recipe.group));
+
+  ModelMeta meta = src->meta();
+  meta.provenance.source = src_path;
+  meta.provenance.source_format = src->is_gguf() ? "gguf" : "hf-safetensors";
+  meta.provenance.converter_version = kConverterVersion;
+  meta.provenance.quant_recipe = describe_recipe(recipe);
+  CRIA_RETURN_IF_ERROR(validate_config(meta.config).with_prefix(src_path));
+  if (meta.tokenizer.vocab.size() > meta.config.vocab_size)
+    return Error(Code::kCorrupt, src_path + ": tokenizer has " + std::to_string(meta.tokenizer.vocab.size()) +
+                                     " tokens but the model's vocab_size is " + std::to_string(meta.config.vocab_size));
+
+  // Plan every tensor (and check every source tensor) before writing a byte.
+  std::vector<TensorSpec> specs = tensor_specs(meta.config);
+  std::vector<Assembly> asm_(specs.size());
+  std::vector<TensorPlan> plan;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    CRIA_RETURN_IF_ERROR(src->assemble(specs[i], &asm_[i]));
+    TensorPlan p;
+    p.name = specs[i].name;
+    p.shape = specs[i].shape;
+    choose_type(recipe, specs[i].role, asm_[i].native, &p.dtype, &p.group);
+    // Shapes that don't divide into groups fall back to a float type.
+    QLayout l;
+    const uint64_t rows = p.shape.size() == 2 ? p.shape[0] : 1;
+    if (!qlayout(p.dtype, rows, p.shape.back(), p.group, &l)) {
+      p.dtype = QType::kF16;
+      p.group = 0;
+    }
+    plan.push_back(p);
+  }
+  CRIA_RETURN_IF_ERROR(src->check_unused());
+
+  std::unique_ptr<ModelWriter> w;
+  CRIA_ASSIGN_OR_RETURN(w, ModelWriter::create(out, meta, plan));
+  Converter c(*src, *w, opt);
+  c.count_ = specs.size();
+  for (size_t i = 0; i < specs.size(); ++i) c.total_ += w->tensor_size(i);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    c.index_ = i;
+    CRIA_RETURN_IF_ERROR(c.write_tensor(specs[i], asm_[i], plan[i].dtype, plan[i].group));
+  }
+  return w->finish();
+}
+
+}  // namespace cria

@@ -1,0 +1,42 @@
+// The cria command-line tool: one binary, one subcommand per job.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "runtime/cli/commands.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*fn)(int, char**);
+  const char* help;
+};
+
+const Command kCommands[] = {
+    {"convert", cria::cli::cmd_convert, "convert a Hugging Face checkpoint or GGUF file to .cria"},
+    {"inspect", cria::cli::cmd_inspect, "show a .cria file's architecture, tokenizer and tensors"},
+};
+
+void print_help() {
+  std::printf("usage: cria COMMAND [options]   (cria COMMAND --help for its options)\n\ncommands:\n");
+  for (const Command& c : kCommands) std::printf("  %-12s %s\n", c.name, c.help);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    print_help();
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::printf("cria 0.1.0\n");
+    return 0;
+  }
+  for (const Command& c : kCommands)
+    if (!std::strcmp(argv[1], c.name)) return c.fn(argc - 2, argv + 2);
+  std::fprintf(stderr, "cria: unknown command '%s'\n", argv[1]);
+  print_help();
+  return 2;
+}
