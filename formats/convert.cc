@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <memory>
 #include <thread>
@@ -66,25 +67,61 @@ Status gather_rows(Source& src, const Assembly& a, uint64_t r0, uint64_t n, floa
   return Status::Ok();
 }
 
-void quantize_parallel(QType t, const float* x, uint64_t rows, uint64_t cols, uint32_t group,
-                       const QLayout& l, uint8_t* qchunk, uint8_t* splane, uint8_t* mplane,
-                       uint64_t first_row, const QuantOptions& qo, int threads) {
-  auto work = [&](uint64_t a, uint64_t b) {
-    QPlanes p;
-    p.q = qchunk + a * l.row_q_bytes;
-    if (splane) p.s = splane + (first_row + a) * l.s_row_bytes;
-    if (mplane) p.m = mplane + (first_row + a) * l.s_row_bytes;
-    quantize_rows(t, x + a * cols, b - a, cols, group, p, qo);
+// Chunk byte counts and plane pointers for rows [r0, r0 + n) of a tensor
+// whose scale/min planes are held whole in memory.
+uint64_t chunk_q_bytes(const QLayout& l, uint64_t n) {
+  return l.tiles ? (n + kTileRows - 1) / kTileRows * l.tile_q_bytes : n * l.row_bytes;
+}
+
+QPlanes chunk_planes(const QLayout& l, uint64_t r0, uint8_t* qchunk, std::vector<uint8_t>& splane,
+                     std::vector<uint8_t>& mplane) {
+  QPlanes p;
+  p.q = qchunk;
+  const uint64_t soff = l.tiles ? (r0 / kTileRows) * l.tile_s_bytes : r0 * 4;
+  if (!splane.empty()) p.s = splane.data() + soff;
+  if (!mplane.empty()) p.m = mplane.data() + soff;
+  return p;
+}
+
+// Quantizes a chunk on `threads` threads, split at tile boundaries (a tile's
+// bytes interleave 16 rows, so a tile belongs to one thread).
+void quantize_parallel(QType t, const float* x, uint64_t rows, const QLayout& l, QPlanes dst,
+                       const QuantOptions& qo, int threads) {
+  const uint64_t unit = l.tiles ? kTileRows : 1;
+  const uint64_t units = (rows + unit - 1) / unit;
+  auto work = [&](uint64_t u0, uint64_t u1) {
+    const uint64_t a = u0 * unit, b = std::min(rows, u1 * unit);
+    if (a >= b) return;
+    QPlanes p = dst;
+    p.q += l.tiles ? u0 * l.tile_q_bytes : a * l.row_bytes;
+    const uint64_t soff = l.tiles ? u0 * l.tile_s_bytes : a * 4;
+    if (p.s) p.s += soff;
+    if (p.m) p.m += soff;
+    quantize_rows(t, x + a * l.cols, b - a, l, p, qo);
   };
-  const int nt = (int)std::min<uint64_t>(std::max(1, threads), rows);
+  const int nt = (int)std::min<uint64_t>(std::max(1, threads), units);
   if (nt <= 1) {
-    work(0, rows);
+    work(0, units);
     return;
   }
   std::vector<std::thread> pool;
-  for (int i = 1; i < nt; ++i) pool.emplace_back(work, rows * i / nt, rows * (i + 1) / nt);
-  work(0, rows / nt);
+  for (int i = 1; i < nt; ++i) pool.emplace_back(work, units * i / nt, units * (i + 1) / nt);
+  work(0, units / nt);
   for (auto& th : pool) th.join();
+}
+
+// One GGUF Q4_0 / Q8_0 block as a cria group (exactly the same values).
+void ggml_block_to_group(bool q4, const uint8_t* blk, QGroup* g) {
+  std::memcpy(&g->d, blk, 2);
+  g->m = 0;
+  if (q4) {
+    for (int j = 0; j < 16; ++j) {
+      g->u[j] = blk[2 + j] & 15;
+      g->u[j + 16] = blk[2 + j] >> 4;
+    }
+  } else {
+    for (int j = 0; j < 32; ++j) g->u[j] = (uint8_t)((int)(int8_t)blk[2 + j] + 128);
+  }
 }
 
 class Converter {
@@ -107,54 +144,59 @@ class Converter {
       report(spec.name, l.total, true);
       return w_.end_tensor();
     }
-    if (a.exact && type == a.exact_type) return copy_exact(spec, a, l);
-    std::vector<uint8_t> splane(l.s_bytes), mplane(l.m_bytes);
-    const uint64_t chunk = std::max<uint64_t>(1, std::min<uint64_t>(rows, kChunkBytes / 4 / cols));
-    std::vector<float> buf(chunk * cols);
-    std::vector<uint8_t> qbuf(chunk * l.row_q_bytes);
+    const bool exact = a.exact && type == a.exact_type;
+    std::vector<uint8_t> splane(l.s_bytes), mplane(l.m_bytes), raw;
+    // Chunks are whole tiles of rows, about kChunkBytes of f32 each.
+    uint64_t chunk = std::max<uint64_t>(1, std::min<uint64_t>(rows, kChunkBytes / 4 / cols));
+    if (l.tiles) chunk = align_up(chunk, kTileRows);
+    std::vector<float> buf(exact ? 0 : chunk * cols);
+    std::vector<uint8_t> qbuf(chunk_q_bytes(l, chunk));
     QuantOptions qo;
     qo.search = opt_.search;
     for (uint64_t r0 = 0; r0 < rows; r0 += chunk) {
       if (opt_.cancel && opt_.cancel->load()) return Error(Code::kCancelled, "conversion cancelled");
       const uint64_t n = std::min(chunk, rows - r0);
-      CRIA_RETURN_IF_ERROR(gather_rows(src_, a, r0, n, buf.data()));
-      for (uint64_t i = 0; i < n * cols; ++i) {
-        if (!std::isfinite(buf[i]))
-          return Error(Code::kCorrupt, src_.name() + ": tensor " + spec.name + " holds inf or nan at row " +
-                                           std::to_string(r0 + i / cols));
+      QPlanes dst = chunk_planes(l, r0, qbuf.data(), splane, mplane);
+      if (exact) {
+        CRIA_RETURN_IF_ERROR(copy_exact_rows(a, l, r0, n, dst, &raw));
+      } else {
+        CRIA_RETURN_IF_ERROR(gather_rows(src_, a, r0, n, buf.data()));
+        for (uint64_t i = 0; i < n * cols; ++i) {
+          if (!std::isfinite(buf[i]))
+            return Error(Code::kCorrupt, src_.name() + ": tensor " + spec.name + " holds inf or nan at row " +
+                                             std::to_string(r0 + i / cols));
+        }
+        quantize_parallel(type, buf.data(), n, l, dst, qo, opt_.threads);
       }
-      quantize_parallel(type, buf.data(), n, cols, group, l, qbuf.data(), l.s_bytes ? splane.data() : nullptr,
-                        l.m_bytes ? mplane.data() : nullptr, r0, qo, opt_.threads);
-      CRIA_RETURN_IF_ERROR(w_.write(qbuf.data(), n * l.row_q_bytes));
-      report(spec.name, n * l.row_q_bytes, false);
+      const uint64_t qb = chunk_q_bytes(l, n);
+      CRIA_RETURN_IF_ERROR(w_.write(qbuf.data(), qb));
+      report(spec.name, qb, false);
     }
     return finish_planes(spec, l, splane, mplane);
   }
 
-  // GGUF Q4_0 / Q8_0 blocks split into cria's planes bit for bit.
-  Status copy_exact(const TensorSpec& spec, const Assembly& a, const QLayout& l) {
-    const uint64_t rows = spec.shape[0], cols = spec.shape[1];
+  // GGUF Q4_0 / Q8_0 rows repacked into cria's tiles bit for bit.
+  Status copy_exact_rows(const Assembly& a, const QLayout& l, uint64_t r0, uint64_t n, QPlanes dst,
+                         std::vector<uint8_t>* raw) {
     const bool q4 = a.exact_type == QType::kQ4;
-    const uint64_t bsz = q4 ? 18 : 34, nb = cols / 32;
-    std::vector<uint8_t> splane(l.s_bytes), mplane, raw, qrow(l.row_q_bytes);
+    const uint64_t bsz = q4 ? 18 : 34;
+    const uint64_t tiles = (n + kTileRows - 1) / kTileRows;
+    std::memset(dst.q, 0, tiles * l.tile_q_bytes);
+    std::memset(dst.s, 0, tiles * l.tile_s_bytes);
+    QGroup g;
     uint64_t base = 0;
     for (const Piece& p : a.pieces) {
-      for (uint64_t i = 0; i < p.count; ++i) {
-        CRIA_RETURN_IF_ERROR(src_.read_row_raw(p.src, p.row + i, &raw));
-        uint8_t* s = splane.data() + (base + i) * l.s_row_bytes;
-        for (uint64_t b = 0; b < nb; ++b) {
-          const uint8_t* blk = raw.data() + b * bsz;
-          s[2 * b] = blk[0];
-          s[2 * b + 1] = blk[1];
-          std::copy(blk + 2, blk + bsz, qrow.data() + b * (bsz - 2));
+      const uint64_t lo = std::max(r0, base), hi = std::min(r0 + n, base + p.count);
+      for (uint64_t r = lo; r < hi; ++r) {
+        CRIA_RETURN_IF_ERROR(src_.read_row_raw(p.src, p.row + (r - base), raw));
+        for (uint64_t b = 0; b < l.blocks; ++b) {
+          ggml_block_to_group(q4, raw->data() + b * bsz, &g);
+          pack_group(a.exact_type, l, r, b, g, dst, r0);
         }
-        CRIA_RETURN_IF_ERROR(w_.write(qrow.data(), qrow.size()));
       }
-      report(spec.name, p.count * l.row_q_bytes, false);
       base += p.count;
     }
-    (void)rows;
-    return finish_planes(spec, l, splane, mplane);
+    return Status::Ok();
   }
 
   Status finish_planes(const TensorSpec& spec, const QLayout& l, const std::vector<uint8_t>& s,

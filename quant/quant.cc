@@ -3,14 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "quant/fp16.h"
 
 namespace cria {
 
 namespace {
-
-constexpr int kBlock = 32;  // Q4 nibble block (GGML order inside)
 
 inline float round_fp16(float x) { return fp16_to_f32(f32_to_fp16(x)); }
 
@@ -129,50 +128,59 @@ Fit fit_asymmetric(const float* x, const float* w, int n, bool search) {
   return best;
 }
 
-void quantize_q4_row(const float* x, uint64_t cols, uint32_t group, uint8_t* q, uint16_t* s,
-                     uint16_t* m, bool asym, const QuantOptions& opt) {
-  const uint64_t ngroups = cols / group;
-  for (uint64_t g = 0; g < ngroups; ++g) {
-    const float* xg = x + g * group;
-    const float* wg = opt.importance ? opt.importance + g * group : nullptr;
-    Fit f = asym ? fit_asymmetric(xg, wg, (int)group, opt.search)
-                 : fit_symmetric(xg, wg, (int)group, -8, 7, -8.0f, opt.search);
-    s[g] = f32_to_fp16(f.d);
-    if (asym) m[g] = f32_to_fp16(f.m);
-    const float d = fp16_to_f32(s[g]);
-    const float mm = asym ? fp16_to_f32(m[g]) : 0.0f;
+// Byte offset of column k of tile row r within a tile, and the nibble shift
+// (Q4). See the layout in quant.h.
+inline uint64_t q4_offset(uint64_t r, uint64_t k) {
+  const uint64_t e = k & 31;
+  return (k >> 5) * 256 + (e >> 3) * 64 + r * 4 + (e & 3);
+}
+inline int q4_shift(uint64_t k) { return (k & 4) ? 4 : 0; }
+inline uint64_t q8_offset(uint64_t r, uint64_t k) {
+  const uint64_t e = k & 31;
+  return (k >> 5) * 512 + (e >> 2) * 64 + r * 4 + (e & 3);
+}
+
+// Codes and scales of one group, from the fits above.
+void quantize_group(QType t, const float* x, const float* w, uint32_t n, bool search, QGroup* g) {
+  if (t == QType::kQ8) {
+    Fit f = fit_symmetric(x, w, (int)n, -127, 127, 127.0f, search);
+    g->d = f32_to_fp16(std::fabs(f.d));
+    const float d = fp16_to_f32(g->d);
     const float id = d != 0 ? 1.0f / d : 0.0f;
-    for (uint32_t b = 0; b < group; b += kBlock) {
-      uint8_t* qb = q + (g * group + b) / 2;
-      for (int j = 0; j < kBlock / 2; ++j) {
-        int lo, hi;
-        if (asym) {
-          lo = std::clamp(nearest_int((xg[b + j] - mm) * id), 0, 15);
-          hi = std::clamp(nearest_int((xg[b + j + 16] - mm) * id), 0, 15);
-        } else {
-          lo = std::clamp(nearest_int(xg[b + j] * id), -8, 7) + 8;
-          hi = std::clamp(nearest_int(xg[b + j + 16] * id), -8, 7) + 8;
-        }
-        qb[j] = (uint8_t)(lo | (hi << 4));
-      }
-    }
+    for (uint32_t j = 0; j < n; ++j) g->u[j] = (uint8_t)(std::clamp(nearest_int(x[j] * id), -127, 127) + 128);
+    return;
+  }
+  const bool asym = t == QType::kQ4M;
+  Fit f = asym ? fit_asymmetric(x, w, (int)n, search) : fit_symmetric(x, w, (int)n, -8, 7, -8.0f, search);
+  g->d = f32_to_fp16(f.d);
+  g->m = asym ? f32_to_fp16(f.m) : 0;
+  const float d = fp16_to_f32(g->d);
+  const float m = asym ? fp16_to_f32(g->m) : 0.0f;
+  const float id = d != 0 ? 1.0f / d : 0.0f;
+  for (uint32_t j = 0; j < n; ++j) {
+    g->u[j] = asym ? (uint8_t)std::clamp(nearest_int((x[j] - m) * id), 0, 15)
+                   : (uint8_t)(std::clamp(nearest_int(x[j] * id), -8, 7) + 8);
   }
 }
 
-void quantize_q8_row(const float* x, uint64_t cols, uint32_t group, int8_t* q, uint16_t* s,
-                     const QuantOptions& opt) {
-  const uint64_t ngroups = cols / group;
-  for (uint64_t g = 0; g < ngroups; ++g) {
-    const float* xg = x + g * group;
-    const float* wg = opt.importance ? opt.importance + g * group : nullptr;
-    Fit f = fit_symmetric(xg, wg, (int)group, -127, 127, 127.0f, opt.search);
-    // For Q8 the extreme maps to +127 with the sign of the extreme.
-    s[g] = f32_to_fp16(std::fabs(f.d));
-    const float d = fp16_to_f32(s[g]);
-    const float id = d != 0 ? 1.0f / d : 0.0f;
-    for (uint32_t j = 0; j < group; ++j) {
-      q[g * group + j] = (int8_t)std::clamp(nearest_int(xg[j] * id), -127, 127);
-    }
+float group_value(QType t, const QGroup& g, uint32_t j) {
+  const float d = fp16_to_f32(g.d);
+  if (t == QType::kQ8) return (float)((int)g.u[j] - 128) * d;
+  if (t == QType::kQ4M) return (float)g.u[j] * d + fp16_to_f32(g.m);
+  return (float)((int)g.u[j] - 8) * d;
+}
+
+// Dequantizes row rr of the tile whose planes start at q, s, m.
+void read_tile_row(QType t, const QLayout& l, const uint8_t* q, const uint8_t* s, const uint8_t* m, uint64_t rr,
+                   float* dst) {
+  QGroup g;
+  for (uint64_t gi = 0; gi < l.groups; ++gi) {
+    const uint64_t k0 = gi * l.group;
+    for (uint32_t j = 0; j < l.group; ++j)
+      g.u[j] = t == QType::kQ8 ? q[q8_offset(rr, k0 + j)] : (q[q4_offset(rr, k0 + j)] >> q4_shift(k0 + j)) & 15;
+    std::memcpy(&g.d, s + (gi * kTileRows + rr) * 2, 2);
+    if (m) std::memcpy(&g.m, m + (gi * kTileRows + rr) * 2, 2);
+    for (uint32_t j = 0; j < l.group; ++j) dst[k0 + j] = group_value(t, g, j);
   }
 }
 
@@ -210,9 +218,7 @@ bool qtype_from_name(const std::string& name, QType* out) {
   return false;
 }
 
-bool qtype_is_quantized(QType t) {
-  return t == QType::kQ8 || t == QType::kQ4 || t == QType::kQ4M || t == QType::kI8C;
-}
+bool qtype_is_tiled(QType t) { return t == QType::kQ8 || t == QType::kQ4 || t == QType::kQ4M; }
 
 bool qtype_group_ok(QType t, uint32_t group) {
   switch (t) {
@@ -225,63 +231,120 @@ bool qtype_group_ok(QType t, uint32_t group) {
 
 bool qlayout(QType t, uint64_t rows, uint64_t cols, uint32_t group, QLayout* out) {
   QLayout l;
+  l.rows = rows;
+  l.cols = cols;
+  l.group = group;
+  if (!qtype_group_ok(t, group)) return false;
   switch (t) {
     case QType::kF32:
     case QType::kF16:
-    case QType::kBF16: {
-      const uint64_t esz = t == QType::kF32 ? 4 : 2;
-      l.row_q_bytes = cols * esz;
-      l.q_bytes = rows * cols * esz;
+    case QType::kBF16:
+      l.row_bytes = cols * (t == QType::kF32 ? 4 : 2);
+      l.q_bytes = rows * l.row_bytes;
       l.total = l.q_bytes;
-      *out = l;
-      return true;
-    }
+      break;
     case QType::kQ8:
     case QType::kQ4:
     case QType::kQ4M:
-      if (!qtype_group_ok(t, group) || cols % group != 0) return false;
-      l.groups_per_row = cols / group;
-      l.row_q_bytes = t == QType::kQ8 ? cols : cols / 2;
-      l.q_bytes = rows * l.row_q_bytes;
-      l.s_row_bytes = l.groups_per_row * 2;
+      if (cols == 0 || cols % group != 0) return false;
+      l.tiles = (rows + kTileRows - 1) / kTileRows;
+      l.blocks = cols / kBlock;
+      l.groups = cols / group;
+      l.tile_q_bytes = l.blocks * (t == QType::kQ8 ? 512 : 256);
+      l.tile_s_bytes = l.groups * kTileRows * 2;
+      l.q_bytes = l.tiles * l.tile_q_bytes;
       l.s_offset = align_up(l.q_bytes, kPlaneAlign);
-      l.s_bytes = rows * l.s_row_bytes;
+      l.s_bytes = l.tiles * l.tile_s_bytes;
       l.total = l.s_offset + l.s_bytes;
       if (t == QType::kQ4M) {
         l.m_offset = align_up(l.total, kPlaneAlign);
         l.m_bytes = l.s_bytes;
         l.total = l.m_offset + l.m_bytes;
       }
-      *out = l;
-      return true;
+      break;
     case QType::kI8C:
-      l.groups_per_row = 1;
-      l.row_q_bytes = cols;
-      l.s_row_bytes = 4;
+      l.row_bytes = cols;
       l.q_bytes = rows * cols;
       l.s_offset = align_up(l.q_bytes, kPlaneAlign);
       l.s_bytes = rows * 4;
       l.total = l.s_offset + l.s_bytes;
-      *out = l;
-      return true;
+      break;
   }
-  return false;
+  *out = l;
+  return true;
 }
 
 QPlanesConst qplanes_at(const uint8_t* tensor, const QLayout& l, uint64_t row) {
-  QPlanesConst p(tensor + l.q_offset + row * l.row_q_bytes, nullptr, nullptr);
-  if (l.s_bytes) p.s = tensor + l.s_offset + row * l.s_row_bytes;
-  if (l.m_bytes) p.m = tensor + l.m_offset + row * l.s_row_bytes;
+  QPlanesConst p;
+  if (l.tiles) {
+    const uint64_t tile = row / kTileRows;
+    p.q = tensor + l.q_offset + tile * l.tile_q_bytes;
+    p.s = tensor + l.s_offset + tile * l.tile_s_bytes;
+    if (l.m_bytes) p.m = tensor + l.m_offset + tile * l.tile_s_bytes;
+  } else {
+    p.q = tensor + l.q_offset + row * l.row_bytes;
+    if (l.s_bytes) p.s = tensor + l.s_offset + row * 4;
+  }
   return p;
 }
 
 QPlanes qplanes_at(uint8_t* tensor, const QLayout& l, uint64_t row) {
   QPlanesConst c = qplanes_at(static_cast<const uint8_t*>(tensor), l, row);
-  return {const_cast<uint8_t*>(c.q), const_cast<void*>(c.s), const_cast<void*>(c.m)};
+  return {const_cast<uint8_t*>(c.q), const_cast<uint8_t*>(c.s), const_cast<uint8_t*>(c.m)};
 }
 
-void quantize_rows(QType t, const float* src, uint64_t rows, uint64_t cols, uint32_t group,
-                   QPlanes dst, const QuantOptions& opt) {
+void pack_group(QType t, const QLayout& l, uint64_t row, uint64_t gi, const QGroup& g, QPlanes chunk,
+                uint64_t chunk_row0) {
+  const uint64_t rel = row - chunk_row0;  // chunk_row0 is tile-aligned
+  uint8_t* q = chunk.q + (rel / kTileRows) * l.tile_q_bytes;
+  const uint64_t r = rel % kTileRows;
+  const uint64_t k0 = gi * l.group;
+  if (t == QType::kQ8) {
+    for (uint32_t j = 0; j < l.group; ++j) q[q8_offset(r, k0 + j)] = g.u[j];
+  } else {
+    for (uint32_t j = 0; j < l.group; ++j) {
+      uint8_t& b = q[q4_offset(r, k0 + j)];
+      const int sh = q4_shift(k0 + j);
+      b = (uint8_t)((b & ~(0x0f << sh)) | ((g.u[j] & 0x0f) << sh));
+    }
+  }
+  const uint64_t so = (rel / kTileRows) * l.tile_s_bytes + (gi * kTileRows + r) * 2;
+  std::memcpy(chunk.s + so, &g.d, 2);
+  if (t == QType::kQ4M) std::memcpy(chunk.m + so, &g.m, 2);
+}
+
+void unpack_group(QType t, const QLayout& l, uint64_t row, uint64_t gi, const uint8_t* tensor, QGroup* g) {
+  QPlanesConst p = qplanes_at(tensor, l, row);
+  const uint64_t r = row % kTileRows;
+  const uint64_t k0 = gi * l.group;
+  for (uint32_t j = 0; j < l.group; ++j) {
+    g->u[j] = t == QType::kQ8 ? p.q[q8_offset(r, k0 + j)] : (p.q[q4_offset(r, k0 + j)] >> q4_shift(k0 + j)) & 15;
+  }
+  const uint64_t so = (gi * kTileRows + r) * 2;
+  std::memcpy(&g->d, p.s + so, 2);
+  g->m = 0;
+  if (t == QType::kQ4M) std::memcpy(&g->m, p.m + so, 2);
+}
+
+void quantize_rows(QType t, const float* src, uint64_t rows, const QLayout& l, QPlanes dst,
+                   const QuantOptions& opt) {
+  const uint64_t cols = l.cols;
+  if (qtype_is_tiled(t)) {
+    // Zero the chunk's tiles first: padding rows must decode to 0.
+    const uint64_t tiles = (rows + kTileRows - 1) / kTileRows;
+    std::memset(dst.q, 0, tiles * l.tile_q_bytes);
+    std::memset(dst.s, 0, tiles * l.tile_s_bytes);
+    if (dst.m) std::memset(dst.m, 0, tiles * l.tile_s_bytes);
+    QGroup g;
+    for (uint64_t r = 0; r < rows; ++r) {
+      for (uint64_t gi = 0; gi < l.groups; ++gi) {
+        const float* w = opt.importance ? opt.importance + gi * l.group : nullptr;
+        quantize_group(t, src + r * cols + gi * l.group, w, l.group, opt.search, &g);
+        pack_group(t, l, r, gi, g, dst, 0);
+      }
+    }
+    return;
+  }
   for (uint64_t r = 0; r < rows; ++r) {
     const float* x = src + r * cols;
     switch (t) {
@@ -298,27 +361,28 @@ void quantize_rows(QType t, const float* src, uint64_t rows, uint64_t cols, uint
         for (uint64_t i = 0; i < cols; ++i) o[i] = f32_to_bf16(x[i]);
         break;
       }
-      case QType::kQ8:
-        quantize_q8_row(x, cols, group, reinterpret_cast<int8_t*>(dst.q) + r * cols,
-                        static_cast<uint16_t*>(dst.s) + r * (cols / group), opt);
+      case QType::kI8C: {
+        float s;
+        quantize_i8c_row(x, cols, reinterpret_cast<int8_t*>(dst.q) + r * cols, &s);
+        std::memcpy(dst.s + r * 4, &s, 4);
         break;
-      case QType::kQ4:
-      case QType::kQ4M:
-        quantize_q4_row(x, cols, group, dst.q + r * (cols / 2),
-                        static_cast<uint16_t*>(dst.s) + r * (cols / group),
-                        t == QType::kQ4M ? static_cast<uint16_t*>(dst.m) + r * (cols / group) : nullptr,
-                        t == QType::kQ4M, opt);
-        break;
-      case QType::kI8C:
-        quantize_i8c_row(x, cols, reinterpret_cast<int8_t*>(dst.q) + r * cols,
-                         static_cast<float*>(dst.s) + r);
+      }
+      default:
         break;
     }
   }
 }
 
-void dequantize_rows(QType t, QPlanesConst src, uint64_t rows, uint64_t cols, uint32_t group,
-                     float* dst) {
+void dequantize_rows(QType t, QPlanesConst src, uint64_t rows, const QLayout& l, float* dst) {
+  const uint64_t cols = l.cols;
+  if (qtype_is_tiled(t)) {
+    for (uint64_t r = 0; r < rows; ++r) {
+      const uint64_t tile = r / kTileRows;
+      read_tile_row(t, l, src.q + tile * l.tile_q_bytes, src.s + tile * l.tile_s_bytes,
+                    src.m ? src.m + tile * l.tile_s_bytes : nullptr, r % kTileRows, dst + r * cols);
+    }
+    return;
+  }
   for (uint64_t r = 0; r < rows; ++r) {
     float* y = dst + r * cols;
     switch (t) {
@@ -335,38 +399,26 @@ void dequantize_rows(QType t, QPlanesConst src, uint64_t rows, uint64_t cols, ui
         for (uint64_t i = 0; i < cols; ++i) y[i] = bf16_to_f32(h[i]);
         break;
       }
-      case QType::kQ8: {
-        const int8_t* q = reinterpret_cast<const int8_t*>(src.q) + r * cols;
-        const uint16_t* s = static_cast<const uint16_t*>(src.s) + r * (cols / group);
-        for (uint64_t i = 0; i < cols; ++i) y[i] = (float)q[i] * fp16_to_f32(s[i / group]);
-        break;
-      }
-      case QType::kQ4:
-      case QType::kQ4M: {
-        const uint8_t* q = src.q + r * (cols / 2);
-        const uint16_t* s = static_cast<const uint16_t*>(src.s) + r * (cols / group);
-        const uint16_t* m =
-            t == QType::kQ4M ? static_cast<const uint16_t*>(src.m) + r * (cols / group) : nullptr;
-        for (uint64_t b = 0; b < cols; b += kBlock) {
-          const uint8_t* qb = q + b / 2;
-          const float d = fp16_to_f32(s[b / group]);
-          const float mm = m ? fp16_to_f32(m[b / group]) : 0.0f;
-          const int zero = m ? 0 : 8;
-          for (int j = 0; j < kBlock / 2; ++j) {
-            y[b + j] = (float)((qb[j] & 15) - zero) * d + mm;
-            y[b + j + 16] = (float)((qb[j] >> 4) - zero) * d + mm;
-          }
-        }
-        break;
-      }
       case QType::kI8C: {
         const int8_t* q = reinterpret_cast<const int8_t*>(src.q) + r * cols;
-        const float s = static_cast<const float*>(src.s)[r];
+        float s;
+        std::memcpy(&s, src.s + r * 4, 4);
         for (uint64_t i = 0; i < cols; ++i) y[i] = (float)q[i] * s;
         break;
       }
+      default:
+        break;
     }
   }
+}
+
+void dequantize_row(QType t, const uint8_t* tensor, const QLayout& l, uint64_t row, float* dst) {
+  if (qtype_is_tiled(t)) {
+    QPlanesConst p = qplanes_at(tensor, l, row);
+    read_tile_row(t, l, p.q, p.s, p.m, row % kTileRows, dst);
+    return;
+  }
+  dequantize_rows(t, qplanes_at(tensor, l, row), 1, l, dst);
 }
 
 QuantError quant_error(const float* x, const float* y, uint64_t n) {
@@ -391,7 +443,7 @@ double qtype_bits_per_weight(QType t, uint32_t group) {
     case QType::kF32: return 32;
     case QType::kF16:
     case QType::kBF16: return 16;
-    case QType::kQ8: return 8 + 16.0 / group;
+    case QType::kQ8: return 8 + 16.0 / group;  // the zero point is implicit
     case QType::kQ4: return 4 + 16.0 / group;
     case QType::kQ4M: return 4 + 32.0 / group;
     case QType::kI8C: return 8;

@@ -48,13 +48,15 @@ Packed pack(QType t, const std::vector<float>& x, uint64_t rows, uint64_t cols, 
   p.bytes.assign(p.l.total, 0xAB);
   QuantOptions o;
   o.search = search;
-  quantize_rows(t, x.data(), rows, cols, group, qplanes_at(p.bytes.data(), p.l, 0), o);
+  quantize_rows(t, x.data(), rows, p.l, qplanes_at(p.bytes.data(), p.l, 0), o);
   return p;
 }
 
 std::vector<float> unpack(QType t, const Packed& p, uint64_t rows, uint64_t cols, uint32_t group) {
+  (void)cols;
+  (void)group;
   std::vector<float> y(rows * cols, NAN);
-  dequantize_rows(t, qplanes_at(p.bytes.data(), p.l, 0), rows, cols, group, y.data());
+  dequantize_rows(t, qplanes_at(p.bytes.data(), p.l, 0), rows, p.l, y.data());
   return y;
 }
 
@@ -113,17 +115,23 @@ TEST_CASE("bf16 rounds to nearest even") {
   CHECK(std::isnan(bf16_to_f32(f32_to_bf16(NAN))));
 }
 
-TEST_CASE("layout: planes are 64-byte aligned and sized") {
+TEST_CASE("layout: 16-row tiles, planes 64-byte aligned") {
   QLayout l;
   REQUIRE(qlayout(QType::kQ4, 3, 96, 32, &l));
-  CHECK(l.row_q_bytes == 48);
-  CHECK(l.q_bytes == 144);
-  CHECK(l.s_offset == 192);
-  CHECK(l.s_bytes == 3 * 3 * 2);
-  CHECK(l.total == 192 + 18);
-  REQUIRE(qlayout(QType::kQ4M, 2, 128, 128, &l));
-  CHECK(l.m_offset % 64 == 0);
-  CHECK(l.total == l.m_offset + 4);
+  CHECK(l.tiles == 1);
+  CHECK(l.tile_q_bytes == 3 * 256);
+  CHECK(l.s_offset == 768);
+  CHECK(l.tile_s_bytes == 3 * 16 * 2);
+  CHECK(l.total == 768 + 96);
+  REQUIRE(qlayout(QType::kQ4M, 17, 128, 128, &l));
+  CHECK(l.tiles == 2);
+  CHECK(l.tile_q_bytes == 4 * 256);
+  CHECK(l.s_offset == 2048);
+  CHECK(l.s_bytes == 2 * 32);
+  CHECK(l.m_offset == align_up(2048 + 64, 64));
+  CHECK(l.total == l.m_offset + 64);
+  REQUIRE(qlayout(QType::kQ8, 16, 64, 32, &l));
+  CHECK(l.tile_q_bytes == 2 * 512);
   CHECK_FALSE(qlayout(QType::kQ4, 1, 100, 32, &l));
   CHECK_FALSE(qlayout(QType::kQ8, 1, 128, 128, &l));  // Q8 is group 32 only
   CHECK_FALSE(qlayout(QType::kQ4, 1, 96, 128, &l));
@@ -132,29 +140,83 @@ TEST_CASE("layout: planes are 64-byte aligned and sized") {
   CHECK(qtype_bits_per_weight(QType::kQ4, 32) == doctest::Approx(4.5));
 }
 
+TEST_CASE("tiled bytes sit where quant.h says") {
+  // Re-derive the documented addresses: Q4 tile row r, column k is in chunk
+  // (k % 32) / 8 of block k / 32, byte 4r + k % 4, high nibble when k % 8 >= 4;
+  // Q8 in chunk (k % 32) / 4, byte 4r + k % 4.
+  for (QType t : {QType::kQ4, QType::kQ8}) {
+    const uint64_t rows = 20, cols = 64;
+    QLayout l;
+    REQUIRE(qlayout(t, rows, cols, 32, &l));
+    std::vector<uint8_t> buf(l.total, 0);
+    std::mt19937 rng(5);
+    std::vector<std::vector<uint8_t>> u(rows, std::vector<uint8_t>(cols));
+    for (uint64_t r = 0; r < rows; ++r) {
+      for (uint64_t gi = 0; gi < 2; ++gi) {
+        QGroup g;
+        for (int j = 0; j < 32; ++j) g.u[j] = u[r][gi * 32 + j] = (uint8_t)(rng() % (t == QType::kQ4 ? 16 : 256));
+        g.d = (uint16_t)(r * 2 + gi);
+        pack_group(t, l, r, gi, g, qplanes_at(buf.data(), l, 0), 0);
+      }
+    }
+    for (uint64_t r = 0; r < rows; ++r) {
+      const uint8_t* tile = buf.data() + (r / 16) * l.tile_q_bytes;
+      const uint64_t rr = r % 16;
+      for (uint64_t k = 0; k < cols; ++k) {
+        const uint64_t b = k / 32, e = k % 32;
+        uint8_t v;
+        if (t == QType::kQ4) {
+          uint8_t byte = tile[b * 256 + (e / 8) * 64 + rr * 4 + e % 4];
+          v = (e % 8 >= 4) ? byte >> 4 : byte & 15;
+        } else {
+          v = tile[b * 512 + (e / 4) * 64 + rr * 4 + e % 4];
+        }
+        REQUIRE(v == u[r][k]);
+      }
+      for (uint64_t gi = 0; gi < 2; ++gi) {
+        uint16_t d;
+        std::memcpy(&d, buf.data() + l.s_offset + (r / 16) * l.tile_s_bytes + (gi * 16 + rr) * 2, 2);
+        CHECK(d == r * 2 + gi);
+        QGroup back;
+        unpack_group(t, l, r, gi, buf.data(), &back);
+        CHECK(std::memcmp(back.u, u[r].data() + gi * 32, 32) == 0);
+      }
+    }
+  }
+}
+
 TEST_CASE("q4 and q8 dequantize with GGML Q4_0 / Q8_0 semantics") {
-  // A hand-built Q4 block: scale 0.5, nibble j = j % 16 in the low half and
-  // 15 - j % 16 in the high half; element j is (q_j - 8) * d with GGML's
-  // order (bytes hold elements j and j + 16).
   QLayout l;
   REQUIRE(qlayout(QType::kQ4, 1, 32, 32, &l));
   std::vector<uint8_t> b(l.total, 0);
-  for (int j = 0; j < 16; ++j) b[j] = (uint8_t)(j | ((15 - j) << 4));
-  uint16_t d = f32_to_fp16(0.5f);
-  std::memcpy(b.data() + l.s_offset, &d, 2);
+  QGroup g;
+  for (int j = 0; j < 32; ++j) g.u[j] = (uint8_t)(j % 16);
+  g.d = f32_to_fp16(0.5f);
+  pack_group(QType::kQ4, l, 0, 0, g, qplanes_at(b.data(), l, 0), 0);
   std::vector<float> y(32);
-  dequantize_rows(QType::kQ4, qplanes_at(b.data(), l, 0), 1, 32, 32, y.data());
-  for (int j = 0; j < 16; ++j) {
-    CHECK(y[j] == (float)(j - 8) * 0.5f);
-    CHECK(y[j + 16] == (float)(15 - j - 8) * 0.5f);
-  }
+  dequantize_rows(QType::kQ4, qplanes_at(b.data(), l, 0), 1, l, y.data());
+  for (int j = 0; j < 32; ++j) CHECK(y[j] == (float)(j % 16 - 8) * 0.5f);
   REQUIRE(qlayout(QType::kQ8, 1, 32, 32, &l));
   std::vector<uint8_t> c(l.total, 0);
-  for (int j = 0; j < 32; ++j) c[j] = (uint8_t)(int8_t)(j - 16);
-  d = f32_to_fp16(0.25f);
-  std::memcpy(c.data() + l.s_offset, &d, 2);
-  dequantize_rows(QType::kQ8, qplanes_at(c.data(), l, 0), 1, 32, 32, y.data());
+  for (int j = 0; j < 32; ++j) g.u[j] = (uint8_t)(j - 16 + 128);  // int8 q = j - 16
+  g.d = f32_to_fp16(0.25f);
+  pack_group(QType::kQ8, l, 0, 0, g, qplanes_at(c.data(), l, 0), 0);
+  dequantize_rows(QType::kQ8, qplanes_at(c.data(), l, 0), 1, l, y.data());
   for (int j = 0; j < 32; ++j) CHECK(y[j] == (float)(j - 16) * 0.25f);
+}
+
+TEST_CASE("dequantize_row reads one row anywhere in the tiles") {
+  std::vector<float> x = gaussian(37 * 128, 9);
+  for (QType t : {QType::kQ4, QType::kQ8, QType::kQ4M, QType::kF16, QType::kI8C}) {
+    uint32_t g = t == QType::kF16 || t == QType::kI8C ? 0 : 32;
+    Packed p = pack(t, x, 37, 128, g, true);
+    std::vector<float> all = unpack(t, p, 37, 128, g);
+    std::vector<float> row(128);
+    for (uint64_t r : {0, 15, 16, 36}) {
+      dequantize_row(t, p.bytes.data(), p.l, r, row.data());
+      CHECK(std::memcmp(row.data(), all.data() + r * 128, 128 * 4) == 0);
+    }
+  }
 }
 
 TEST_CASE("round-to-nearest Q4_0 matches GGML's reference on the extreme") {
@@ -243,11 +305,11 @@ TEST_CASE("importance weights shift error away from important columns") {
   std::vector<uint8_t> a(l.total), b(l.total);
   QuantOptions plain, weighted;
   weighted.importance = w.data();
-  quantize_rows(QType::kQ4, x.data(), 32, 256, 32, qplanes_at(a.data(), l, 0), plain);
-  quantize_rows(QType::kQ4, x.data(), 32, 256, 32, qplanes_at(b.data(), l, 0), weighted);
+  quantize_rows(QType::kQ4, x.data(), 32, l, qplanes_at(a.data(), l, 0), plain);
+  quantize_rows(QType::kQ4, x.data(), 32, l, qplanes_at(b.data(), l, 0), weighted);
   std::vector<float> ya(x.size()), yb(x.size());
-  dequantize_rows(QType::kQ4, qplanes_at(a.data(), l, 0), 32, 256, 32, ya.data());
-  dequantize_rows(QType::kQ4, qplanes_at(b.data(), l, 0), 32, 256, 32, yb.data());
+  dequantize_rows(QType::kQ4, qplanes_at(a.data(), l, 0), 32, l, ya.data());
+  dequantize_rows(QType::kQ4, qplanes_at(b.data(), l, 0), 32, l, yb.data());
   double ea = 0, eb = 0;
   for (size_t i = 0; i < x.size(); ++i) {
     if (i % 256 % 8) continue;
