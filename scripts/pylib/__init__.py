@@ -1,0 +1,1 @@
+"""Python helpers shared by cria's scripts and reference tests (numpy only)."""
