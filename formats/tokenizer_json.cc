@@ -5,6 +5,8 @@
 // conversion never silently produces a tokenizer that differs from the original.
 #include "formats/tokenizer_json.h"
 
+#include "formats/bytelevel.h"
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -59,46 +61,12 @@ std::string get_string(const json& o, const char* key) {
 
 std::string type_of(const json& o) { return o.is_object() ? get_string(o, "type") : std::string(); }
 
-// GPT-2's byte-level alphabet, inverted: code point -> byte, -1 outside it.
-int alphabet_byte(uint32_t cp) {
-  static const std::vector<int> table = [] {
-    std::vector<int> t(324, -1);
-    uint32_t next = 256;
-    for (int b = 0; b < 256; ++b) {
-      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
-      t[printable ? static_cast<uint32_t>(b) : next++] = b;
-    }
-    return t;
-  }();
-  return cp < table.size() ? table[cp] : -1;
-}
-
 // A vocabulary string in the byte-level alphabet -> the raw bytes it stands
 // for. A string with characters outside the alphabet is kept as written (the
 // ByteLevel decoder of tokenizers does the same).
 std::string unmap_bytes(const std::string& s) {
   std::string out;
-  out.reserve(s.size());
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  size_t i = 0;
-  while (i < s.size()) {
-    uint32_t cp;
-    size_t len;
-    if (p[i] < 0x80) {
-      cp = p[i];
-      len = 1;
-    } else if ((p[i] & 0xE0) == 0xC0 && i + 1 < s.size()) {
-      cp = (p[i] & 0x1Fu) << 6 | (p[i + 1] & 0x3Fu);
-      len = 2;
-    } else {
-      return s;  // every alphabet character is at most two bytes
-    }
-    const int b = alphabet_byte(cp);
-    if (b < 0) return s;
-    out.push_back(static_cast<char>(b));
-    i += len;
-  }
-  return out;
+  return bytelevel_decode(s, &out) ? out : s;
 }
 
 struct PostInfo {
