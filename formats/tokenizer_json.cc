@@ -213,62 +213,52 @@ ChatKind detect_chat_kind(const std::string& jinja) {
   return ChatKind::kNone;
 }
 
-Status read_hf_tokenizer(const std::string& dir, TokenizerData* tok, ChatTemplateData* chat) {
-  *tok = TokenizerData();
-  *chat = ChatTemplateData();
-  const std::string path = dir + "/tokenizer.json";
-  bool exists = false;
-  CRIA_ASSIGN_OR_RETURN(std::string text, read_file(path, &exists));
-  CRIA_ASSIGN_OR_RETURN(json j, parse_json(path, text));
-  text.clear();
-  text.shrink_to_fit();
-  auto fail = [&](const Status& s) { return s.with_prefix(path); };
+namespace {
 
-  // normalizer
+using Ids = std::unordered_map<std::string, uint32_t>;  // tokenizer.json vocabulary string -> id
+
+// normalizer (must be absent) and model: vocab, added tokens, merges.
+Status read_model(const json& j, TokenizerData* tok, Ids* ids) {
   if (j.contains("normalizer") && !j["normalizer"].is_null()) {
     const json& nz = j["normalizer"];
     const bool empty_seq = type_of(nz) == "Sequence" && nz.contains("normalizers") && nz["normalizers"].is_array() &&
                            nz["normalizers"].empty();
-    if (!empty_seq) return fail(unsupported("normalizer '" + type_of(nz) + "' is not supported"));
+    if (!empty_seq) return unsupported("normalizer '" + type_of(nz) + "' is not supported");
   }
-
-  // model
-  if (!j.contains("model") || !j["model"].is_object()) return fail(err("no 'model' object"));
+  if (!j.contains("model") || !j["model"].is_object()) return err("no 'model' object");
   const json& m = j["model"];
   const std::string mtype = type_of(m);
   if (!(mtype == "BPE" || (mtype.empty() && m.contains("merges")))) {
-    return fail(unsupported("model type '" + mtype + "' is not supported (only BPE)"));
+    return unsupported("model type '" + mtype + "' is not supported (only BPE)");
   }
-  if (get_bool(m, "byte_fallback", false)) return fail(unsupported("BPE with byte_fallback is not supported"));
+  if (get_bool(m, "byte_fallback", false)) return unsupported("BPE with byte_fallback is not supported");
   if (!get_string(m, "continuing_subword_prefix").empty() || !get_string(m, "end_of_word_suffix").empty()) {
-    return fail(unsupported("BPE with continuing_subword_prefix / end_of_word_suffix is not supported"));
+    return unsupported("BPE with continuing_subword_prefix / end_of_word_suffix is not supported");
   }
   if (m.contains("dropout") && m["dropout"].is_number() && m["dropout"].get<double>() > 0) {
-    return fail(unsupported("BPE dropout is not supported"));
+    return unsupported("BPE dropout is not supported");
   }
   tok->ignore_merges = get_bool(m, "ignore_merges", false);
-  if (!m.contains("vocab") || !m["vocab"].is_object()) return fail(err("model.vocab is not an object"));
+  if (!m.contains("vocab") || !m["vocab"].is_object()) return err("model.vocab is not an object");
   const json& vocab = m["vocab"];
 
-  std::unordered_map<std::string, uint32_t> ids;
-  ids.reserve(vocab.size());
+  ids->reserve(vocab.size());
   uint32_t max_id = 0;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     if (!it.value().is_number_unsigned() || it.value().get<uint64_t>() > 0x7FFFFFFF) {
-      return fail(err("model.vocab['" + it.key() + "']: the id is not a non-negative integer"));
+      return err("model.vocab['" + it.key() + "']: the id is not a non-negative integer");
     }
     const auto id = it.value().get<uint32_t>();
-    ids.emplace(it.key(), id);
+    ids->emplace(it.key(), id);
     max_id = std::max(max_id, id);
   }
 
-  // added tokens
   if (j.contains("added_tokens") && !j["added_tokens"].is_null()) {
-    if (!j["added_tokens"].is_array()) return fail(err("added_tokens is not a list"));
+    if (!j["added_tokens"].is_array()) return err("added_tokens is not a list");
     for (const json& a : j["added_tokens"]) {
       if (!a.is_object() || !a.contains("id") || !a["id"].is_number_unsigned() || !a.contains("content") ||
           !a["content"].is_string()) {
-        return fail(err("added_tokens entry " + a.dump() + " lacks a numeric id or a string content"));
+        return err("added_tokens entry " + a.dump() + " lacks a numeric id or a string content");
       }
       AddedToken t;
       t.id = a["id"].get<uint32_t>();
@@ -278,71 +268,74 @@ Status read_hf_tokenizer(const std::string& dir, TokenizerData* tok, ChatTemplat
       t.rstrip = get_bool(a, "rstrip", false);
       t.single_word = get_bool(a, "single_word", false);
       t.normalized = get_bool(a, "normalized", !t.special);
-      if (t.content.empty()) return fail(err("added token " + std::to_string(t.id) + " has empty content"));
-      if (t.id > 0x7FFFFFFF) return fail(err("added token '" + t.content + "' has an id out of range"));
+      if (t.content.empty()) return err("added token " + std::to_string(t.id) + " has empty content");
+      if (t.id > 0x7FFFFFFF) return err("added token '" + t.content + "' has an id out of range");
       max_id = std::max(max_id, t.id);
       tok->added_tokens.push_back(std::move(t));
     }
   }
-  if (vocab.empty() && tok->added_tokens.empty()) return fail(err("empty vocabulary"));
+  if (vocab.empty() && tok->added_tokens.empty()) return err("empty vocabulary");
 
   tok->vocab.assign(static_cast<size_t>(max_id) + 1, std::string());
   std::vector<uint8_t> seen(tok->vocab.size(), 0);
-  for (const auto& [s, id] : ids) {
-    if (seen[id]) return fail(err("model.vocab: id " + std::to_string(id) + " is used by two tokens"));
+  for (const auto& [str, id] : *ids) {
+    if (seen[id]) return err("model.vocab: id " + std::to_string(id) + " is used by two tokens");
     seen[id] = 1;
-    tok->vocab[id] = unmap_bytes(s);
+    tok->vocab[id] = unmap_bytes(str);
   }
   for (const AddedToken& t : tok->added_tokens) tok->vocab[t.id] = t.content;
 
   // merges: "a b" strings (tokenizers < 0.20) or ["a", "b"] pairs
-  if (!m.contains("merges") || !m["merges"].is_array()) return fail(err("model.merges is not a list"));
+  if (!m.contains("merges") || !m["merges"].is_array()) return err("model.merges is not a list");
   const json& merges = m["merges"];
   tok->merges.reserve(merges.size());
   for (size_t r = 0; r < merges.size(); ++r) {
     const json& x = merges[r];
+    const std::string where = "model.merges[" + std::to_string(r) + "]";
     std::string a, b;
     if (x.is_string()) {
-      const std::string s = x.get<std::string>();
-      const size_t sp = s.find(' ');
-      if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) {
-        return fail(err("model.merges[" + std::to_string(r) + "] '" + s + "' is not two tokens separated by a space"));
+      const std::string str = x.get<std::string>();
+      const size_t sp = str.find(' ');
+      if (sp == std::string::npos || str.find(' ', sp + 1) != std::string::npos) {
+        return err(where + " '" + str + "' is not two tokens separated by a space");
       }
-      a = s.substr(0, sp);
-      b = s.substr(sp + 1);
+      a = str.substr(0, sp);
+      b = str.substr(sp + 1);
     } else if (x.is_array() && x.size() == 2 && x[0].is_string() && x[1].is_string()) {
       a = x[0].get<std::string>();
       b = x[1].get<std::string>();
     } else {
-      return fail(err("model.merges[" + std::to_string(r) + "] is neither \"a b\" nor [\"a\", \"b\"]"));
+      return err(where + " is neither \"a b\" nor [\"a\", \"b\"]");
     }
-    auto ia = ids.find(a), ib = ids.find(b);
-    if (ia == ids.end() || ib == ids.end()) {
-      return fail(err("model.merges[" + std::to_string(r) + "]: '" + (ia == ids.end() ? a : b) +
-                      "' is not in the vocabulary"));
+    auto ia = ids->find(a), ib = ids->find(b);
+    if (ia == ids->end() || ib == ids->end()) {
+      return err(where + ": '" + (ia == ids->end() ? a : b) + "' is not in the vocabulary");
     }
-    if (ids.find(a + b) == ids.end()) {
-      return fail(err("model.merges[" + std::to_string(r) + "]: the merged token '" + a + b +
-                      "' is not in the vocabulary"));
-    }
+    if (ids->find(a + b) == ids->end()) return err(where + ": the merged token '" + a + b + "' is not in the vocabulary");
     tok->merges.emplace_back(ia->second, ib->second);
   }
+  return Status::Ok();
+}
 
-  // pre-tokenizer, decoder, post-processor
+// pre_tokenizer, decoder, post_processor.
+Status read_pipeline(const json& j, TokenizerData* tok, PostInfo* post) {
   if (!j.contains("pre_tokenizer") || j["pre_tokenizer"].is_null()) {
-    return fail(unsupported("no pre_tokenizer (only byte-level BPE with a ByteLevel pre-tokenizer is supported)"));
+    return unsupported("no pre_tokenizer (only byte-level BPE with a ByteLevel pre-tokenizer is supported)");
   }
-  CRIA_RETURN_IF_ERROR(fail(add_pre_step(j["pre_tokenizer"], "pre_tokenizer", tok)));
+  CRIA_RETURN_IF_ERROR(add_pre_step(j["pre_tokenizer"], "pre_tokenizer", tok));
   if (std::none_of(tok->pre_tokenizer.begin(), tok->pre_tokenizer.end(),
                    [](const PreTokStep& s) { return s.kind == PreTokKind::kByteLevel; })) {
-    return fail(unsupported("pre_tokenizer has no ByteLevel step (only byte-level BPE is supported)"));
+    return unsupported("pre_tokenizer has no ByteLevel step (only byte-level BPE is supported)");
   }
   tok->pre_tokenizer_json = j["pre_tokenizer"].dump();
-  if (j.contains("decoder")) CRIA_RETURN_IF_ERROR(fail(check_decoder(j["decoder"])));
-  PostInfo post;
-  if (j.contains("post_processor")) CRIA_RETURN_IF_ERROR(fail(read_post_processor(j["post_processor"], &post)));
-  j = json();  // the large document is no longer needed
+  if (j.contains("decoder")) CRIA_RETURN_IF_ERROR(check_decoder(j["decoder"]));
+  if (j.contains("post_processor")) CRIA_RETURN_IF_ERROR(read_post_processor(j["post_processor"], post));
+  return Status::Ok();
+}
 
+// tokenizer_config.json (optional): BOS/EOS/pad, add_bos, chat template.
+Status read_config(const std::string& dir, const PostInfo& post, const Ids& ids, TokenizerData* tok,
+                   ChatTemplateData* chat) {
   auto find_id = [&](const std::string& content) -> int32_t {
     if (content.empty()) return -1;
     for (const AddedToken& t : tok->added_tokens) {
@@ -352,9 +345,9 @@ Status read_hf_tokenizer(const std::string& dir, TokenizerData* tok, ChatTemplat
     return it == ids.end() ? -1 : static_cast<int32_t>(it->second);
   };
 
-  // tokenizer_config.json (optional)
   const std::string cpath = dir + "/tokenizer_config.json";
   json cfg = json::object();
+  bool exists = false;
   Result<std::string> ctext = read_file(cpath, &exists);
   if (exists) {
     if (!ctext.ok()) return ctext.status();
@@ -362,12 +355,11 @@ Status read_hf_tokenizer(const std::string& dir, TokenizerData* tok, ChatTemplat
   }
   const std::string bos = token_content(cfg, "bos_token");
   const std::string eos = token_content(cfg, "eos_token");
-  const std::string pad = token_content(cfg, "pad_token");
   tok->bos_id = find_id(bos);
   if (!bos.empty() && tok->bos_id < 0) return err(cpath + ": bos_token '" + bos + "' is not in the vocabulary");
   const int32_t eos_id = find_id(eos);
   if (!eos.empty() && eos_id < 0) return err(cpath + ": eos_token '" + eos + "' is not in the vocabulary");
-  tok->pad_id = find_id(pad);
+  tok->pad_id = find_id(token_content(cfg, "pad_token"));
 
   // BOS: an explicit add_bos_token wins; else a TemplateProcessing that
   // prepends a token; else the Llama 3 family (recognised by its BOS text),
@@ -418,6 +410,25 @@ Status read_hf_tokenizer(const std::string& dir, TokenizerData* tok, ChatTemplat
   }
   chat->kind = detect_chat_kind(chat->jinja);
   return Status::Ok();
+}
+
+}  // namespace
+
+Status read_hf_tokenizer(const std::string& dir, TokenizerData* tok, ChatTemplateData* chat) {
+  *tok = TokenizerData();
+  *chat = ChatTemplateData();
+  const std::string path = dir + "/tokenizer.json";
+  bool exists = false;
+  CRIA_ASSIGN_OR_RETURN(std::string text, read_file(path, &exists));
+  Ids ids;
+  PostInfo post;
+  {
+    CRIA_ASSIGN_OR_RETURN(json j, parse_json(path, text));
+    text = std::string();  // the document and its text are large; free them early
+    CRIA_RETURN_IF_ERROR(read_model(j, tok, &ids).with_prefix(path));
+    CRIA_RETURN_IF_ERROR(read_pipeline(j, tok, &post).with_prefix(path));
+  }
+  return read_config(dir, post, ids, tok, chat);
 }
 
 }  // namespace cria
