@@ -139,18 +139,21 @@ Status parse_falcon(const Keys& k, const std::string& model_type, const std::str
   if (c->head_dim * c->num_heads != c->hidden_size)
     return Error(Code::kCorrupt, name + ": hidden_size is not a multiple of num_attention_heads");
   CRIA_RETURN_IF_ERROR(k.f32({"layer_norm_epsilon"}, &c->norm_eps, false, 1e-5f));
-  // The legacy 40B config ("RefinedWeb") is the new decoder architecture.
+  // The legacy 40B config ("RefinedWeb", with n_head_kv) is the new decoder
+  // architecture.
   bool new_decoder = false, multi_query = true, parallel = true, alibi = false, bias = false;
-  CRIA_RETURN_IF_ERROR(k.boolean({"new_decoder_architecture"}, &new_decoder, model_type == "RefinedWeb"));
+  const bool legacy_new = model_type == "RefinedWeb" || k.find({"n_head_kv"}) != nullptr;
+  CRIA_RETURN_IF_ERROR(k.boolean({"new_decoder_architecture"}, &new_decoder, legacy_new));
   CRIA_RETURN_IF_ERROR(k.boolean({"multi_query"}, &multi_query, true));
   CRIA_RETURN_IF_ERROR(k.boolean({"parallel_attn"}, &parallel, true));
   CRIA_RETURN_IF_ERROR(k.boolean({"alibi"}, &alibi, false));
   CRIA_RETURN_IF_ERROR(k.boolean({"bias"}, &bias, false));
   uint32_t kv = 0;
   CRIA_RETURN_IF_ERROR(k.u32({"num_kv_heads", "n_head_kv"}, &kv, false, c->num_heads));
-  // transformers FalconAttention: num_kv_heads applies to the new decoder and
-  // to classic multi-head; multi-query means one KV head.
-  c->num_kv_heads = (new_decoder || !multi_query) ? kv : 1;
+  // transformers FalconAttention: num_kv_heads applies to the new decoder
+  // only; multi-query means one KV head, classic multi-head one per head
+  // (its fused QKV interleaves [q, k, v] per head).
+  c->num_kv_heads = new_decoder ? kv : multi_query ? 1 : c->num_heads;
   uint32_t num_ln = new_decoder ? 2 : 1;
   CRIA_RETURN_IF_ERROR(k.u32({"num_ln_in_parallel_attn"}, &num_ln, false, num_ln));
   if (new_decoder) {

@@ -6,5 +6,10 @@ namespace cria::cli {
 
 int cmd_convert(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
+int cmd_run(int argc, char** argv);
+int cmd_chat(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
+int cmd_perplexity(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
 
 }  // namespace cria::cli

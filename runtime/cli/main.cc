@@ -16,6 +16,11 @@ struct Command {
 const Command kCommands[] = {
     {"convert", cria::cli::cmd_convert, "convert a Hugging Face checkpoint or GGUF file to .cria"},
     {"inspect", cria::cli::cmd_inspect, "show a .cria file's architecture, tokenizer and tensors"},
+    {"run", cria::cli::cmd_run, "complete a prompt, streaming the text"},
+    {"chat", cria::cli::cmd_chat, "chat interactively in the model's template"},
+    {"tokenize", cria::cli::cmd_tokenize, "print the token ids of a text"},
+    {"perplexity", cria::cli::cmd_perplexity, "perplexity of a text file"},
+    {"bench", cria::cli::cmd_bench, "measure prefill and decode speed"},
 };
 
 void print_help() {

@@ -1,0 +1,331 @@
+// The C API: handles around Model / Tokenizer / Session, and the glue that
+// turns a request (prompt or messages, transformers-style options) into
+// token ids, stop conditions and sampling parameters.
+#include "cria/cria.h"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/engine/session.h"
+#include "runtime/model/model.h"
+#include "runtime/tokenizer/chat.h"
+#include "runtime/tokenizer/tokenizer.h"
+
+struct cria_model {
+  std::shared_ptr<const cria::Model> model;
+  std::shared_ptr<const cria::Tokenizer> tok;
+  cria::ChatTemplateData chat;
+  cria::GenerationDefaults gen;
+  std::string arch, hf_arch, chat_name;
+  uint64_t parameters = 0, tensor_bytes = 0;
+};
+
+struct cria_session {
+  cria_model* model = nullptr;
+  std::unique_ptr<cria::Session> s;
+};
+
+namespace {
+
+thread_local std::string g_error;
+
+cria_status fail(const cria::Status& s) {
+  g_error = s.message();
+  return (cria_status)s.code();
+}
+
+cria_status fail(cria_status code, const std::string& msg) {
+  g_error = msg;
+  return code;
+}
+
+cria_status finish_load(std::unique_ptr<cria::ModelFile> file, cria_model** out) {
+  cria::ModelMeta meta = file->meta();
+  uint64_t params = 0, bytes = 0;
+  for (const cria::TensorRef& t : file->tensors()) {
+    params += t.numel();
+    bytes += t.size;
+  }
+  auto model = cria::Model::create(std::move(file));
+  if (!model.ok()) return fail(model.status());
+  auto tok = cria::Tokenizer::create(meta.tokenizer);
+  if (!tok.ok()) return fail(tok.status().with_prefix((*model)->file().path()));
+  auto* m = new cria_model();
+  m->model = std::shared_ptr<const cria::Model>(std::move(model).value());
+  m->tok = std::shared_ptr<const cria::Tokenizer>(std::move(tok).value());
+  m->chat = meta.chat;
+  m->gen = meta.generation;
+  m->arch = cria::arch_name(meta.config.arch);
+  m->hf_arch = meta.config.hf_architecture;
+  m->chat_name = cria::chat_kind_name(meta.chat.kind);
+  m->parameters = params;
+  m->tensor_bytes = bytes;
+  *out = m;
+  return CRIA_OK;
+}
+
+template <typename T>
+cria_status copy_out(const T* src, size_t n, T* dst, size_t cap, size_t* n_out) {
+  if (n_out) *n_out = n;
+  if (dst && cap) std::memcpy(dst, src, std::min(n, cap) * sizeof(T));
+  return CRIA_OK;
+}
+
+// The prompt text and whether it carries its own BOS (templates do).
+cria::Result<std::string> prompt_text(const cria_model* m, const cria_generate_params* p, bool* templated) {
+  std::vector<cria::ChatMessage> msgs;
+  if (p->messages && p->n_messages) {
+    for (size_t i = 0; i < p->n_messages; ++i) {
+      if (!p->messages[i].role || !p->messages[i].content)
+        return cria::Error(cria::Code::kInvalidArgument, "message " + std::to_string(i) + " has no role or content");
+      msgs.push_back({p->messages[i].role, p->messages[i].content});
+    }
+  } else if (p->use_chat_template) {
+    if (!p->prompt) return cria::Error(cria::Code::kInvalidArgument, "no prompt");
+    if (p->system) msgs.push_back({"system", p->system});
+    msgs.push_back({"user", p->prompt});
+  } else {
+    if (!p->prompt) return cria::Error(cria::Code::kInvalidArgument, "no prompt");
+    *templated = false;
+    return std::string(p->prompt);
+  }
+  if (m->chat.kind == cria::ChatKind::kNone)
+    return cria::Error(cria::Code::kUnsupported, "this model has no chat template (it is a base model: use a plain prompt)");
+  *templated = true;
+  std::string bos;
+  if (m->tok->bos_id() >= 0) bos = std::string(m->tok->token_bytes(m->tok->bos_id()));
+  return cria::render_chat(m->chat.kind, msgs, /*add_generation_prompt=*/true, bos);
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* cria_last_error(void) { return g_error.c_str(); }
+
+const char* cria_status_name(cria_status s) { return cria::code_name((cria::Code)s); }
+
+const char* cria_version(void) { return "0.1.0"; }
+
+cria_status cria_model_load(const char* path, const void* reserved, cria_model** out) {
+  (void)reserved;
+  if (!path || !out) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_model_load: path and out are required");
+  auto f = cria::ModelFile::open(path);
+  if (!f.ok()) return fail(f.status());
+  return finish_load(std::move(f).value(), out);
+}
+
+cria_status cria_model_load_from_memory(const void* data, size_t size, const char* name, cria_model** out) {
+  if (!data || !out) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_model_load_from_memory: data and out are required");
+  auto f = cria::ModelFile::from_memory(static_cast<const uint8_t*>(data), size, name ? name : "<memory>");
+  if (!f.ok()) return fail(f.status());
+  return finish_load(std::move(f).value(), out);
+}
+
+void cria_model_free(cria_model* model) { delete model; }
+
+cria_status cria_model_get_info(const cria_model* m, cria_model_info* out) {
+  if (!m || !out) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_model_get_info: model and out are required");
+  const cria::ModelConfig& c = m->model->config();
+  out->architecture = m->arch.c_str();
+  out->hf_architecture = m->hf_arch.c_str();
+  out->chat_template = m->chat_name.c_str();
+  out->vocab_size = (int32_t)c.vocab_size;
+  out->hidden_size = (int32_t)c.hidden_size;
+  out->num_layers = (int32_t)c.num_layers;
+  out->num_heads = (int32_t)c.num_heads;
+  out->num_kv_heads = (int32_t)c.num_kv_heads;
+  out->context_length = (int32_t)c.max_position_embeddings;
+  out->bos_id = m->tok->bos_id();
+  out->add_bos = m->tok->add_bos();
+  out->file_size = m->model->file().file_size();
+  out->parameters = m->parameters;
+  out->bits_per_weight = m->parameters ? 8.0 * (double)m->tensor_bytes / (double)m->parameters : 0;
+  return CRIA_OK;
+}
+
+cria_status cria_tokenize(const cria_model* m, const char* text, size_t len, int add_bos, int parse_special,
+                          int32_t* ids, size_t cap, size_t* n_out) {
+  if (!m || (!text && len)) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_tokenize: model and text are required");
+  std::vector<int32_t> v;
+  cria::Status s = m->tok->encode(std::string_view(text ? text : "", len), add_bos != 0, parse_special != 0, &v);
+  if (!s.ok()) return fail(s);
+  return copy_out(v.data(), v.size(), ids, cap, n_out);
+}
+
+cria_status cria_detokenize(const cria_model* m, const int32_t* ids, size_t n, char* out, size_t cap, size_t* len_out) {
+  if (!m || (!ids && n)) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_detokenize: model and ids are required");
+  std::string s = m->tok->decode(std::span<const int32_t>(ids, n));
+  return copy_out(s.data(), s.size(), out, cap, len_out);
+}
+
+void cria_session_options_init(cria_session_options* o) {
+  o->n_ctx = 0;
+  o->n_seq = 1;
+  o->threads = 0;
+  o->batch = 256;
+}
+
+cria_status cria_session_create(cria_model* m, const cria_session_options* o, cria_session** out) {
+  if (!m || !out) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_session_create: model and out are required");
+  cria_session_options def;
+  cria_session_options_init(&def);
+  if (!o) o = &def;
+  cria::SessionOptions so;
+  so.n_ctx = o->n_ctx;
+  so.n_seq = o->n_seq ? o->n_seq : 1;
+  so.threads = o->threads;
+  so.batch = o->batch ? o->batch : 256;
+  auto s = cria::Session::create(m->model, m->tok, so);
+  if (!s.ok()) return fail(s.status());
+  auto* cs = new cria_session();
+  cs->model = m;
+  cs->s = std::move(s).value();
+  *out = cs;
+  return CRIA_OK;
+}
+
+void cria_session_free(cria_session* s) { delete s; }
+
+int32_t cria_session_n_ctx(const cria_session* s) { return s ? (int32_t)s->s->n_ctx() : 0; }
+
+int32_t cria_session_threads(const cria_session* s) { return s ? (int32_t)s->s->threads() : 0; }
+
+void cria_session_cancel(cria_session* s) {
+  if (s) s->s->cancel();
+}
+
+void cria_generate_params_init(const cria_model* m, cria_generate_params* p) {
+  std::memset(p, 0, sizeof(*p));
+  p->add_bos = -1;
+  p->max_new_tokens = 256;
+  p->num_return_sequences = 1;
+  p->temperature = 1.0f;
+  p->top_p = 1.0f;
+  p->repetition_penalty = 1.0f;
+  if (m) {
+    const cria::GenerationDefaults& g = m->gen;
+    p->do_sample = g.do_sample;
+    p->temperature = g.temperature;
+    p->top_k = g.top_k;
+    p->top_p = g.top_p;
+    p->min_p = g.min_p;
+    p->repetition_penalty = g.repetition_penalty;
+  }
+}
+
+cria_status cria_render_prompt(const cria_model* m, const cria_generate_params* p, char* out, size_t cap,
+                               size_t* len_out) {
+  if (!m || !p) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_render_prompt: model and params are required");
+  bool templated = false;
+  auto text = prompt_text(m, p, &templated);
+  if (!text.ok()) return fail(text.status());
+  if (len_out) *len_out = text->size();
+  if (out && cap) {
+    std::memcpy(out, text->data(), std::min(cap, text->size()));
+    if (text->size() < cap) out[text->size()] = '\0';
+  }
+  return CRIA_OK;
+}
+
+cria_status cria_generate(cria_session* s, const cria_generate_params* p, cria_token_callback cb, void* user,
+                          cria_generate_result* result) {
+  if (!s || !p) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_generate: session and params are required");
+  const cria_model* m = s->model;
+  if (p->max_new_tokens == 0 || p->max_new_tokens < -1)
+    return fail(CRIA_ERR_INVALID_ARGUMENT, "max_new_tokens must be at least 1 (or -1 for no limit)");
+  if (p->max_length < 0) return fail(CRIA_ERR_INVALID_ARGUMENT, "max_length must not be negative");
+  if (p->temperature < 0 || p->top_p <= 0 || p->top_p > 1 || p->min_p < 0 || p->min_p > 1 || p->top_k < 0 ||
+      p->repetition_penalty <= 0)
+    return fail(CRIA_ERR_INVALID_ARGUMENT,
+                "sampling settings out of range (temperature >= 0, 0 < top_p <= 1, 0 <= min_p <= 1, top_k >= 0, "
+                "repetition_penalty > 0)");
+  bool templated = false, add_bos = false;
+  cria::GenerateRequest req;
+  cria::Status st;
+  if (p->prompt_ids && p->n_prompt_ids) {
+    req.prompt.assign(p->prompt_ids, p->prompt_ids + p->n_prompt_ids);
+  } else {
+    auto text = prompt_text(m, p, &templated);
+    if (!text.ok()) return fail(text.status());
+    add_bos = templated ? false : (p->add_bos < 0 ? m->tok->add_bos() : p->add_bos != 0);
+    if (add_bos && m->tok->bos_id() < 0) return fail(CRIA_ERR_INVALID_ARGUMENT, "this model has no BOS token");
+    st = m->tok->encode(*text, add_bos, /*parse_special=*/true, &req.prompt);
+    if (!st.ok()) return fail(st);
+  }
+  if (req.prompt.empty()) return fail(CRIA_ERR_INVALID_ARGUMENT, "the prompt is empty");
+
+  const int64_t n_ctx = s->s->n_ctx();
+  int64_t max_new = p->max_new_tokens;
+  if (p->truncate && (int64_t)req.prompt.size() >= n_ctx) {
+    const int64_t room = std::min<int64_t>(max_new > 0 ? max_new : n_ctx / 4, n_ctx / 2);
+    const int64_t keep = n_ctx - room;
+    const bool bos = add_bos || (templated && req.prompt[0] == m->tok->bos_id());
+    const int64_t drop = (int64_t)req.prompt.size() - keep;
+    req.prompt.erase(req.prompt.begin() + (bos ? 1 : 0), req.prompt.begin() + (bos ? 1 : 0) + drop);
+  }
+  if ((int64_t)req.prompt.size() >= n_ctx)
+    return fail(CRIA_ERR_OUT_OF_RANGE, "the prompt has " + std::to_string(req.prompt.size()) +
+                                           " tokens but the context holds " + std::to_string(n_ctx) +
+                                           " (use a larger context, a shorter prompt, or truncation)");
+  if (p->max_length > 0) {
+    const int64_t left = (int64_t)p->max_length - (int64_t)req.prompt.size();
+    if (left <= 0)
+      return fail(CRIA_ERR_INVALID_ARGUMENT, "max_length " + std::to_string(p->max_length) +
+                                                 " leaves no room after the prompt's " +
+                                                 std::to_string(req.prompt.size()) + " tokens");
+    max_new = max_new > 0 ? std::min(max_new, left) : left;
+  }
+  req.max_new_tokens = max_new;
+  req.num_return_sequences = p->num_return_sequences ? p->num_return_sequences : 1;
+  req.sampling.greedy = !p->do_sample;
+  req.sampling.temperature = p->temperature;
+  req.sampling.top_k = p->top_k;
+  req.sampling.top_p = p->top_p;
+  req.sampling.min_p = p->min_p;
+  req.sampling.repetition_penalty = p->repetition_penalty;
+  req.sampling.seed = p->seed;
+  if (p->eos_ids && p->n_eos_ids) {
+    req.stop_ids.assign(p->eos_ids, p->eos_ids + p->n_eos_ids);
+  } else {
+    req.stop_ids = m->tok->eos_ids();
+    for (uint32_t e : m->gen.eos_ids)
+      if (std::find(req.stop_ids.begin(), req.stop_ids.end(), (int32_t)e) == req.stop_ids.end())
+        req.stop_ids.push_back((int32_t)e);
+  }
+  for (size_t i = 0; i < p->n_stop_strings; ++i)
+    if (p->stop_strings[i] && *p->stop_strings[i]) req.stop_strings.push_back(p->stop_strings[i]);
+  if (templated)
+    for (const std::string& ss : cria::chat_stop_strings(m->chat.kind)) req.stop_strings.push_back(ss);
+
+  std::vector<cria::SequenceResult> out;
+  cria::GenerateStats stats;
+  cria::TokenCallback fn;
+  if (cb)
+    fn = [&](int64_t seq, std::string_view piece, int32_t tok) {
+      return cb(user, (int32_t)seq, piece.data(), piece.size(), tok) == 0;
+    };
+  st = s->s->generate(req, fn, &out, &stats);
+  if (!st.ok()) return fail(st);
+  if (result) {
+    result->prompt_tokens = (int32_t)stats.prompt_tokens;
+    result->generated_tokens = (int32_t)stats.generated_tokens;
+    result->prefill_seconds = stats.prefill_s;
+    result->decode_seconds = stats.decode_s;
+    result->time_to_first_token = stats.first_token_s;
+    result->stop_reason = out.empty() ? CRIA_STOP_NONE : (cria_stop_reason)out[0].reason;
+  }
+  return CRIA_OK;
+}
+
+cria_status cria_score(cria_session* s, const int32_t* ids, size_t n, size_t first, double* logprobs) {
+  if (!s || !ids || !logprobs) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_score: session, ids and logprobs are required");
+  cria::Status st = s->s->score(ids, (int64_t)n, (int64_t)first, logprobs);
+  if (!st.ok()) return fail(st);
+  return CRIA_OK;
+}
+
+}  // extern "C"

@@ -1,0 +1,116 @@
+// cria bench -m FILE [-p N] [-n N] [-t THREADS] [-r REPS] [--json]
+// Prefill of an N-token prompt and decode of N tokens, repeated; prints a
+// table, or one JSON object.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "runtime/cli/args.h"
+#include "runtime/cli/commands.h"
+#include "runtime/cli/common.h"
+#include "runtime/cli/term.h"
+
+namespace cria::cli {
+
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv) {
+  std::string model_path;
+  int64_t n_prompt = 512, n_gen = 128, threads = 0, reps = 3;
+  bool json = false;
+  Args a("bench", "-m FILE [-p N] [-n N] [-t THREADS] [-r REPS] [--json]");
+  a.str("--model", &model_path, "FILE", "model file (.cria)");
+  a.alias("-m", "--model");
+  a.i64("--prompt-tokens", &n_prompt, "N", "prompt length for the prefill measurement (default 512)");
+  a.alias("-p", "--prompt-tokens");
+  a.i64("--gen-tokens", &n_gen, "N", "tokens decoded (default 128)");
+  a.alias("-n", "--gen-tokens");
+  a.i64("--threads", &threads, "N", "threads (default: all cores)");
+  a.alias("-t", "--threads");
+  a.i64("--reps", &reps, "N", "repetitions (default 3); medians are reported");
+  a.alias("-r", "--reps");
+  a.flag("--json", &json, "print one JSON object");
+  if (!a.parse(argc, argv)) return usage_error(a.error(), a.usage());
+  if (a.help_requested()) {
+    std::fputs(a.usage().c_str(), stdout);
+    return 0;
+  }
+  if (model_path.empty()) return usage_error("missing -m FILE", a.usage());
+  std::string err;
+  if (a.given("--threads") && !check_threads(threads, &err)) return usage_error(err, a.usage());
+  if (n_prompt < 1 || n_gen < 1 || reps < 1) return usage_error("-p, -n and -r must be positive", a.usage());
+  double load_s = 0;
+  cria_model* m = load_model(model_path, &load_s);
+  if (!m) return 1;
+  cria_model_info info;
+  cria_model_get_info(m, &info);
+  cria_session_options so;
+  cria_session_options_init(&so);
+  so.n_ctx = (int32_t)std::min<int64_t>(n_prompt + n_gen + 1, info.context_length);
+  so.threads = (int32_t)threads;
+  so.batch = (int32_t)std::min<int64_t>(n_prompt, 512);
+  cria_session* s = nullptr;
+  if (cria_session_create(m, &so, &s) != CRIA_OK) {
+    cria_model_free(m);
+    return api_fail();
+  }
+  // A fixed pseudo-random prompt of ordinary (non-special) ids.
+  std::vector<int32_t> prompt(n_prompt);
+  uint64_t x = 12345;
+  for (int32_t& t : prompt) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    t = (int32_t)((x >> 33) % (uint64_t)std::max(1, std::min(info.vocab_size, 32000) - 256)) + 256;
+  }
+  const int32_t never = -1;  // decode all n tokens: no EOS
+  std::vector<double> pp, tg, ttft;
+  int rc = 0;
+  for (int64_t r = 0; r < reps; ++r) {
+    cria_generate_params p;
+    cria_generate_params_init(nullptr, &p);
+    p.prompt_ids = prompt.data();
+    p.n_prompt_ids = prompt.size();
+    p.max_new_tokens = (int32_t)n_gen;
+    p.eos_ids = &never;
+    p.n_eos_ids = 1;
+    cria_generate_result res{};
+    if (cria_generate(s, &p, nullptr, nullptr, &res) != CRIA_OK) {
+      rc = api_fail();
+      break;
+    }
+    pp.push_back(res.prefill_seconds > 0 ? res.prompt_tokens / res.prefill_seconds : 0);
+    // The first token comes out of the prefill; decode covers the rest.
+    tg.push_back(res.decode_seconds > 0 ? (res.generated_tokens - 1) / res.decode_seconds : 0);
+    ttft.push_back(res.time_to_first_token);
+  }
+  if (rc == 0) {
+    const long long rss = peak_rss_bytes();
+    const int32_t nth = cria_session_threads(s);
+    if (json) {
+      std::printf("{\"model\": \"%s\", \"threads\": %d, \"prompt_tokens\": %lld, \"gen_tokens\": %lld, \"reps\": %lld, "
+                  "\"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, \"ttft_s\": %.4f, \"load_s\": %.4f, "
+                  "\"peak_rss_bytes\": %lld, \"file_size\": %llu, \"bits_per_weight\": %.3f}\n",
+                  model_path.c_str(), nth, (long long)n_prompt, (long long)n_gen, (long long)reps, median(pp), median(tg),
+                  median(ttft), load_s, rss, (unsigned long long)info.file_size, info.bits_per_weight);
+    } else {
+      std::printf("| model | threads | prefill tok/s (pp%lld) | decode tok/s (tg%lld) | time to first token | load | peak RSS |\n",
+                  (long long)n_prompt, (long long)n_gen);
+      std::printf("|---|---|---|---|---|---|---|\n");
+      std::printf("| %s | %d | %.2f | %.2f | %.3f s | %.3f s | %s |\n", model_path.c_str(), nth, median(pp), median(tg),
+                  median(ttft), load_s, human_bytes((double)rss).c_str());
+    }
+  }
+  cria_session_free(s);
+  cria_model_free(m);
+  return rc;
+}
+
+}  // namespace cria::cli

@@ -1,0 +1,55 @@
+#include "runtime/cli/common.h"
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace cria::cli {
+
+int api_fail(const char* what) {
+  if (what) std::fprintf(stderr, "cria: %s: %s\n", what, cria_last_error());
+  else std::fprintf(stderr, "cria: %s\n", cria_last_error());
+  return 1;
+}
+
+cria_model* load_model(const std::string& path, double* seconds) {
+  const auto t0 = std::chrono::steady_clock::now();
+  cria_model* m = nullptr;
+  if (cria_model_load(path.c_str(), nullptr, &m) != CRIA_OK) {
+    api_fail();
+    return nullptr;
+  }
+  if (seconds) *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return m;
+}
+
+bool read_file(const std::string& path, std::string* out) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    std::fprintf(stderr, "cria: %s: cannot open\n", path.c_str());
+    return false;
+  }
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+long long peak_rss_bytes() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (long long)ru.ru_maxrss * 1024;
+}
+
+bool check_threads(long long threads, std::string* err) {
+  if (threads < 1 || threads > 256) {
+    *err = "--threads must be between 1 and 256";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace cria::cli

@@ -1,0 +1,208 @@
+#include "runtime/engine/session.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "runtime/engine/text_stream.h"
+
+namespace cria {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+constexpr int64_t kScoreBatch = 64;
+
+}  // namespace
+
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::kNone: return "none";
+    case StopReason::kEos: return "eos";
+    case StopReason::kMaxTokens: return "max_tokens";
+    case StopReason::kStopString: return "stop_string";
+    case StopReason::kContextFull: return "context_full";
+    case StopReason::kCancelled: return "cancelled";
+    case StopReason::kCallback: return "callback";
+  }
+  return "?";
+}
+
+Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> model,
+                                                 std::shared_ptr<const Tokenizer> tokenizer,
+                                                 const SessionOptions& opt) {
+  const ModelConfig& c = model->config();
+  if (opt.threads < 0) return Error(Code::kInvalidArgument, "threads must be positive (or 0 for all cores)");
+  if (opt.n_ctx < 0) return Error(Code::kInvalidArgument, "context length must be positive");
+  if (opt.n_seq < 1 || opt.n_seq > 64) return Error(Code::kInvalidArgument, "sequences per session must be 1..64");
+  if (opt.batch < 1) return Error(Code::kInvalidArgument, "batch must be positive");
+  std::unique_ptr<Session> s(new Session());
+  s->model_ = std::move(model);
+  s->tok_ = std::move(tokenizer);
+  int threads = opt.threads;
+  if (threads == 0) threads = (int)std::max(1u, std::thread::hardware_concurrency());
+  threads = std::min(threads, 32);  // the attention scratch hands out 32 slots
+  int64_t n_ctx = opt.n_ctx ? opt.n_ctx : std::min<int64_t>(c.max_position_embeddings, 4096);
+  if (n_ctx > (int64_t)c.max_position_embeddings)
+    return Error(Code::kInvalidArgument, "context length " + std::to_string(n_ctx) + " exceeds the model's " +
+                                             std::to_string(c.max_position_embeddings));
+  s->k_ = &kernels::best_table();
+  s->pool_ = std::make_unique<kernels::ThreadPool>(threads);
+  s->cache_.init(c, opt.n_seq, n_ctx, opt.kv_f32);
+  s->batch_cap_ = std::max<int64_t>(std::min<int64_t>(opt.batch, n_ctx), opt.n_seq);
+  s->scratch_.init(*s->model_, s->batch_cap_, threads);
+  s->logits_.assign((size_t)(std::max<int64_t>(2 * opt.n_seq, std::min(kScoreBatch, s->batch_cap_)) * c.vocab_size), 0.0f);
+  s->batch_.resize(s->batch_cap_);
+  s->samplers_.resize(opt.n_seq);
+  s->history_.resize(opt.n_seq);
+  for (auto& h : s->history_) h.reserve(n_ctx);
+  return s;
+}
+
+Status Session::prefill(const std::vector<int32_t>& prompt) {
+  const int64_t n = (int64_t)prompt.size();
+  for (int64_t i0 = 0; i0 < n; i0 += batch_cap_) {
+    if (cancel_.load()) return Error(Code::kCancelled, "cancelled");
+    const int64_t m = std::min(batch_cap_, n - i0);
+    for (int64_t j = 0; j < m; ++j) batch_[j] = {prompt[i0 + j], (int32_t)(i0 + j), 0, i0 + j == n - 1};
+    forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), m, logits_.data());
+  }
+  return Status::Ok();
+}
+
+Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, std::vector<SequenceResult>* out,
+                         GenerateStats* stats) {
+  const ModelConfig& c = model_->config();
+  const int64_t vocab = c.vocab_size;
+  const int64_t n_prompt = (int64_t)req.prompt.size();
+  const int64_t nseq = req.num_return_sequences;
+  cancel_.store(false);
+  if (n_prompt == 0) return Error(Code::kInvalidArgument, "empty prompt");
+  if (nseq < 1 || nseq > cache_.n_seq)
+    return Error(Code::kInvalidArgument, "num_return_sequences must be 1.." + std::to_string(cache_.n_seq) +
+                                             " for this session");
+  if (n_prompt >= cache_.n_ctx)
+    return Error(Code::kOutOfRange, "prompt of " + std::to_string(n_prompt) + " tokens does not fit the context of " +
+                                        std::to_string(cache_.n_ctx) + " (it needs room for at least one new token)");
+  for (int32_t t : req.prompt)
+    if (t < 0 || t >= vocab) return Error(Code::kInvalidArgument, "token id " + std::to_string(t) + " out of range");
+
+  GenerateStats st;
+  st.prompt_tokens = n_prompt;
+  const auto t0 = Clock::now();
+  CRIA_RETURN_IF_ERROR(prefill(req.prompt));
+  // The other continuations start from copies of the prompt's cache rows.
+  for (int64_t s = 1; s < nseq; ++s) {
+    for (int64_t l = 0; l < cache_.n_layers; ++l)
+      for (int64_t g = 0; g < cache_.n_kv; ++g) {
+        const int64_t off = g * cache_.head_stride(), len = n_prompt * cache_.head_dim;
+        std::memcpy(cache_.k_at(l, s) + off * cache_.elem(), cache_.k_at(l, 0) + off * cache_.elem(), len * cache_.elem());
+        std::memcpy(cache_.v_at(l, s) + off * cache_.elem(), cache_.v_at(l, 0) + off * cache_.elem(), len * cache_.elem());
+      }
+    std::memcpy(logits_.data() + s * vocab, logits_.data(), vocab * sizeof(float));
+  }
+  st.prefill_s = seconds_since(t0);
+
+  out->assign(nseq, SequenceResult());
+  std::vector<TextStream> streams;
+  streams.reserve(nseq);
+  const int64_t max_new = req.max_new_tokens > 0 ? req.max_new_tokens : cache_.n_ctx;
+  for (int64_t s = 0; s < nseq; ++s) {
+    samplers_[s].init((int32_t)vocab, req.sampling, (uint64_t)s);
+    history_[s].assign(req.prompt.begin(), req.prompt.end());
+    streams.emplace_back(*tok_, req.stop_strings);
+    (*out)[s].tokens.reserve(std::min<int64_t>(max_new, cache_.n_ctx));
+    (*out)[s].text.reserve(4096);
+  }
+  std::vector<int64_t> live(nseq);
+  for (int64_t s = 0; s < nseq; ++s) live[s] = s;
+  int64_t pos = n_prompt;
+  const auto t1 = Clock::now();
+  bool first = true;
+  auto finish = [&](int64_t s, StopReason r) {
+    SequenceResult& res = (*out)[s];
+    res.reason = r;
+    std::string_view tail = streams[s].flush();
+    if (!tail.empty()) {
+      res.text.append(tail);
+      if (cb) cb(s, tail, -1);
+    }
+  };
+  while (!live.empty()) {
+    // Sample the next token of each live sequence from its logits row.
+    int64_t nb = 0;
+    for (size_t i = 0; i < live.size();) {
+      const int64_t s = live[i];
+      SequenceResult& res = (*out)[s];
+      StopReason stop = StopReason::kNone;
+      int32_t tok = samplers_[s].sample(logits_.data() + s * vocab, history_[s].data(), (int64_t)history_[s].size());
+      if (first) {
+        st.first_token_s = seconds_since(t0);
+      }
+      if (std::find(req.stop_ids.begin(), req.stop_ids.end(), tok) != req.stop_ids.end()) {
+        stop = StopReason::kEos;
+      } else {
+        res.tokens.push_back(tok);
+        history_[s].push_back(tok);
+        ++st.generated_tokens;
+        std::string_view piece = streams[s].push(tok);
+        if (!piece.empty()) {
+          res.text.append(piece);
+          if (cb && !cb(s, piece, tok)) stop = StopReason::kCallback;
+        }
+        if (stop == StopReason::kNone && streams[s].stopped()) stop = StopReason::kStopString;
+        if (stop == StopReason::kNone && (int64_t)res.tokens.size() >= max_new) stop = StopReason::kMaxTokens;
+        if (stop == StopReason::kNone && pos >= cache_.n_ctx) stop = StopReason::kContextFull;
+        if (stop == StopReason::kNone && cancel_.load()) stop = StopReason::kCancelled;
+      }
+      if (stop != StopReason::kNone) {
+        finish(s, stop);
+        live.erase(live.begin() + (int64_t)i);
+        continue;
+      }
+      batch_[nb++] = {tok, (int32_t)pos, (int32_t)s, true};
+      ++i;
+    }
+    first = false;
+    if (nb == 0) break;
+    forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), nb, logits_.data() + vocab * nseq);
+    // Logits come back in batch order; move each row to its sequence's slot.
+    for (int64_t j = 0; j < nb; ++j)
+      std::memcpy(logits_.data() + batch_[j].seq * vocab, logits_.data() + (nseq + j) * vocab, vocab * sizeof(float));
+    ++pos;
+  }
+  st.decode_s = seconds_since(t1);
+  if (stats) *stats = st;
+  return Status::Ok();
+}
+
+Status Session::score(const int32_t* tokens, int64_t n, int64_t first, double* logprobs) {
+  const int64_t vocab = model_->config().vocab_size;
+  if (n > cache_.n_ctx) return Error(Code::kOutOfRange, "text of " + std::to_string(n) + " tokens exceeds the context");
+  if (first < 0 || first >= n) return Error(Code::kInvalidArgument, "nothing to score");
+  for (int64_t i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= vocab) return Error(Code::kInvalidArgument, "token id out of range");
+  const int64_t step = std::min(kScoreBatch, batch_cap_);
+  for (int64_t i0 = 0; i0 < n - 1; i0 += step) {
+    if (cancel_.load()) return Error(Code::kCancelled, "cancelled");
+    const int64_t m = std::min(step, n - 1 - i0);
+    for (int64_t j = 0; j < m; ++j) batch_[j] = {tokens[i0 + j], (int32_t)(i0 + j), 0, i0 + j >= first};
+    forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), m, logits_.data());
+    int64_t row = 0;
+    for (int64_t j = 0; j < m; ++j) {
+      if (i0 + j < first) continue;
+      const float* l = logits_.data() + (row++) * vocab;
+      float mx = *std::max_element(l, l + vocab);
+      double sum = 0;
+      for (int64_t v = 0; v < vocab; ++v) sum += std::exp((double)l[v] - mx);
+      logprobs[i0 + j - first] = (double)l[tokens[i0 + j + 1]] - mx - std::log(sum);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace cria

@@ -1,0 +1,109 @@
+// A session: the per-user state on top of a shared, immutable Model — the KV
+// cache for n_seq sequences, the forward scratch, logits, samplers and the
+// streaming decoders — all allocated when the session is created, so the
+// generate loop allocates nothing per token.
+//
+// generate() prefills a prompt as batches (GEMM), then decodes one token per
+// step (GEMV) for every live sequence at once. num_return_sequences copies
+// the prompt's cache rows into the extra sequences instead of recomputing
+// them; all continuations then decode together in one batch, each seeing
+// only its own cache rows.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "formats/status.h"
+#include "runtime/kernels/ops.h"
+#include "runtime/model/model.h"
+#include "runtime/model/transformer.h"
+#include "runtime/sampling/sampler.h"
+#include "runtime/tokenizer/tokenizer.h"
+
+namespace cria {
+
+struct SessionOptions {
+  int64_t n_ctx = 0;      // 0: the model's max_position_embeddings, capped at 4096
+  int64_t n_seq = 1;      // sequences decoded together (num_return_sequences)
+  int threads = 0;        // 0: the machine's cores
+  int64_t batch = 256;    // prefill tokens per forward call
+  bool kv_f32 = false;    // f32 KV cache instead of f16
+};
+
+enum class StopReason { kNone, kEos, kMaxTokens, kStopString, kContextFull, kCancelled, kCallback };
+const char* stop_reason_name(StopReason r);
+
+struct GenerateRequest {
+  std::vector<int32_t> prompt;          // already tokenized (template applied)
+  SamplingParams sampling;
+  int64_t max_new_tokens = 256;         // <= 0: until the context is full
+  int64_t num_return_sequences = 1;
+  std::vector<int32_t> stop_ids;        // in addition to... nothing: callers list all
+  std::vector<std::string> stop_strings;
+};
+
+struct SequenceResult {
+  std::vector<int32_t> tokens;  // generated ids (stop token excluded)
+  std::string text;             // streamed text (stop string excluded)
+  StopReason reason = StopReason::kNone;
+};
+
+struct GenerateStats {
+  int64_t prompt_tokens = 0, generated_tokens = 0;
+  double prefill_s = 0, decode_s = 0, first_token_s = 0;
+};
+
+// Called with each piece of text as it becomes final. Return false to stop
+// that sequence.
+using TokenCallback = std::function<bool(int64_t seq, std::string_view text, int32_t token)>;
+
+class Session {
+ public:
+  static Result<std::unique_ptr<Session>> create(std::shared_ptr<const Model> model,
+                                                 std::shared_ptr<const Tokenizer> tokenizer,
+                                                 const SessionOptions& opt);
+
+  // Generates from the prompt; the KV cache is reset first (each call is
+  // independent). Errors: prompt longer than the context, bad ids, ...
+  Status generate(const GenerateRequest& req, const TokenCallback& cb, std::vector<SequenceResult>* out,
+                  GenerateStats* stats);
+
+  // Log-probabilities of tokens[i + 1] given tokens[0..i], for i in
+  // [first, n - 1), written to logprobs[i - first]. One sequence, n <= n_ctx.
+  Status score(const int32_t* tokens, int64_t n, int64_t first, double* logprobs);
+
+  // Thread-safe: makes a running generate() return with kCancelled.
+  void cancel() { cancel_.store(true); }
+
+  int64_t n_ctx() const { return cache_.n_ctx; }
+  int64_t n_seq() const { return cache_.n_seq; }
+  int threads() const { return pool_->threads(); }
+  const kernels::KernelTable& kernels() const { return *k_; }
+  size_t kv_bytes() const { return cache_.bytes(); }
+
+ private:
+  Session() = default;
+  // Runs the prompt for sequence 0 in batches; leaves the last logits in
+  // logits_[0].
+  Status prefill(const std::vector<int32_t>& prompt);
+
+  std::shared_ptr<const Model> model_;
+  std::shared_ptr<const Tokenizer> tok_;
+  const kernels::KernelTable* k_ = nullptr;
+  std::unique_ptr<kernels::ThreadPool> pool_;
+  KvCache cache_;
+  ForwardScratch scratch_;
+  std::vector<float> logits_;  // n_seq x vocab (or batch x vocab for score)
+  std::vector<BatchEntry> batch_;
+  std::vector<Sampler> samplers_;
+  std::vector<std::vector<int32_t>> history_;
+  std::atomic<bool> cancel_{false};
+  int64_t batch_cap_ = 0;
+};
+
+}  // namespace cria

@@ -1,0 +1,185 @@
+/* cria — a C API for running Llama 3 and Falcon models from .cria files.
+ *
+ *   cria_model* model;
+ *   if (cria_model_load("model.cria", NULL, &model) != CRIA_OK) {
+ *     fprintf(stderr, "%s\n", cria_last_error());
+ *     return 1;
+ *   }
+ *   cria_session* session;
+ *   cria_session_create(model, NULL, &session);
+ *   cria_generate_params p;
+ *   cria_generate_params_init(model, &p);
+ *   p.prompt = "Tell me a fortune.";
+ *   p.use_chat_template = 1;
+ *   cria_generate(session, &p, on_piece, NULL, NULL);
+ *   cria_session_free(session);
+ *   cria_model_free(model);
+ *
+ * One model may be shared by many sessions, on any threads; a session is
+ * used by one thread at a time (cria_session_cancel may come from any).
+ * Errors: every function returns a cria_status; cria_last_error() gives the
+ * message of the last failure on the calling thread.
+ */
+#ifndef CRIA_CRIA_H_
+#define CRIA_CRIA_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define CRIA_API __declspec(dllexport)
+#else
+#define CRIA_API __attribute__((visibility("default")))
+#endif
+
+typedef enum cria_status {
+  CRIA_OK = 0,
+  CRIA_ERR_INVALID_ARGUMENT = 1,
+  CRIA_ERR_NOT_FOUND = 2,
+  CRIA_ERR_IO = 3,
+  CRIA_ERR_CORRUPT = 4,
+  CRIA_ERR_UNSUPPORTED = 5,
+  CRIA_ERR_OUT_OF_RANGE = 6,
+  CRIA_ERR_CANCELLED = 7,
+  CRIA_ERR_OUT_OF_MEMORY = 8,
+  CRIA_ERR_INTERNAL = 9
+} cria_status;
+
+typedef enum cria_stop_reason {
+  CRIA_STOP_NONE = 0,
+  CRIA_STOP_EOS = 1,          /* an end-of-sequence token */
+  CRIA_STOP_MAX_TOKENS = 2,   /* max_new_tokens / max_length reached */
+  CRIA_STOP_STRING = 3,       /* a stop string was generated */
+  CRIA_STOP_CONTEXT_FULL = 4, /* no room left in the context */
+  CRIA_STOP_CANCELLED = 5,    /* cria_session_cancel */
+  CRIA_STOP_CALLBACK = 6      /* the token callback returned non-zero */
+} cria_stop_reason;
+
+typedef struct cria_model cria_model;
+typedef struct cria_session cria_session;
+
+/* Message of the calling thread's last error ("" if none). */
+CRIA_API const char* cria_last_error(void);
+CRIA_API const char* cria_status_name(cria_status s);
+CRIA_API const char* cria_version(void);
+
+/* ---- models ---------------------------------------------------------- */
+
+CRIA_API cria_status cria_model_load(const char* path, const void* reserved, cria_model** out);
+/* Loads from bytes in memory; cria copies nothing: `data` must outlive the
+ * model (the WASM build streams a download straight into such a buffer). */
+CRIA_API cria_status cria_model_load_from_memory(const void* data, size_t size, const char* name,
+                                                 cria_model** out);
+CRIA_API void cria_model_free(cria_model* model);
+
+typedef struct cria_model_info {
+  const char* architecture;      /* "llama" | "falcon" */
+  const char* hf_architecture;   /* e.g. "LlamaForCausalLM" */
+  const char* chat_template;     /* "llama3" | "falcon" | "none" */
+  int32_t vocab_size, hidden_size, num_layers, num_heads, num_kv_heads, context_length;
+  int32_t bos_id, add_bos;
+  uint64_t file_size, parameters;
+  double bits_per_weight;
+} cria_model_info;
+CRIA_API cria_status cria_model_get_info(const cria_model* model, cria_model_info* out);
+
+/* ---- tokens ---------------------------------------------------------- */
+
+/* Encodes `len` bytes of text. Writes up to `cap` ids; *n_out is the full
+ * count (call again with a bigger buffer when *n_out > cap). */
+CRIA_API cria_status cria_tokenize(const cria_model* model, const char* text, size_t len, int add_bos,
+                                   int parse_special, int32_t* ids, size_t cap, size_t* n_out);
+/* Raw bytes of the ids (may end inside a UTF-8 character); same buffer
+ * protocol as cria_tokenize. */
+CRIA_API cria_status cria_detokenize(const cria_model* model, const int32_t* ids, size_t n, char* out,
+                                     size_t cap, size_t* len_out);
+
+/* ---- sessions -------------------------------------------------------- */
+
+typedef struct cria_session_options {
+  int32_t n_ctx;     /* 0: the model's context, capped at 4096 */
+  int32_t n_seq;     /* sequences decoded together (>= num_return_sequences); 0: 1 */
+  int32_t threads;   /* 0: all cores */
+  int32_t batch;     /* prompt tokens per forward pass; 0: 256 */
+} cria_session_options;
+
+CRIA_API void cria_session_options_init(cria_session_options* opt);
+CRIA_API cria_status cria_session_create(cria_model* model, const cria_session_options* opt, cria_session** out);
+CRIA_API void cria_session_free(cria_session* session);
+/* Context length (tokens) and thread count the session runs with. */
+CRIA_API int32_t cria_session_n_ctx(const cria_session* session);
+CRIA_API int32_t cria_session_threads(const cria_session* session);
+/* Makes a running cria_generate on this session stop soon (any thread). */
+CRIA_API void cria_session_cancel(cria_session* session);
+
+typedef struct cria_message {
+  const char* role;     /* "system" | "user" | "assistant" */
+  const char* content;
+} cria_message;
+
+typedef struct cria_generate_params {
+  /* Input: token ids, or a prompt, or chat messages (always templated). */
+  const int32_t* prompt_ids;   /* used as is when set (no BOS added) */
+  size_t n_prompt_ids;
+  const char* prompt;
+  const cria_message* messages;
+  size_t n_messages;
+  const char* system;          /* with prompt + use_chat_template: optional system message */
+  int use_chat_template;       /* wrap `prompt` as one user turn in the model's template */
+  int add_bos;                 /* -1: the model's default; 0/1: force (plain prompts) */
+  int truncate;                /* drop the oldest prompt tokens (after BOS) that do not fit */
+  /* Length. */
+  int32_t max_new_tokens;      /* -1: until EOS or the context is full */
+  int32_t max_length;          /* 0: off; prompt + new tokens, like transformers */
+  int32_t num_return_sequences;/* 1..n_seq of the session */
+  /* Sampling (transformers semantics). */
+  int do_sample;               /* 0: greedy */
+  float temperature, top_p, min_p, repetition_penalty;
+  int32_t top_k;
+  uint64_t seed;
+  /* Stopping, in addition to the model's EOS ids (replaced when eos_ids is set). */
+  const int32_t* eos_ids;
+  size_t n_eos_ids;
+  const char* const* stop_strings;
+  size_t n_stop_strings;
+} cria_generate_params;
+
+/* Defaults: greedy, max_new_tokens 256, no limits; with a model, its
+ * generation_config's sampling settings (do_sample, temperature, top_k,
+ * top_p, repetition_penalty) where it has them. */
+CRIA_API void cria_generate_params_init(const cria_model* model, cria_generate_params* p);
+
+/* Called for every piece of text as soon as it is final (never half a UTF-8
+ * character; stop strings never shown). `seq` is the continuation index.
+ * Return non-zero to stop that continuation. */
+typedef int (*cria_token_callback)(void* user, int32_t seq, const char* text, size_t len, int32_t token);
+
+typedef struct cria_generate_result {
+  int32_t prompt_tokens;
+  int32_t generated_tokens;       /* over all continuations */
+  double prefill_seconds, decode_seconds, time_to_first_token;
+  cria_stop_reason stop_reason;   /* of continuation 0 */
+} cria_generate_result;
+
+CRIA_API cria_status cria_generate(cria_session* session, const cria_generate_params* params,
+                                   cria_token_callback callback, void* user, cria_generate_result* result);
+
+/* The exact text the model is prompted with (template applied), for
+ * inspection: same buffer protocol as cria_detokenize; NUL-terminated when
+ * it fits. */
+CRIA_API cria_status cria_render_prompt(const cria_model* model, const cria_generate_params* params, char* out,
+                                        size_t cap, size_t* len_out);
+
+/* Natural-log probabilities of ids[i + 1] given ids[0..i] for i >= first:
+ * writes n - 1 - first values. Uses (and clears) the session's cache. */
+CRIA_API cria_status cria_score(cria_session* session, const int32_t* ids, size_t n, size_t first, double* logprobs);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CRIA_CRIA_H_ */

@@ -1,0 +1,149 @@
+#include "runtime/kernels/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "quant/fp16.h"
+
+namespace cria::kernels {
+
+void MatmulScratch::reserve(int64_t tokens, int64_t max_cols) {
+  q.resize((size_t)(tokens * max_cols));
+  d.resize((size_t)(tokens * max_cols / 32 + 1));
+  s.resize((size_t)(tokens * max_cols / 32 + 1));
+}
+
+void matmul(const KernelTable& k, ThreadPool& pool, const Matrix& w, const float* x, int64_t n, int64_t ldx,
+            float* y, int64_t ldy, const float* bias, MatmulScratch& scratch) {
+  const int64_t cols = (int64_t)w.cols(), rows = (int64_t)w.rows();
+  const int threads = pool.threads();
+  if (qtype_is_tiled(w.type)) {
+    // Activations quantized once, shared by every row.
+    const int64_t nb = cols / 32;
+    int8_t* q = scratch.q.data();
+    float* d = scratch.d.data();
+    float* s = scratch.s.data();
+    if (ldx == cols || n == 1) {
+      auto quant = [&](size_t t) { k.quantize_acts(x + (int64_t)t * ldx, 1, cols, q + t * cols, d + t * nb, s + t * nb); };
+      if (n >= 8) pool.parallel_for((size_t)n, quant);
+      else for (int64_t t = 0; t < n; ++t) quant((size_t)t);
+    } else {
+      for (int64_t t = 0; t < n; ++t) k.quantize_acts(x + t * ldx, 1, cols, q + t * cols, d + t * nb, s + t * nb);
+    }
+    const QActs acts{q, d, s, cols};
+    const int64_t tiles = (int64_t)w.l.tiles;
+    // A few tasks per thread balance cores of uneven speed without making
+    // tasks so small that scheduling shows.
+    const int64_t per = std::max<int64_t>(1, tiles / (threads * 4));
+    const int64_t tasks = (tiles + per - 1) / per;
+    auto fn = w.type == QType::kQ4 ? k.matmul_q4 : w.type == QType::kQ8 ? k.matmul_q8 : k.matmul_q4m;
+    pool.parallel_for((size_t)tasks, [&](size_t i) {
+      const int64_t t0 = (int64_t)i * per, t1 = std::min(tiles, t0 + per);
+      fn(w, acts, n, t0, t1, y, ldy);
+    });
+  } else {
+    const int64_t per = std::max<int64_t>(16, rows / (threads * 4));
+    const int64_t tasks = (rows + per - 1) / per;
+    pool.parallel_for((size_t)tasks, [&](size_t i) {
+      const int64_t r0 = (int64_t)i * per, r1 = std::min(rows, r0 + per);
+      k.matmul_float(w, x, n, ldx, r0, r1, y, ldy);
+    });
+  }
+  if (bias) {
+    for (int64_t t = 0; t < n; ++t) k.add(y + t * ldy, bias, rows);
+  }
+}
+
+void AttnScratch::reserve(int threads, int64_t max_heads, int64_t head_dim) {
+  // Per slot: scores (heads x chunk), partial output and accumulators
+  // (heads x head_dim each), running max and sum (heads each).
+  per_slot_ = max_heads * (kAttnChunk + 2 * head_dim + 2);
+  buf_.assign((size_t)(per_slot_ * std::max(1, threads)), 0.0f);
+  used_.store(0);
+}
+
+float* AttnScratch::acquire(int* slot) {
+  for (;;) {
+    uint32_t cur = used_.load(std::memory_order_relaxed);
+    const int free_bit = __builtin_ctz(~cur);
+    if ((int64_t)(free_bit + 1) * per_slot_ > (int64_t)buf_.size()) continue;  // all busy: wait
+    if (used_.compare_exchange_weak(cur, cur | (1u << free_bit), std::memory_order_acquire)) {
+      *slot = free_bit;
+      return buf_.data() + (int64_t)free_bit * per_slot_;
+    }
+  }
+}
+
+void AttnScratch::release(int slot) { used_.fetch_and(~(1u << slot), std::memory_order_release); }
+
+void attention(const KernelTable& k, ThreadPool& pool, const AttnShape& sh, const AttnQuery* queries,
+               int64_t n_queries, AttnScratch& scratch) {
+  const int64_t r = sh.n_heads / sh.n_kv_heads, d = sh.head_dim;
+  // Split each KV head's query group so there are enough tasks for the pool
+  // (multi-query models have a single KV head).
+  const int64_t want = std::max<int64_t>(1, (int64_t)pool.threads() * 2 / std::max<int64_t>(1, n_queries * sh.n_kv_heads));
+  const int64_t parts = std::min(r, want);
+  const int64_t per = (r + parts - 1) / parts;
+  const int64_t tasks = n_queries * sh.n_kv_heads * parts;
+  pool.parallel_for((size_t)tasks, [&](size_t task) {
+    const int64_t part = (int64_t)task % parts;
+    const int64_t g = ((int64_t)task / parts) % sh.n_kv_heads;
+    const AttnQuery& aq = queries[(int64_t)task / parts / sh.n_kv_heads];
+    const int64_t h0 = g * r + part * per, h1 = std::min(g * r + r, h0 + per), nh = h1 - h0;
+    if (nh <= 0) return;
+    int slot;
+    float* buf = scratch.acquire(&slot);
+    float* scores = buf;                      // nh x chunk
+    float* part_out = scores + nh * kAttnChunk;  // nh x d
+    float* acc = part_out + nh * d;           // nh x d
+    float* mx = acc + nh * d;                 // nh
+    float* sum = mx + nh;                     // nh
+    std::fill(acc, acc + nh * d, 0.0f);
+    std::fill(mx, mx + nh, -INFINITY);
+    std::fill(sum, sum + nh, 0.0f);
+    const size_t esz = sh.kv_f32 ? 4 : 2;
+    const uint8_t* kh = static_cast<const uint8_t*>(aq.k) + g * sh.kv_head_stride * esz;
+    const uint8_t* vh = static_cast<const uint8_t*>(aq.v) + g * sh.kv_head_stride * esz;
+    const float* q = aq.q + h0 * d;
+    for (int64_t j0 = 0; j0 < aq.n_pos; j0 += kAttnChunk) {
+      const int64_t m = std::min(kAttnChunk, aq.n_pos - j0);
+      if (sh.kv_f32)
+        k.attn_scores_f32(q, nh, reinterpret_cast<const float*>(kh) + j0 * d, d, m, d, sh.scale, scores);
+      else
+        k.attn_scores_f16(q, nh, reinterpret_cast<const uint16_t*>(kh) + j0 * d, d, m, d, sh.scale, scores);
+      for (int64_t h = 0; h < nh; ++h) {
+        float* s = scores + h * m;
+        if (sh.alibi) {
+          const float slope = sh.alibi[h0 + h];
+          for (int64_t j = 0; j < m; ++j)
+            s[j] += sh.scale * bf16_to_f32(f32_to_bf16(slope * bf16_to_f32(f32_to_bf16((float)(j0 + j)))));
+        }
+        float cmax = mx[h];
+        for (int64_t j = 0; j < m; ++j) cmax = std::max(cmax, s[j]);
+        const float corr = std::exp(mx[h] - cmax);  // exp(-inf) = 0 on the first chunk
+        float psum = 0;
+        for (int64_t j = 0; j < m; ++j) {
+          s[j] = std::exp(s[j] - cmax);
+          psum += s[j];
+        }
+        sum[h] = sum[h] * corr + psum;
+        mx[h] = cmax;
+        for (int64_t i = 0; i < d; ++i) acc[h * d + i] *= corr;
+      }
+      if (sh.kv_f32)
+        k.attn_values_f32(scores, nh, reinterpret_cast<const float*>(vh) + j0 * d, d, m, d, part_out);
+      else
+        k.attn_values_f16(scores, nh, reinterpret_cast<const uint16_t*>(vh) + j0 * d, d, m, d, part_out);
+      k.add(acc, part_out, nh * d);
+    }
+    float* out = aq.out + h0 * d;
+    for (int64_t h = 0; h < nh; ++h) {
+      const float inv = sum[h] > 0 ? 1.0f / sum[h] : 0.0f;
+      for (int64_t i = 0; i < d; ++i) out[h * d + i] = acc[h * d + i] * inv;
+    }
+    scratch.release(slot);
+  });
+}
+
+}  // namespace cria::kernels

@@ -1,0 +1,65 @@
+// Threaded composite ops built from a KernelTable: matrix multiply with
+// activation quantization and bias, and attention over a KV cache with an
+// online softmax. Still model-agnostic: the caller says which cache rows each
+// query may see (that is how causal and block-diagonal masks are expressed).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "runtime/kernels/kernels.h"
+#include "runtime/kernels/threadpool.h"
+
+namespace cria::kernels {
+
+// Scratch owned by a session, sized once for the largest batch and width.
+struct MatmulScratch {
+  std::vector<int8_t> q;
+  std::vector<float> d, s;
+  void reserve(int64_t tokens, int64_t max_cols);
+};
+
+// y[t * ldy + r] = sum_k W[r, k] x[t * ldx + k] (+ bias[r]) for t < n.
+void matmul(const KernelTable& k, ThreadPool& pool, const Matrix& w, const float* x, int64_t n, int64_t ldx,
+            float* y, int64_t ldy, const float* bias, MatmulScratch& scratch);
+
+// Per-thread scratch for attention, claimed by tasks through a bit mask.
+class AttnScratch {
+ public:
+  void reserve(int threads, int64_t max_heads_per_task, int64_t head_dim);
+  float* acquire(int* slot);
+  void release(int slot);
+
+ private:
+  std::vector<float> buf_;
+  int64_t per_slot_ = 0;
+  std::atomic<uint32_t> used_{0};
+};
+
+constexpr int64_t kAttnChunk = 64;  // cache rows scored per online-softmax step
+
+// One query token's view of its sequence's cache.
+struct AttnQuery {
+  const float* q;  // n_heads * head_dim
+  float* out;      // n_heads * head_dim
+  const void* k;   // kv head 0, position 0 of this sequence (f16 or f32)
+  const void* v;
+  int64_t n_pos;   // cache rows this query may see: [0, n_pos)
+};
+
+struct AttnShape {
+  int64_t n_heads, n_kv_heads, head_dim;
+  int64_t kv_head_stride;  // elements between kv heads in the cache
+  float scale;             // usually 1 / sqrt(head_dim)
+  // ALiBi: per head slope rounded to bf16, or nullptr. The bias added to the
+  // raw score of key position j is bf16(slope * bf16(j)), as transformers'
+  // build_alibi_tensor computes it, then scaled with the score.
+  const float* alibi;
+  bool kv_f32;             // cache rows are f32 (else f16)
+};
+
+void attention(const KernelTable& k, ThreadPool& pool, const AttnShape& shape, const AttnQuery* queries,
+               int64_t n_queries, AttnScratch& scratch);
+
+}  // namespace cria::kernels

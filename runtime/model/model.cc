@@ -1,0 +1,118 @@
+#include "runtime/model/model.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "formats/tensors.h"
+#include "quant/fp16.h"
+
+namespace cria {
+
+std::vector<float> rope_inv_freq(const ModelConfig& c) {
+  // transformers: inv_freq = 1 / base ** (arange(0, dim, 2) / dim), in f32.
+  const uint32_t half = c.head_dim / 2;
+  std::vector<float> f(half);
+  for (uint32_t i = 0; i < half; ++i) {
+    const float e = (float)(2 * i) / (float)c.head_dim;
+    f[i] = 1.0f / std::pow(c.rope_theta, e);
+  }
+  if (c.rope_scaling.kind == RopeScalingKind::kLlama3) {
+    // transformers _compute_llama3_parameters.
+    const RopeScaling& r = c.rope_scaling;
+    const float old_ctx = (float)r.original_max_position_embeddings;
+    const float low_wl = old_ctx / r.low_freq_factor;
+    const float high_wl = old_ctx / r.high_freq_factor;
+    const float pi = 3.14159265358979323846f;
+    for (uint32_t i = 0; i < half; ++i) {
+      const float wl = 2 * pi / f[i];
+      if (wl < high_wl) continue;
+      if (wl > low_wl) {
+        f[i] = f[i] / r.factor;
+      } else {
+        const float smooth = (old_ctx / wl - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+        f[i] = (1 - smooth) * f[i] / r.factor + smooth * f[i];
+      }
+    }
+  }
+  return f;
+}
+
+std::vector<float> alibi_slopes(uint32_t n) {
+  // transformers build_alibi_tensor (Falcon, BLOOM).
+  const uint32_t closest = 1u << (uint32_t)std::floor(std::log2((double)n));
+  const double base = std::pow(2.0, -std::pow(2.0, -(std::log2((double)closest) - 3)));
+  std::vector<float> s;
+  for (uint32_t p = 1; p <= closest; ++p) s.push_back((float)std::pow(base, (double)p));
+  if (closest != n) {
+    const double extra = std::pow(2.0, -std::pow(2.0, -(std::log2(2.0 * closest) - 3)));
+    const uint32_t remaining = std::min(closest, n - closest);
+    for (uint32_t p = 1; p < 1 + 2 * remaining; p += 2) s.push_back((float)std::pow(extra, (double)p));
+  }
+  return s;
+}
+
+Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
+  std::unique_ptr<ModelFile> f;
+  CRIA_ASSIGN_OR_RETURN(f, ModelFile::open(path));
+  return create(std::move(f));
+}
+
+Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelFile> file) {
+  std::unique_ptr<Model> m(new Model());
+  m->file_ = std::move(file);
+  const ModelFile& f = *m->file_;
+  const ModelConfig& c = f.config();
+  Weights& w = m->w_;
+  w.layers.resize(c.num_layers);
+  Status st;
+  auto matrix = [&](const TensorRef& t) {
+    kernels::Matrix mx;
+    mx.type = t.dtype;
+    mx.l = t.layout;
+    mx.data = t.data;
+    return mx;
+  };
+  // The file was validated against the same visitor, so every name exists
+  // with its shape; here each one is given its place.
+  for_each_tensor(c, [&](const TensorSpec& s) {
+    const TensorRef* t = f.find(s.name);
+    if (!t) {
+      st = Error(Code::kInternal, f.path() + ": tensor " + s.name + " vanished");
+      return;
+    }
+    const float* fp = reinterpret_cast<const float*>(t->data);
+    const std::string& n = s.name;
+    const bool bias = n.size() > 5 && n.compare(n.size() - 5, 5, ".bias") == 0;
+    if (s.layer < 0) {
+      if (n == "tok_embd.weight") w.tok_embd = matrix(*t);
+      else if (n == "output.weight") w.output = matrix(*t);
+      else if (n == "output_norm.weight") w.out_norm_w = fp;
+      else if (n == "output_norm.bias") w.out_norm_b = fp;
+      return;
+    }
+    LayerWeights& L = w.layers[s.layer];
+    const std::string base = n.substr(n.find('.', 4) + 1, n.rfind('.') - n.find('.', 4) - 1);
+    if (base == "attn_norm") (bias ? L.attn_norm_b : L.attn_norm_w) = fp;
+    else if (base == "ffn_norm") (bias ? L.ffn_norm_b : L.ffn_norm_w) = fp;
+    else if (base == "attn_qkv") bias ? void(L.qkv_b = fp) : void(L.qkv = matrix(*t));
+    else if (base == "attn_out") bias ? void(L.attn_out_b = fp) : void(L.attn_out = matrix(*t));
+    else if (base == "ffn_gate_up" || base == "ffn_up") bias ? void(L.ffn_up_b = fp) : void(L.ffn_up = matrix(*t));
+    else if (base == "ffn_down") bias ? void(L.ffn_down_b = fp) : void(L.ffn_down = matrix(*t));
+    else st = Error(Code::kInternal, f.path() + ": no place for tensor " + n);
+  });
+  CRIA_RETURN_IF_ERROR(st);
+  if (c.tie_word_embeddings) w.output = w.tok_embd;
+  if (c.position == PositionKind::kRope) m->inv_freq_ = rope_inv_freq(c);
+  else {
+    m->alibi_ = alibi_slopes(c.num_heads);
+    for (float& a : m->alibi_) a = bf16_to_f32(f32_to_bf16(a));
+  }
+  return m;
+}
+
+int64_t Model::max_matmul_cols() const {
+  const ModelConfig& c = config();
+  return std::max<int64_t>({(int64_t)c.hidden_size, (int64_t)c.q_dim(), (int64_t)c.intermediate_size});
+}
+
+}  // namespace cria

@@ -1,0 +1,67 @@
+// A loaded model: the mapped file, its config, and every weight bound by the
+// tensor visitor of formats/tensors.h to the blocks of one transformer loop.
+// Immutable after load and shared by all sessions and threads.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "formats/model_file.h"
+#include "formats/status.h"
+#include "runtime/kernels/kernels.h"
+
+namespace cria {
+
+struct LayerWeights {
+  const float* attn_norm_w = nullptr;
+  const float* attn_norm_b = nullptr;  // LayerNorm only
+  const float* ffn_norm_w = nullptr;   // absent for ParallelOneNorm
+  const float* ffn_norm_b = nullptr;
+  kernels::Matrix qkv, attn_out;
+  kernels::Matrix ffn_up;  // SwiGLU: gate and up rows stacked; GELU: up
+  kernels::Matrix ffn_down;
+  const float* qkv_b = nullptr;
+  const float* attn_out_b = nullptr;
+  const float* ffn_up_b = nullptr;
+  const float* ffn_down_b = nullptr;
+};
+
+struct Weights {
+  kernels::Matrix tok_embd;
+  kernels::Matrix output;  // the embedding itself when tied
+  const float* out_norm_w = nullptr;
+  const float* out_norm_b = nullptr;
+  std::vector<LayerWeights> layers;
+};
+
+class Model {
+ public:
+  // Binds every tensor of an opened (validated) file.
+  static Result<std::unique_ptr<Model>> create(std::unique_ptr<ModelFile> file);
+  static Result<std::unique_ptr<Model>> load(const std::string& path);
+
+  const ModelFile& file() const { return *file_; }
+  const ModelConfig& config() const { return file_->config(); }
+  const Weights& weights() const { return w_; }
+
+  // Rotary inverse frequencies (head_dim / 2), Llama 3.1 scaling applied.
+  const std::vector<float>& inv_freq() const { return inv_freq_; }
+  // ALiBi slope of each head rounded to bf16, as transformers'
+  // build_alibi_tensor has it (empty for RoPE models).
+  const std::vector<float>& alibi() const { return alibi_; }
+  // Largest matmul input width (for activation scratch).
+  int64_t max_matmul_cols() const;
+
+ private:
+  Model() = default;
+  std::unique_ptr<ModelFile> file_;
+  Weights w_;
+  std::vector<float> inv_freq_, alibi_;
+};
+
+// Exposed for tests: HF's rotary frequencies and ALiBi slopes.
+std::vector<float> rope_inv_freq(const ModelConfig& c);
+std::vector<float> alibi_slopes(uint32_t num_heads);
+
+}  // namespace cria

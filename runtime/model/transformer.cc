@@ -1,0 +1,167 @@
+#include "runtime/model/transformer.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace cria {
+
+void KvCache::init(const ModelConfig& c, int64_t seqs, int64_t ctx, bool use_f32) {
+  f32 = use_f32;
+  n_layers = c.num_layers;
+  n_seq = seqs;
+  n_ctx = ctx;
+  n_kv = c.num_kv_heads;
+  head_dim = c.head_dim;
+  const size_t n = (size_t)(n_layers * n_seq * n_kv * n_ctx * head_dim) * elem();
+  k.assign(n, 0);
+  v.assign(n, 0);
+}
+
+void ForwardScratch::init(const Model& m, int64_t tokens, int threads) {
+  const ModelConfig& c = m.config();
+  max_tokens = tokens;
+  const int64_t hsz = c.hidden_size, ffn = c.intermediate_size;
+  const int64_t ff_width = c.mlp == MlpKind::kSwiGLU ? 2 * ffn : ffn;
+  x.assign(tokens * hsz, 0);
+  h.assign(tokens * hsz, 0);
+  h2.assign(tokens * hsz, 0);
+  qkv.assign(tokens * c.qkv_dim(), 0);
+  attn.assign(tokens * c.q_dim(), 0);
+  o.assign(tokens * hsz, 0);
+  ff.assign(tokens * ff_width, 0);
+  act.assign(tokens * ffn, 0);
+  cs.assign(tokens * (c.head_dim / 2), 0);
+  sn.assign(tokens * (c.head_dim / 2), 0);
+  sel.assign(tokens * hsz, 0);
+  queries.resize(tokens);
+  mm.reserve(tokens, m.max_matmul_cols());
+  // Attention tasks take at most one KV group's query heads.
+  att.reserve(threads, c.num_heads / c.num_kv_heads, c.head_dim);
+}
+
+namespace {
+
+void norm(const kernels::KernelTable& k, const ModelConfig& c, const float* x, const float* w, const float* b,
+          int64_t n, float* y) {
+  const int64_t hs = c.hidden_size;
+  for (int64_t t = 0; t < n; ++t) {
+    if (c.norm == NormKind::kRMSNorm) k.rmsnorm(x + t * hs, w, c.norm_eps, hs, y + t * hs);
+    else k.layernorm(x + t * hs, w, b, c.norm_eps, hs, y + t * hs);
+  }
+}
+
+// MLP of n normalised rows `in` into `out` (n x hidden).
+void mlp(const Model& m, const kernels::KernelTable& k, kernels::ThreadPool& pool, const LayerWeights& L,
+         ForwardScratch& s, const float* in, int64_t n, float* out) {
+  const ModelConfig& c = m.config();
+  const int64_t hs = c.hidden_size, ffn = c.intermediate_size;
+  if (c.mlp == MlpKind::kSwiGLU) {
+    kernels::matmul(k, pool, L.ffn_up, in, n, hs, s.ff.data(), 2 * ffn, L.ffn_up_b, s.mm);
+    for (int64_t t = 0; t < n; ++t)
+      k.swiglu(s.ff.data() + t * 2 * ffn, s.ff.data() + t * 2 * ffn + ffn, ffn, s.act.data() + t * ffn);
+    kernels::matmul(k, pool, L.ffn_down, s.act.data(), n, ffn, out, hs, L.ffn_down_b, s.mm);
+  } else {
+    kernels::matmul(k, pool, L.ffn_up, in, n, hs, s.ff.data(), ffn, L.ffn_up_b, s.mm);
+    k.gelu(s.ff.data(), n * ffn);
+    kernels::matmul(k, pool, L.ffn_down, s.ff.data(), n, ffn, out, hs, L.ffn_down_b, s.mm);
+  }
+}
+
+}  // namespace
+
+void forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPool& pool, KvCache& cache,
+             ForwardScratch& s, const BatchEntry* batch, int64_t n, float* logits) {
+  const ModelConfig& c = m.config();
+  const Weights& w = m.weights();
+  const int64_t hs = c.hidden_size, d = c.head_dim, half = d / 2;
+  const int64_t qd = c.q_dim(), kvd = c.kv_dim(), qkvd = c.qkv_dim();
+  float* x = s.x.data();
+
+  for (int64_t t = 0; t < n; ++t) dequantize_row(w.tok_embd.type, w.tok_embd.data, w.tok_embd.l, (uint64_t)batch[t].token, x + t * hs);
+
+  // Rotary angles of each token's position, shared by all layers. Like
+  // transformers, the angle is pos * inv_freq rounded to f32 first.
+  if (c.position == PositionKind::kRope) {
+    const std::vector<float>& f = m.inv_freq();
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < half; ++i) {
+        const float a = (float)batch[t].pos * f[i];
+        s.cs[t * half + i] = std::cos(a);
+        s.sn[t * half + i] = std::sin(a);
+      }
+  }
+  kernels::AttnShape shape;
+  shape.n_heads = c.num_heads;
+  shape.n_kv_heads = c.num_kv_heads;
+  shape.head_dim = d;
+  shape.kv_head_stride = cache.head_stride();
+  shape.scale = 1.0f / std::sqrt((float)d);
+  shape.alibi = c.position == PositionKind::kAlibi ? m.alibi().data() : nullptr;
+  shape.kv_f32 = cache.f32;
+
+  for (int64_t l = 0; l < (int64_t)c.num_layers; ++l) {
+    const LayerWeights& L = w.layers[l];
+    norm(k, c, x, L.attn_norm_w, L.attn_norm_b, n, s.h.data());
+    kernels::matmul(k, pool, L.qkv, s.h.data(), n, hs, s.qkv.data(), qkvd, L.qkv_b, s.mm);
+    for (int64_t t = 0; t < n; ++t) {
+      float* q = s.qkv.data() + t * qkvd;
+      float* kk = q + qd;
+      float* vv = kk + kvd;
+      if (c.position == PositionKind::kRope) {
+        k.rope(q, c.num_heads, d, s.cs.data() + t * half, s.sn.data() + t * half);
+        k.rope(kk, c.num_kv_heads, d, s.cs.data() + t * half, s.sn.data() + t * half);
+      }
+      for (int64_t g = 0; g < (int64_t)c.num_kv_heads; ++g) {
+        uint8_t* kr = cache.k_row(l, batch[t].seq, g, batch[t].pos);
+        uint8_t* vr = cache.v_row(l, batch[t].seq, g, batch[t].pos);
+        if (cache.f32) {
+          std::memcpy(kr, kk + g * d, d * sizeof(float));
+          std::memcpy(vr, vv + g * d, d * sizeof(float));
+        } else {
+          k.f32_to_f16(kk + g * d, reinterpret_cast<uint16_t*>(kr), d);
+          k.f32_to_f16(vv + g * d, reinterpret_cast<uint16_t*>(vr), d);
+        }
+      }
+    }
+    for (int64_t t = 0; t < n; ++t) {
+      kernels::AttnQuery& aq = s.queries[t];
+      aq.q = s.qkv.data() + t * qkvd;
+      aq.out = s.attn.data() + t * qd;
+      aq.k = cache.k_at(l, batch[t].seq);
+      aq.v = cache.v_at(l, batch[t].seq);
+      aq.n_pos = batch[t].pos + 1;
+    }
+    kernels::attention(k, pool, shape, s.queries.data(), n, s.att);
+    kernels::matmul(k, pool, L.attn_out, s.attn.data(), n, qd, s.o.data(), hs, L.attn_out_b, s.mm);
+
+    switch (c.block) {
+      case BlockKind::kSequential:
+        k.add(x, s.o.data(), n * hs);
+        norm(k, c, x, L.ffn_norm_w, L.ffn_norm_b, n, s.h2.data());
+        mlp(m, k, pool, L, s, s.h2.data(), n, s.o.data());
+        k.add(x, s.o.data(), n * hs);
+        break;
+      case BlockKind::kParallelOneNorm:
+        mlp(m, k, pool, L, s, s.h.data(), n, s.h2.data());
+        k.add(s.h2.data(), s.o.data(), n * hs);  // mlp + attention, then the residual
+        k.add(x, s.h2.data(), n * hs);
+        break;
+      case BlockKind::kParallelTwoNorms:
+        norm(k, c, x, L.ffn_norm_w, L.ffn_norm_b, n, s.h2.data());
+        mlp(m, k, pool, L, s, s.h2.data(), n, s.h.data());
+        k.add(s.h.data(), s.o.data(), n * hs);
+        k.add(x, s.h.data(), n * hs);
+        break;
+    }
+  }
+
+  // Final norm and head, only for the rows that want logits.
+  int64_t nl = 0;
+  for (int64_t t = 0; t < n; ++t)
+    if (batch[t].logits) std::memcpy(s.sel.data() + (nl++) * hs, x + t * hs, hs * sizeof(float));
+  if (nl == 0) return;
+  norm(k, c, s.sel.data(), w.out_norm_w, w.out_norm_b, nl, s.h.data());
+  kernels::matmul(k, pool, w.output, s.h.data(), nl, hs, logits, c.vocab_size, nullptr, s.mm);
+}
+
+}  // namespace cria

@@ -1,0 +1,71 @@
+// The one transformer loop that runs every supported architecture. The
+// config picks the pieces: RMSNorm or LayerNorm, RoPE or ALiBi, SwiGLU or
+// GELU, sequential or parallel residual wiring, biases. Semantics follow
+// Hugging Face modeling_llama.py and modeling_falcon.py.
+//
+// State that belongs to a sequence (the KV cache) and per-call buffers
+// (ForwardScratch) are owned by the caller and allocated once, so a forward
+// call allocates nothing.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "runtime/kernels/ops.h"
+#include "runtime/model/model.h"
+
+namespace cria {
+
+// Keys and values of every layer for n_seq sequences of up to n_ctx
+// positions, f16, laid out [layer][seq][kv_head][pos][head_dim] so one
+// query's attention streams each KV head's rows contiguously.
+// f16 by default; f32 on request (reference tests isolate the model's math
+// from the cache's rounding with it).
+struct KvCache {
+  int64_t n_layers = 0, n_seq = 0, n_ctx = 0, n_kv = 0, head_dim = 0;
+  bool f32 = false;
+  std::vector<uint8_t> k, v;
+
+  void init(const ModelConfig& c, int64_t n_seq, int64_t n_ctx, bool f32 = false);
+  int64_t head_stride() const { return n_ctx * head_dim; }  // elements
+  size_t elem() const { return f32 ? 4 : 2; }
+  uint8_t* k_at(int64_t layer, int64_t seq) { return k.data() + (layer * n_seq + seq) * n_kv * head_stride() * elem(); }
+  uint8_t* v_at(int64_t layer, int64_t seq) { return v.data() + (layer * n_seq + seq) * n_kv * head_stride() * elem(); }
+  // Row of one position of one KV head.
+  uint8_t* k_row(int64_t layer, int64_t seq, int64_t g, int64_t pos) {
+    return k_at(layer, seq) + (g * head_stride() + pos * head_dim) * elem();
+  }
+  uint8_t* v_row(int64_t layer, int64_t seq, int64_t g, int64_t pos) {
+    return v_at(layer, seq) + (g * head_stride() + pos * head_dim) * elem();
+  }
+  size_t bytes() const { return k.size() + v.size(); }
+};
+
+// One token of a batch: which sequence it belongs to (its KV cache slot),
+// its position there, and whether its logits are wanted. Attention of a
+// token sees only its own sequence's positions [0, pos]: a block-diagonal
+// causal mask, never materialised.
+struct BatchEntry {
+  int32_t token = 0;
+  int32_t pos = 0;
+  int32_t seq = 0;
+  bool logits = false;
+};
+
+struct ForwardScratch {
+  int64_t max_tokens = 0;
+  std::vector<float> x, h, h2, qkv, attn, o, ff, act, cs, sn, sel;
+  std::vector<kernels::AttnQuery> queries;
+  kernels::MatmulScratch mm;
+  kernels::AttnScratch att;
+
+  void init(const Model& m, int64_t max_tokens, int threads);
+};
+
+// Runs n <= scratch.max_tokens batch entries through the model, writing
+// their keys and values into the cache, and the logits of the entries that
+// asked for them (in batch order) to `logits` (rows of vocab_size).
+void forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPool& pool, KvCache& cache,
+             ForwardScratch& s, const BatchEntry* batch, int64_t n, float* logits);
+
+}  // namespace cria

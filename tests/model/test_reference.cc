@@ -1,0 +1,227 @@
+// Whole-model golden tests: cria against the PyTorch reference that mirrors
+// Hugging Face modeling_llama.py / modeling_falcon.py (tests/reference/),
+// on the checkpoints the fixtures describe, converted by `cria convert`
+// (tests/reference/prepare.py runs first as a ctest fixture).
+//
+// Bars:
+//   f32 weights, f32 KV cache: max |logit - ref| <= 1e-3 * max |ref logit| at
+//     every one of the 64 prompt positions, and the same 32 greedy tokens.
+//     The fixtures' `sensitivity` entries show that real mistakes (rope
+//     theta, rope scaling, ALiBi rounding) move logits by 0.004 to 6.
+//   f32 weights, f16 KV cache (the default): reported. The fixtures' q/k
+//     weights are scaled up so attention is sharp (otherwise RoPE mistakes
+//     would not show), which also amplifies the cache's 2^-11 rounding.
+//   Quantized weights, against cria's own f32 run (itself checked above) on
+//     reduced checkpoints of the public presets with Hugging Face's
+//     initialisation scale: cosine similarity of the logits >= 0.999 for q8.
+//     For q4 the bar here is 0.97, derived: a random matrix has no structure
+//     for quantization to preserve, so each quantized matmul adds its full
+//     relative weight error (0.087 at g32, 0.10 at g128, measured in
+//     test_quant) to the residual stream, and the 4 matmuls of each of the 2
+//     layers add in quadrature: 1 - cos ~ 8 x 0.1^2 / 2 = 0.04 at worst,
+//     measured 0.012-0.03 (round-to-nearest gives the same). The 0.99 q4 bar
+//     applies to trained models (the miniatures' tests), whose activations
+//     concentrate in a few directions. On the sharp fixture models the same
+//     numbers are reported only: their amplification (f16 weights alone give
+//     1 - cos = 3e-6) makes them a stress test, not a quality bar.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <dirent.h>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "runtime/kernels/kernels.h"
+#include "runtime/model/model.h"
+#include "runtime/model/transformer.h"
+
+using namespace cria;
+
+namespace {
+
+const std::string kFixtures = std::string(CRIA_SOURCE_DIR) + "/tests/reference/fixtures/";
+const std::string kData = std::string(CRIA_BINARY_DIR) + "/testdata/ref/";
+const std::string kQuantData = std::string(CRIA_BINARY_DIR) + "/testdata/quant/";
+
+struct Fixture {
+  std::string name;
+  std::vector<int32_t> prompt, greedy;
+  std::vector<float> logits;  // [64, vocab]
+  int64_t vocab = 0;
+  double max_abs = 0, margin = 0;
+};
+
+std::vector<std::string> fixture_names(const char* prefix) {
+  std::vector<std::string> out;
+  DIR* d = opendir(kFixtures.c_str());
+  REQUIRE(d);
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n.rfind(prefix, 0) == 0 && n.size() > 5 && n.substr(n.size() - 5) == ".json") out.push_back(n.substr(0, n.size() - 5));
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Fixture load_fixture(const std::string& name) {
+  Fixture f;
+  f.name = name;
+  std::ifstream js(kFixtures + name + ".json");
+  nlohmann::json j = nlohmann::json::parse(js);
+  f.prompt = j["prompt_ids"].get<std::vector<int32_t>>();
+  f.greedy = j["greedy_ids"].get<std::vector<int32_t>>();
+  f.vocab = j["logits_shape"][1].get<int64_t>();
+  f.max_abs = j["max_abs_logit"].get<double>();
+  f.margin = j["greedy_min_margin"].get<double>();
+  std::ifstream lf(kFixtures + j["logits_file"].get<std::string>(), std::ios::binary);
+  f.logits.resize((size_t)(j["logits_shape"][0].get<int64_t>() * f.vocab));
+  lf.read(reinterpret_cast<char*>(f.logits.data()), (std::streamsize)(f.logits.size() * 4));
+  REQUIRE(lf.good());
+  return f;
+}
+
+struct Runner {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<kernels::ThreadPool> pool;
+  KvCache cache;
+  ForwardScratch scratch;
+  const kernels::KernelTable* k;
+
+  Runner(const std::string& path, const kernels::KernelTable& table, int threads, int64_t batch, bool kv_f32)
+      : k(&table) {
+    auto m = Model::load(path);
+    REQUIRE_MESSAGE(m.ok(), m.status().message());
+    model = std::move(m).value();
+    pool = std::make_unique<kernels::ThreadPool>(threads);
+    cache.init(model->config(), 1, 128, kv_f32);
+    scratch.init(*model, batch, threads);
+  }
+
+  // Logits at every prompt position, the prompt fed in chunks of `chunk`.
+  std::vector<float> prompt_logits(const std::vector<int32_t>& ids, int64_t chunk) {
+    const int64_t v = model->config().vocab_size, n = (int64_t)ids.size();
+    std::vector<float> out((size_t)(n * v), NAN);
+    std::vector<BatchEntry> b;
+    for (int64_t i0 = 0; i0 < n; i0 += chunk) {
+      b.clear();
+      for (int64_t i = i0; i < std::min(n, i0 + chunk); ++i) b.push_back({ids[i], (int32_t)i, 0, true});
+      forward(*model, *k, *pool, cache, scratch, b.data(), (int64_t)b.size(), out.data() + i0 * v);
+    }
+    return out;
+  }
+
+  // Greedy continuation with the KV cache: one token per step.
+  std::vector<int32_t> greedy(const std::vector<int32_t>& ids, int steps) {
+    const int64_t v = model->config().vocab_size;
+    std::vector<float> all = prompt_logits(ids, 64);
+    std::vector<float> row(all.end() - v, all.end());
+    std::vector<int32_t> out;
+    for (int s = 0; s < steps; ++s) {
+      int32_t best = (int32_t)(std::max_element(row.begin(), row.end()) - row.begin());
+      out.push_back(best);
+      BatchEntry e{best, (int32_t)(ids.size() + s), 0, true};
+      forward(*model, *k, *pool, cache, scratch, &e, 1, row.data());
+    }
+    return out;
+  }
+};
+
+double cosine(const float* a, const float* b, int64_t n) {
+  double ab = 0, aa = 0, bb = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    ab += (double)a[i] * b[i];
+    aa += (double)a[i] * a[i];
+    bb += (double)b[i] * b[i];
+  }
+  return ab / std::sqrt(aa * bb);
+}
+
+}  // namespace
+
+double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, (double)std::fabs(a[i] - b[i]));
+  return worst;
+}
+
+double min_cosine(const std::vector<float>& a, const std::vector<float>& b, int64_t vocab) {
+  double worst = 1;
+  for (size_t t = 0; t * vocab < a.size(); ++t)
+    worst = std::min(worst, cosine(a.data() + t * vocab, b.data() + t * vocab, vocab));
+  return worst;
+}
+
+int agreeing_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  int n = 0;
+  while (n < (int)a.size() && n < (int)b.size() && a[n] == b[n]) ++n;
+  return n;
+}
+
+TEST_CASE("f32 logits and greedy tokens match the PyTorch reference") {
+  for (const std::string& name : fixture_names("ref-")) {
+    Fixture fx = load_fixture(name);
+    for (const kernels::KernelTable* table : kernels::available_tables()) {
+      CAPTURE(name);
+      std::string isa = kernels::isa_name(table->isa);
+      CAPTURE(isa);
+      Runner r(kData + name + "/f32.cria", *table, 2, 64, /*kv_f32=*/true);
+      REQUIRE(r.model->config().vocab_size == fx.vocab);
+      std::vector<float> got = r.prompt_logits(fx.prompt, 64);
+      const double worst = max_diff(got, fx.logits);
+      MESSAGE(name << " [" << isa << "] f32: max |dlogit| = " << worst << " (bar " << 1e-3 * fx.max_abs << ")");
+      CHECK(worst <= 1e-3 * fx.max_abs);
+      // Prefill in uneven chunks on one thread gives the same logits.
+      Runner r2(kData + name + "/f32.cria", *table, 1, 64, true);
+      CHECK(max_diff(got, r2.prompt_logits(fx.prompt, 17)) <= 1e-4 * fx.max_abs);
+      CHECK(r.greedy(fx.prompt, (int)fx.greedy.size()) == fx.greedy);
+      // The default f16 cache, reported.
+      Runner r3(kData + name + "/f32.cria", *table, 2, 64, false);
+      const double w16 = max_diff(r3.prompt_logits(fx.prompt, 64), fx.logits);
+      const int agree = agreeing_prefix(r3.greedy(fx.prompt, (int)fx.greedy.size()), fx.greedy);
+      MESSAGE(name << " [" << isa << "] f32 weights, f16 cache: max |dlogit| = " << w16 << ", greedy agrees for "
+                   << agree << "/" << fx.greedy.size());
+    }
+  }
+}
+
+struct QuantCase {
+  const char* file;
+  double bar;
+};
+const QuantCase kQuants[] = {{"f16", 0.9999}, {"q8", 0.999}, {"q4", 0.97}, {"q4g128", 0.97}};
+
+TEST_CASE("quantized weights: logits close to f32 on HF-initialised presets") {
+  const std::vector<int32_t> prompt = {1000, 2000, 300, 4000, 500, 600, 700, 800, 900, 100, 110, 120, 130, 140, 150, 160};
+  for (const char* preset : {"llama3.2-1b", "falcon-7b", "falcon-40b", "falcon2-11b", "falcon-rw-1b"}) {
+    const std::string dir = kQuantData + preset + "/";
+    Runner base(dir + "f32.cria", kernels::best_table(), 2, 64, true);
+    const int64_t vocab = base.model->config().vocab_size;
+    std::vector<int32_t> ids;
+    for (int32_t t : prompt) ids.push_back(t % (int32_t)std::min<int64_t>(vocab, 1000));
+    std::vector<float> ref = base.prompt_logits(ids, 64);
+    for (const QuantCase& q : kQuants) {
+      Runner r(dir + q.file + ".cria", kernels::best_table(), 2, 64, false);
+      const double cos = min_cosine(r.prompt_logits(ids, 64), ref, vocab);
+      MESSAGE(std::string(preset) << " " << std::string(q.file) << ": min cosine vs f32 " << cos << " (bar " << q.bar << ")");
+      CHECK(cos >= q.bar);
+    }
+  }
+}
+
+TEST_CASE("quantized weights on the sharp fixture models (reported)") {
+  for (const std::string& name : fixture_names("ref-")) {
+    Fixture fx = load_fixture(name);
+    for (const QuantCase& q : kQuants) {
+      Runner r(kData + name + "/" + q.file + ".cria", kernels::best_table(), 2, 64, false);
+      const double cos = min_cosine(r.prompt_logits(fx.prompt, 64), fx.logits, fx.vocab);
+      const int agree = agreeing_prefix(r.greedy(fx.prompt, (int)fx.greedy.size()), fx.greedy);
+      MESSAGE(name << " " << std::string(q.file) << ": min cosine " << cos << ", greedy agrees for " << agree << "/"
+                   << fx.greedy.size());
+      CHECK(cos > 0.5);  // sanity: the right model, not noise
+    }
+  }
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Builds what the C++ model tests read, converted by `cria convert` to f32,
+f16, q8 and q4 (group 32 and 128):
+  - for each golden fixture, its checkpoint regenerated with the fixture's
+    `generate` command and sha256-checked against it (into OUT/ref/NAME/);
+  - reduced checkpoints of the public model presets with Hugging Face's
+    initialisation scale, for the quantization-quality checks (OUT/quant/NAME/).
+
+    /usr/bin/python3 tests/reference/prepare.py --cria build/bin/cria --out build/testdata
+
+Files already present and newer than the cria binary are kept.
+"""
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIXTURES = os.path.join(ROOT, "tests", "reference", "fixtures")
+QUANT_PRESETS = ["llama3.2-1b", "falcon-7b", "falcon-40b", "falcon2-11b", "falcon-rw-1b"]
+QUANTS = [("f32", []), ("f16", []), ("q8", []), ("q4", ["--group", "32"]), ("q4g128", ["--group", "128"])]
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def convert_all(cria, hf, outdir):
+    cria_mtime = os.path.getmtime(cria)
+    for q, extra in QUANTS:
+        out = os.path.join(outdir, q + ".cria")
+        if os.path.exists(out) and os.path.getmtime(out) > cria_mtime:
+            continue
+        quant = "q4" if q.startswith("q4") else q
+        subprocess.run([cria, "convert", hf, "-o", out, "--quant", quant] + extra, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cria", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--fixture", nargs="*", help="fixture names (default: all ref-*)")
+    args = ap.parse_args()
+    names = args.fixture or sorted(f[:-5] for f in os.listdir(FIXTURES) if f.startswith("ref-") and f.endswith(".json"))
+    for name in names:
+        fx = json.load(open(os.path.join(FIXTURES, name + ".json")))
+        hf = os.path.join(args.out, "ref", name, "hf")
+        st = os.path.join(hf, "model.safetensors")
+        if not os.path.exists(st) or sha256(st) != fx["model_safetensors_sha256"]:
+            cmd = fx["generate"].replace("DIR", hf).split()
+            subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+            got = sha256(st)
+            if got != fx["model_safetensors_sha256"]:
+                sys.exit(f"prepare: {name}: regenerated checkpoint does not match the fixture "
+                         f"(sha256 {got}); the generator drifted: regenerate the fixtures")
+        convert_all(args.cria, hf, os.path.join(args.out, "ref", name))
+    for preset in QUANT_PRESETS:
+        hf = os.path.join(args.out, "quant", preset, "hf")
+        if not os.path.exists(os.path.join(hf, "config.json")):
+            subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "scripts", "gen_checkpoint.py"), "--preset", preset,
+                            "--out", hf], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        convert_all(args.cria, hf, os.path.join(args.out, "quant", preset))
+    print(f"prepare: {len(names)} fixtures and {len(QUANT_PRESETS)} presets ready in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
