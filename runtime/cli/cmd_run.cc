@@ -174,8 +174,10 @@ int cmd_run(int argc, char** argv) {
   } else {
     if (nret == 1) {
       std::fputs("\n", stdout);
+      std::fflush(stdout);
     } else {
       for (int64_t i = 0; i < nret; ++i) std::printf("--- sequence %lld ---\n%s\n", (long long)i + 1, out.texts[i].c_str());
+      std::fflush(stdout);
     }
     if (!quiet) {
       std::fprintf(stderr,

@@ -5,7 +5,7 @@
 namespace cria {
 
 TextStream::TextStream(const Tokenizer& tok, const std::vector<std::string>& stops)
-    : dec_(tok, /*skip_special=*/true), stops_(&stops) {
+    : dec_(tok, /*skip_special=*/true), stops_(stops) {
   size_t longest = 0;
   for (const std::string& s : stops) longest = std::max(longest, s.size());
   held_.reserve(longest + 256);
@@ -23,7 +23,7 @@ std::string_view TextStream::push(int32_t id) {
   held_.append(dec_.push(id));
   // A stop string inside the held text ends the sequence right before it.
   size_t cut = std::string::npos;
-  for (const std::string& s : *stops_) {
+  for (const std::string& s : stops_) {
     if (s.empty()) continue;
     size_t p = held_.find(s);
     if (p != std::string::npos) cut = std::min(cut, p);
@@ -35,7 +35,7 @@ std::string_view TextStream::push(int32_t id) {
   }
   // Hold back the longest tail that is a prefix of some stop string.
   size_t keep = 0;
-  for (const std::string& s : *stops_) {
+  for (const std::string& s : stops_) {
     for (size_t k = std::min(s.size() - 1, held_.size()); k > keep; --k) {
       if (held_.compare(held_.size() - k, k, s, 0, k) == 0) {
         keep = k;

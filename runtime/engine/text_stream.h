@@ -27,7 +27,7 @@ class TextStream {
   std::string_view release(size_t n);
 
   StreamDecoder dec_;
-  const std::vector<std::string>* stops_;
+  std::vector<std::string> stops_;
   std::string held_, out_;
   bool stopped_ = false;
 };

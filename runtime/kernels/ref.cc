@@ -5,7 +5,6 @@
 // kernels differ from this table only by float summation order.
 #include <cmath>
 #include <cstring>
-#include <vector>
 
 #include "quant/fp16.h"
 #include "runtime/kernels/kernels.h"
@@ -36,32 +35,79 @@ void ref_quantize_acts(const float* x, int64_t n, int64_t cols, int8_t* q, float
   }
 }
 
-void ref_matmul_tiled(const Matrix& w, const QActs& a, int64_t n, int64_t tile0, int64_t tile1, float* y,
-                      int64_t ldy) {
-  const int64_t cols = (int64_t)w.cols();
-  std::vector<float> row(cols), x(cols);
-  for (int64_t r = tile0 * kTileRows; r < tile1 * (int64_t)kTileRows && r < (int64_t)w.rows(); ++r) {
-    dequantize_row(w.type, w.data, w.l, (uint64_t)r, row.data());
-    for (int64_t t = 0; t < n; ++t) {
-      double acc = 0;
-      for (int64_t k = 0; k < cols; ++k) acc += (double)row[k] * (double)a.q[t * a.cols + k] * a.d[t * (a.cols / 32) + k / 32];
-      y[t * ldy + r] = (float)acc;
+// Decodes columns [k0, k0 + n) of row r (n <= 256, k0 a multiple of the
+// group) into buf, without allocating.
+void decode_cols(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* buf) {
+  if (qtype_is_tiled(w.type)) {
+    QGroup g;
+    const int64_t gs = w.l.group;
+    for (int64_t k = k0; k < k0 + n; k += gs) {
+      unpack_group(w.type, w.l, (uint64_t)r, (uint64_t)(k / gs), w.data, &g);
+      const float d = fp16_to_f32(g.d), m = fp16_to_f32(g.m);
+      for (int64_t j = 0; j < gs; ++j) {
+        const int u = g.u[j];
+        buf[k - k0 + j] = w.type == QType::kQ8 ? (float)(u - 128) * d : w.type == QType::kQ4 ? (float)(u - 8) * d
+                                                                                            : (float)u * d + m;
+      }
+    }
+    return;
+  }
+  const uint8_t* row = w.data + w.l.q_offset + (uint64_t)r * w.l.row_bytes;
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t k = k0 + j;
+    switch (w.type) {
+      case QType::kF32: std::memcpy(&buf[j], row + k * 4, 4); break;
+      case QType::kF16: { uint16_t h; std::memcpy(&h, row + k * 2, 2); buf[j] = fp16_to_f32(h); break; }
+      case QType::kBF16: { uint16_t h; std::memcpy(&h, row + k * 2, 2); buf[j] = bf16_to_f32(h); break; }
+      case QType::kI8C: {
+        float sc;
+        std::memcpy(&sc, w.data + w.l.s_offset + (uint64_t)r * 4, 4);
+        buf[j] = (float)(int8_t)row[k] * sc;
+        break;
+      }
+      default: break;
     }
   }
 }
 
-void ref_matmul_float(const Matrix& w, const float* x, int64_t n, int64_t ldx, int64_t row0, int64_t row1, float* y,
-                      int64_t ldy) {
+// y[t][r] = sum_k W[r][k] * x(t, k), in double, for rows [row0, row1);
+// `act` yields activation k of token t.
+template <typename Act>
+void ref_matmul(const Matrix& w, int64_t n, int64_t row0, int64_t row1, float* y, int64_t ldy, Act act) {
   const int64_t cols = (int64_t)w.cols();
-  std::vector<float> row(cols);
-  for (int64_t r = row0; r < row1; ++r) {
-    dequantize_row(w.type, w.data, w.l, (uint64_t)r, row.data());
-    for (int64_t t = 0; t < n; ++t) {
-      double acc = 0;
-      for (int64_t k = 0; k < cols; ++k) acc += (double)row[k] * (double)x[t * ldx + k];
-      y[t * ldy + r] = (float)acc;
+  const int64_t chunk = qtype_is_tiled(w.type) && w.l.group > 0 ? std::max<int64_t>(w.l.group, 128) : 128;
+  float buf[256];
+  double acc[32];
+  for (int64_t t0 = 0; t0 < n; t0 += 32) {
+    const int64_t nt = std::min<int64_t>(32, n - t0);
+    for (int64_t r = row0; r < row1; ++r) {
+      for (int64_t t = 0; t < nt; ++t) acc[t] = 0;
+      for (int64_t k0 = 0; k0 < cols; k0 += chunk) {
+        const int64_t m = std::min(chunk, cols - k0);
+        decode_cols(w, r, k0, m, buf);
+        for (int64_t t = 0; t < nt; ++t) {
+          double a = 0;
+          for (int64_t j = 0; j < m; ++j) a += (double)buf[j] * act(t0 + t, k0 + j);
+          acc[t] += a;
+        }
+      }
+      for (int64_t t = 0; t < nt; ++t) y[(t0 + t) * ldy + r] = (float)acc[t];
     }
   }
+}
+
+void ref_matmul_tiled(const Matrix& w, const QActs& a, int64_t n, int64_t tile0, int64_t tile1, float* y,
+                      int64_t ldy) {
+  const int64_t nb = a.cols / 32;
+  const int64_t r1 = std::min<int64_t>(tile1 * kTileRows, (int64_t)w.rows());
+  ref_matmul(w, n, tile0 * kTileRows, r1, y, ldy, [&](int64_t t, int64_t k) {
+    return (double)a.q[t * a.cols + k] * a.d[t * nb + k / 32];
+  });
+}
+
+void ref_matmul_float(const Matrix& w, const float* x, int64_t n, int64_t ldx, int64_t row0, int64_t row1, float* y,
+                      int64_t ldy) {
+  ref_matmul(w, n, row0, row1, y, ldy, [&](int64_t t, int64_t k) { return (double)x[t * ldx + k]; });
 }
 
 inline float kv_value(uint16_t h) { return fp16_to_f32(h); }
