@@ -1,0 +1,295 @@
+// Every op of every kernel table this machine runs, against the scalar
+// reference table, in the spirit of llama.cpp's test-backend-ops and
+// XNNPACK's operator testers: sizes from 0/1 through twice the vector width
+// plus odd and large ones, misaligned pointers, outputs pre-filled with NaN
+// so an unwritten element fails, and tolerances derived from the arithmetic
+// (stated next to each check).
+#include <doctest/doctest.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "quant/fp16.h"
+#include "runtime/kernels/kernels.h"
+
+using namespace cria;
+using namespace cria::kernels;
+
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// A weight matrix in `type`, placed `misalign` bytes past a 64-byte boundary.
+struct TestMatrix {
+  std::vector<uint8_t> storage;
+  Matrix m;
+  std::vector<float> dense;  // dequantized, row-major
+};
+
+TestMatrix make_matrix(QType t, int64_t rows, int64_t cols, uint32_t group, uint32_t seed, size_t misalign) {
+  TestMatrix tm;
+  REQUIRE(qlayout(t, (uint64_t)rows, (uint64_t)cols, group, &tm.m.l));
+  tm.storage.assign(tm.m.l.total + 128, 0);
+  uint8_t* base = tm.storage.data();
+  base += (64 - reinterpret_cast<uintptr_t>(base) % 64) % 64 + misalign;
+  std::vector<float> x = randn((size_t)(rows * cols), seed);
+  quantize_rows(t, x.data(), (uint64_t)rows, tm.m.l, qplanes_at(base, tm.m.l, 0), QuantOptions());
+  tm.m.type = t;
+  tm.m.data = base;
+  tm.dense.resize((size_t)(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) dequantize_row(t, base, tm.m.l, (uint64_t)r, tm.dense.data() + r * cols);
+  return tm;
+}
+
+std::vector<const KernelTable*> fast_tables() {
+  std::vector<const KernelTable*> out;
+  for (const KernelTable* t : available_tables())
+    if (t->isa != Isa::kScalar) out.push_back(t);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("tables available on this machine") {
+  std::string names;
+  for (const KernelTable* t : available_tables()) names += std::string(isa_name(t->isa)) + " ";
+  MESSAGE("kernel tables: " << names << "(best: " << std::string(isa_name(best_table().isa)) << ")");
+  CHECK(available_tables().front()->isa == Isa::kScalar);
+}
+
+TEST_CASE("quantize_acts matches the reference exactly") {
+  const KernelTable& ref = scalar_table();
+  for (const KernelTable* t : fast_tables()) {
+    for (int64_t cols : {32, 64, 96, 512, 4096 + 32}) {
+      for (int64_t n : {1, 3}) {
+        std::vector<float> x = randn((size_t)(n * cols + 1), (uint32_t)cols, 3.0f);
+        x[5] = 0.0f;
+        std::vector<float> zero_block(32, 0.0f);
+        std::memcpy(x.data() + 1 + 32 * (cols / 64), zero_block.data(), 0);  // keep one block varied
+        const float* xp = x.data() + 1;  // misaligned by 4 bytes
+        std::vector<int8_t> q1(n * cols), q2(n * cols);
+        std::vector<float> d1(n * cols / 32), d2(n * cols / 32, NAN), s1(d1.size()), s2(d1.size(), NAN);
+        ref.quantize_acts(xp, n, cols, q1.data(), d1.data(), s1.data());
+        t->quantize_acts(xp, n, cols, q2.data(), d2.data(), s2.data());
+        CAPTURE(isa_name(t->isa));
+        CAPTURE(cols);
+        CHECK(q1 == q2);
+        CHECK(std::memcmp(d1.data(), d2.data(), d1.size() * 4) == 0);
+        CHECK(std::memcmp(s1.data(), s2.data(), s1.size() * 4) == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("int8-weight matmuls match the reference") {
+  // Tolerance: each 32-column block's integer dot product is exact; the
+  // fast kernels then add one f32 term per block (scale products rounded
+  // to f32) where the reference adds in double. Each addition errs by at
+  // most FLT_EPSILON/2 of the running sum, so the total error is bounded by
+  // blocks x FLT_EPSILON x sum |w * a| (x 2 for the scale products).
+  const KernelTable& ref = scalar_table();
+  struct Shape {
+    int64_t rows, cols, n;
+  };
+  const Shape shapes[] = {{16, 32, 1},  {1, 32, 1},   {15, 64, 2},   {17, 128, 3},  {33, 96, 5},
+                          {48, 256, 8}, {64, 512, 9}, {31, 1024, 17}, {16, 4096, 1}, {80, 160, 33}};
+  for (const KernelTable* t : fast_tables()) {
+    for (QType qt : {QType::kQ4, QType::kQ8, QType::kQ4M}) {
+      for (uint32_t group : {32u, 128u}) {
+        if (!qtype_group_ok(qt, group)) continue;
+        for (const Shape& sh : shapes) {
+          if (sh.cols % group) continue;
+          for (size_t mis : {0, 4}) {
+            TestMatrix w = make_matrix(qt, sh.rows, sh.cols, group, (uint32_t)(sh.rows * 7 + sh.cols), mis);
+            std::vector<float> x = randn((size_t)(sh.n * sh.cols), 99, 2.0f);
+            std::vector<int8_t> q(sh.n * sh.cols);
+            std::vector<float> d(sh.n * sh.cols / 32), s(d.size());
+            ref.quantize_acts(x.data(), sh.n, sh.cols, q.data(), d.data(), s.data());
+            QActs a{q.data(), d.data(), s.data(), sh.cols};
+            const int64_t tiles = (int64_t)w.m.l.tiles, ldy = sh.rows + 3;
+            // Every tile range split: [0, k) and [k, tiles).
+            for (int64_t split : {int64_t(0), tiles / 2}) {
+              std::vector<float> y1(sh.n * ldy, NAN), y2(sh.n * ldy, NAN);
+              auto fn_ref = qt == QType::kQ4 ? ref.matmul_q4 : qt == QType::kQ8 ? ref.matmul_q8 : ref.matmul_q4m;
+              auto fn = qt == QType::kQ4 ? t->matmul_q4 : qt == QType::kQ8 ? t->matmul_q8 : t->matmul_q4m;
+              fn_ref(w.m, a, sh.n, 0, tiles, y1.data(), ldy);
+              fn(w.m, a, sh.n, 0, split, y2.data(), ldy);
+              fn(w.m, a, sh.n, split, tiles, y2.data(), ldy);
+              CAPTURE(isa_name(t->isa));
+              CAPTURE(qtype_name(qt));
+              CAPTURE(group);
+              CAPTURE(sh.rows);
+              CAPTURE(sh.cols);
+              CAPTURE(sh.n);
+              CAPTURE(mis);
+              for (int64_t tk = 0; tk < sh.n; ++tk) {
+                for (int64_t r = 0; r < ldy; ++r) {
+                  const float got = y2[tk * ldy + r], want = y1[tk * ldy + r];
+                  if (r >= sh.rows) {
+                    REQUIRE(std::isnan(got));  // padding rows of the last tile are not written
+                    continue;
+                  }
+                  double mag = 0;
+                  for (int64_t k = 0; k < sh.cols; ++k)
+                    mag += std::fabs((double)w.dense[r * sh.cols + k] * q[tk * sh.cols + k] * d[tk * (sh.cols / 32) + k / 32]);
+                  const double tol = 2.0 * (double)(sh.cols / 32 + 2) * FLT_EPSILON * mag + 1e-30;
+                  REQUIRE(std::isfinite(got));
+                  REQUIRE(std::fabs((double)got - want) <= tol);
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("float-weight matmuls match the reference") {
+  // Tolerance: K products summed in f32: |error| <= K x FLT_EPSILON x sum |w x|.
+  const KernelTable& ref = scalar_table();
+  for (const KernelTable* t : fast_tables()) {
+    for (QType qt : {QType::kF32, QType::kF16, QType::kBF16}) {
+      for (int64_t rows : {1, 3, 16, 37}) {
+        for (int64_t cols : {1, 7, 16, 33, 64, 130, 1024}) {
+          for (int64_t n : {1, 2, 5, 12}) {
+            TestMatrix w = make_matrix(qt, rows, cols, 0, (uint32_t)(rows + cols), 4);
+            std::vector<float> x = randn((size_t)(n * (cols + 1) + 1), 5);
+            const float* xp = x.data() + 1;
+            const int64_t ldx = cols + 1, ldy = rows + 2;
+            std::vector<float> y1(n * ldy, NAN), y2(n * ldy, NAN);
+            ref.matmul_float(w.m, xp, n, ldx, 0, rows, y1.data(), ldy);
+            t->matmul_float(w.m, xp, n, ldx, 0, rows / 2, y2.data(), ldy);
+            t->matmul_float(w.m, xp, n, ldx, rows / 2, rows, y2.data(), ldy);
+            CAPTURE(isa_name(t->isa));
+            CAPTURE(qtype_name(qt));
+            CAPTURE(rows);
+            CAPTURE(cols);
+            CAPTURE(n);
+            for (int64_t tk = 0; tk < n; ++tk)
+              for (int64_t r = 0; r < ldy; ++r) {
+                if (r >= rows) {
+                  REQUIRE(std::isnan(y2[tk * ldy + r]));
+                  continue;
+                }
+                double mag = 0;
+                for (int64_t k = 0; k < cols; ++k) mag += std::fabs((double)w.dense[r * cols + k] * xp[tk * ldx + k]);
+                REQUIRE(std::fabs((double)y2[tk * ldy + r] - y1[tk * ldy + r]) <= (cols + 2) * FLT_EPSILON * mag + 1e-30);
+              }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("attention kernels match the reference") {
+  // Tolerance as for matmuls: d (scores) or n_pos (values) products in f32.
+  const KernelTable& ref = scalar_table();
+  for (const KernelTable* t : fast_tables()) {
+    for (int64_t d : {64, 128, 80}) {
+      for (int64_t r : {1, 3, 8}) {
+        for (int64_t n_pos : {1, 5, 16, 64, 67}) {
+          std::vector<float> q = randn((size_t)(r * d + 1), 1);
+          std::vector<float> kf = randn((size_t)(n_pos * d), 2), vf = randn((size_t)(n_pos * d), 3);
+          std::vector<uint16_t> k(kf.size()), v(vf.size());
+          for (size_t i = 0; i < kf.size(); ++i) {
+            k[i] = f32_to_fp16(kf[i]);
+            v[i] = f32_to_fp16(vf[i]);
+          }
+          std::vector<float> s1(r * n_pos, NAN), s2(r * n_pos, NAN);
+          ref.attn_scores_f16(q.data() + 1, r, k.data(), d, n_pos, d, 0.125f, s1.data());
+          t->attn_scores_f16(q.data() + 1, r, k.data(), d, n_pos, d, 0.125f, s2.data());
+          CAPTURE(isa_name(t->isa));
+          CAPTURE(d);
+          CAPTURE(r);
+          CAPTURE(n_pos);
+          for (int64_t h = 0; h < r; ++h)
+            for (int64_t j = 0; j < n_pos; ++j) {
+              double mag = 0;
+              for (int64_t i = 0; i < d; ++i) mag += std::fabs(q[1 + h * d + i] * fp16_to_f32(k[j * d + i]));
+              REQUIRE(std::fabs(s1[h * n_pos + j] - s2[h * n_pos + j]) <= (d + 2) * FLT_EPSILON * mag * 0.125 + 1e-30);
+            }
+          std::vector<float> p = randn((size_t)(r * n_pos), 4);
+          for (float& x : p) x = std::fabs(x);
+          std::vector<float> o1(r * d, NAN), o2(r * d, NAN);
+          ref.attn_values_f16(p.data(), r, v.data(), d, n_pos, d, o1.data());
+          t->attn_values_f16(p.data(), r, v.data(), d, n_pos, d, o2.data());
+          for (int64_t h = 0; h < r; ++h)
+            for (int64_t i = 0; i < d; ++i) {
+              double mag = 0;
+              for (int64_t j = 0; j < n_pos; ++j) mag += std::fabs(p[h * n_pos + j] * fp16_to_f32(v[j * d + i]));
+              REQUIRE(std::fabs(o1[h * d + i] - o2[h * d + i]) <= (n_pos + 2) * FLT_EPSILON * mag + 1e-30);
+            }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("row ops match the reference") {
+  const KernelTable& ref = scalar_table();
+  for (const KernelTable* t : fast_tables()) {
+    for (int64_t n : {1, 2, 15, 16, 17, 31, 32, 33, 64, 100, 4096, 4544}) {
+      CAPTURE(isa_name(t->isa));
+      CAPTURE(n);
+      std::vector<float> x = randn((size_t)n + 1, (uint32_t)n, 2.0f), w = randn((size_t)n, 7), b = randn((size_t)n, 8);
+      const float* xp = x.data() + 1;
+      auto close = [&](const std::vector<float>& a, const std::vector<float>& c, double rel) {
+        for (size_t i = 0; i < a.size(); ++i) {
+          REQUIRE(std::isfinite(c[i]));
+          REQUIRE(std::fabs(a[i] - c[i]) <= rel * (std::fabs(a[i]) + 1e-3));
+        }
+      };
+      std::vector<float> y1(n, NAN), y2(n, NAN);
+      // Norms: the sum of squares over n terms in f32, then one rsqrt and
+      // a product per element: relative error ~ (n/16 + 4) x FLT_EPSILON.
+      ref.rmsnorm(xp, w.data(), 1e-5f, n, y1.data());
+      t->rmsnorm(xp, w.data(), 1e-5f, n, y2.data());
+      close(y1, y2, (n / 16.0 + 8) * FLT_EPSILON);
+      ref.layernorm(xp, w.data(), b.data(), 1e-5f, n, y1.data());
+      t->layernorm(xp, w.data(), b.data(), 1e-5f, n, y2.data());
+      // LayerNorm subtracts the mean: measure against the output's scale.
+      for (int64_t i = 0; i < n; ++i) REQUIRE(std::fabs(y1[i] - y2[i]) <= (n / 16.0 + 8) * FLT_EPSILON * 8.0);
+      // Elementwise exp-based ops: the vector exp is accurate to a few ulp.
+      std::vector<float> s1(xp, xp + n), s2(xp, xp + n);
+      ref.softmax(s1.data(), n);
+      t->softmax(s2.data(), n);
+      close(s1, s2, (n / 16.0 + 16) * FLT_EPSILON);
+      ref.swiglu(xp, w.data(), n, y1.data());
+      t->swiglu(xp, w.data(), n, y2.data());
+      close(y1, y2, 16 * FLT_EPSILON);
+      std::vector<float> g1(xp, xp + n), g2(xp, xp + n);
+      ref.gelu(g1.data(), n);
+      t->gelu(g2.data(), n);
+      for (int64_t i = 0; i < n; ++i) REQUIRE(std::fabs(g1[i] - g2[i]) <= 1e-6 * (std::fabs(g1[i]) + 1));
+      std::vector<float> a1(w), a2(w);
+      ref.add(a1.data(), xp, n);
+      t->add(a2.data(), xp, n);
+      CHECK(a1 == a2);
+      std::vector<uint16_t> h1(n), h2(n);
+      ref.f32_to_f16(xp, h1.data(), n);
+      t->f32_to_f16(xp, h2.data(), n);
+      CHECK(h1 == h2);  // round to nearest even on both
+    }
+    for (int64_t d : {64, 128}) {
+      for (int64_t heads : {1, 3, 8}) {
+        std::vector<float> x = randn((size_t)(heads * d), 3), c = randn((size_t)d / 2, 4), s = randn((size_t)d / 2, 5);
+        std::vector<float> x1(x), x2(x);
+        ref.rope(x1.data(), heads, d, c.data(), s.data());
+        t->rope(x2.data(), heads, d, c.data(), s.data());
+        for (size_t i = 0; i < x1.size(); ++i) REQUIRE(std::fabs(x1[i] - x2[i]) <= 4 * FLT_EPSILON * (std::fabs(x1[i]) + 1));
+      }
+    }
+  }
+}
