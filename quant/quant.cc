@@ -15,20 +15,53 @@ inline float round_fp16(float x) { return fp16_to_f32(f32_to_fp16(x)); }
 
 inline int nearest_int(float x) { return (int)std::lrintf(x); }
 
+// Round to nearest even for |x| < 2^22 without a library call, so the
+// search loops below vectorize.
+inline float rnd(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
 // Weighted squared error of quantizing x with scale d (and offset m), codes
 // clamped to [qmin, qmax], with x_i ~ d * (q_i + zero) + m.
 struct Fit {
   float d = 0, m = 0, err = INFINITY;
 };
 
-// Symmetric: x ~ d * q, q in [qmin, qmax]. Tries `ncand` inverse scales around
-// the one that maps the signed extreme to `qextreme`, refits d by least squares
-// for each code assignment, rounds d to fp16 and keeps the lowest error.
-Fit fit_symmetric(const float* x, const float* w, int n, int qmin, int qmax, float qextreme,
-                  bool search) {
+// Weighted sums of a code assignment; the squared error of any scale d (and
+// offset m) for those codes follows from them without another pass:
+//   err(d, m) = Sxx - 2 d Sxq - 2 m Sx + d^2 Sqq + 2 d m Sq + m^2 Sw.
+// Re-rounding each x to the nearest code for the chosen (d, m), as the
+// packer does, can only lower that error, so comparing candidates by it is
+// sound.
+struct Sums {
+  float sw = 0, sx = 0, sxx = 0, sq = 0, sqq = 0, sxq = 0;
+  float err(float d, float m) const {
+    return sxx - 2 * d * sxq - 2 * m * sx + d * d * sqq + 2 * d * m * sq + m * m * sw;
+  }
+};
+
+// Codes round((x - m0) * iscale) clamped to [qmin, qmax], and their sums.
+Sums code_sums(const float* x, const float* w, int n, float m0, float iscale, float qmin, float qmax) {
+  Sums s;
+  for (int i = 0; i < n; ++i) {
+    const float q = std::min(std::max(rnd((x[i] - m0) * iscale), qmin), qmax);
+    const float wi = w ? w[i] : 1.0f;
+    s.sw += wi;
+    s.sx += wi * x[i];
+    s.sxx += wi * x[i] * x[i];
+    s.sq += wi * q;
+    s.sqq += wi * q * q;
+    s.sxq += wi * x[i] * q;
+  }
+  return s;
+}
+
+// Symmetric: x ~ d * q, q in [qmin, qmax]. Starts from round-to-nearest with
+// the signed extreme mapped onto `qextreme`; the search tries 12 more
+// inverse scales around it, refits d by least squares for each code
+// assignment, rounds d to fp16, and keeps the lowest error.
+Fit fit_symmetric(const float* x, const float* w, int n, int qmin, int qmax, float qextreme, bool search) {
   float amax = 0, vmax = 0;
   for (int i = 0; i < n; ++i) {
-    float a = std::fabs(x[i]);
+    const float a = std::fabs(x[i]);
     if (a > amax) {
       amax = a;
       vmax = x[i];
@@ -40,40 +73,20 @@ Fit fit_symmetric(const float* x, const float* w, int n, int qmin, int qmax, flo
     best.err = 0;
     return best;
   }
-  auto eval = [&](float d) {
-    float err = 0;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
-    for (int i = 0; i < n; ++i) {
-      int q = std::clamp(nearest_int(x[i] * id), qmin, qmax);
-      float e = x[i] - d * (float)q;
-      err += (w ? w[i] : 1.0f) * e * e;
-    }
-    return err;
-  };
-  // Plain round-to-nearest: the signed extreme maps onto qextreme.
+  const float lo = (float)qmin, hi = (float)qmax;
   {
-    float d = round_fp16(vmax / qextreme);
+    const float d = round_fp16(vmax / qextreme);
     best.d = d;
-    best.err = eval(d);
+    best.err = code_sums(x, w, n, 0.0f, d != 0 ? 1.0f / d : 0.0f, lo, hi).err(d, 0.0f);
   }
   if (!search) return best;
   for (int is = -6; is <= 6; ++is) {
     if (is == 0) continue;
-    const float iscale = (qextreme + 0.1f * (float)is) / vmax;
-    float sxq = 0, sqq = 0;
-    for (int i = 0; i < n; ++i) {
-      int q = std::clamp(nearest_int(x[i] * iscale), qmin, qmax);
-      float wi = w ? w[i] : 1.0f;
-      sxq += wi * x[i] * (float)q;
-      sqq += wi * (float)q * (float)q;
-    }
-    if (sqq <= 0) continue;
-    float d = round_fp16(sxq / sqq);
-    float err = eval(d);
-    if (err < best.err) {
-      best.d = d;
-      best.err = err;
-    }
+    const Sums s = code_sums(x, w, n, 0.0f, (qextreme + 0.1f * (float)is) / vmax, lo, hi);
+    if (s.sqq <= 0) continue;
+    const float d = round_fp16(s.sxq / s.sqq);
+    const float err = s.err(d, 0.0f);
+    if (err < best.err) best = {d, 0.0f, err};
   }
   return best;
 }
@@ -86,43 +99,23 @@ Fit fit_asymmetric(const float* x, const float* w, int n, bool search) {
     mx = std::max(mx, x[i]);
   }
   Fit best;
-  auto eval = [&](float d, float m) {
-    float err = 0;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
-    for (int i = 0; i < n; ++i) {
-      int q = std::clamp(nearest_int((x[i] - m) * id), 0, 15);
-      float e = x[i] - (d * (float)q + m);
-      err += (w ? w[i] : 1.0f) * e * e;
-    }
-    return err;
-  };
   {
-    float d = round_fp16((mx - mn) / 15.0f);
-    float m = round_fp16(mn);
-    best = {d, m, eval(d, m)};
+    const float d = round_fp16((mx - mn) / 15.0f);
+    const float m = round_fp16(mn);
+    best = {d, m, code_sums(x, w, n, m, d != 0 ? 1.0f / d : 0.0f, 0.0f, 15.0f).err(d, m)};
   }
   if (!search || mx == mn) return best;
   for (int is = -4; is <= 4; ++is) {
-    const float iscale = (15.0f + 0.25f * (float)is) / (mx - mn);
     // Least squares for (d, m) given the codes.
-    float sw = 0, sq = 0, sqq = 0, sx = 0, sxq = 0;
-    for (int i = 0; i < n; ++i) {
-      int q = std::clamp(nearest_int((x[i] - mn) * iscale), 0, 15);
-      float wi = w ? w[i] : 1.0f;
-      sw += wi;
-      sq += wi * q;
-      sqq += wi * q * q;
-      sx += wi * x[i];
-      sxq += wi * x[i] * q;
-    }
-    float det = sw * sqq - sq * sq;
+    const Sums s = code_sums(x, w, n, mn, (15.0f + 0.25f * (float)is) / (mx - mn), 0.0f, 15.0f);
+    const float det = s.sw * s.sqq - s.sq * s.sq;
     if (det <= 0) continue;
-    float d = (sw * sxq - sq * sx) / det;
-    float m = (sqq * sx - sq * sxq) / det;
+    float d = (s.sw * s.sxq - s.sq * s.sx) / det;
+    float m = (s.sqq * s.sx - s.sq * s.sxq) / det;
     if (d <= 0) continue;
     d = round_fp16(d);
     m = round_fp16(m);
-    float err = eval(d, m);
+    const float err = s.err(d, m);
     if (err < best.err) best = {d, m, err};
   }
   return best;

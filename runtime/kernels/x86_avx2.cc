@@ -1,0 +1,332 @@
+// AVX2 + FMA + F16C kernels for x86-64 CPUs without AVX-512 VNNI. A 16-row
+// tile's 64-byte chunk is two 256-bit halves (rows 0-7 and 8-15); int8 dot
+// products use vpmaddubsw (u8 x s8 -> s16 pairs) and vpmaddwd. Int4 codes
+// (<= 15) are fed as the unsigned operand directly; int8 weights go through
+// the sign trick (|w| x sign(a, w)) so no 16-bit sum can saturate.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "runtime/kernels/kernels.h"
+#include "runtime/kernels/ref_ops.h"
+#include "runtime/kernels/x86_simd.h"
+
+namespace cria::kernels {
+
+namespace {
+
+using x86::exp256;
+using x86::hsum256;
+using x86::load_i32;
+
+void quantize_acts_avx2(const float* x, int64_t n, int64_t cols, int8_t* q, float* d, float* s) {
+  const int64_t nb = cols / 32;
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* xb = x + t * cols + b * 32;
+      __m256 v[4], m = _mm256_setzero_ps();
+      for (int i = 0; i < 4; ++i) {
+        v[i] = _mm256_loadu_ps(xb + 8 * i);
+        m = _mm256_max_ps(m, _mm256_and_ps(v[i], absmask));
+      }
+      __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+      m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+      m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+      const float amax = _mm_cvtss_f32(m4);
+      const float db = amax / 127.0f;
+      const float id = db != 0 ? 1.0f / db : 0.0f;
+      const __m256 vid = _mm256_set1_ps(id);
+      __m256i iv[4], sum = _mm256_setzero_si256();
+      for (int i = 0; i < 4; ++i) {
+        iv[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], vid));
+        sum = _mm256_add_epi32(sum, iv[i]);
+      }
+      // Pack 32 int32 to int8 in order (packs interleave 128-bit lanes).
+      const __m256i p01 = _mm256_packs_epi32(iv[0], iv[1]), p23 = _mm256_packs_epi32(iv[2], iv[3]);
+      __m256i p = _mm256_packs_epi16(p01, p23);
+      p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + t * cols + b * 32), p);
+      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+      d[t * nb + b] = db;
+      s[t * nb + b] = db * (float)_mm_cvtsi128_si32(s4);
+    }
+  }
+}
+
+constexpr int kTokBlock = 4;
+constexpr int64_t kTokChunk = 64;
+
+// Signed int8 dot of 32 bytes with an 8-lane int32 result: lane r sums
+// w[4r..4r+3] * a[...] where `a` is the broadcast activation group.
+inline __m256i dot_s8(__m256i w_signed, __m256i a) {
+  const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w_signed, w_signed), _mm256_sign_epi8(a, w_signed));
+  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+template <QType T>
+void matmul_tiled_avx2(const Matrix& w, const QActs& a, int64_t n, int64_t tile0, int64_t tile1, float* y,
+                       int64_t ldy) {
+  const QLayout& l = w.l;
+  const int64_t nb = (int64_t)l.blocks, bpg = (int64_t)l.group / 32;
+  const int64_t block_bytes = T == QType::kQ8 ? 512 : 256;
+  const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
+  for (int64_t tc = 0; tc < n; tc += kTokChunk) {
+    const int64_t tce = std::min(n, tc + kTokChunk);
+    for (int64_t tile = tile0; tile < tile1; ++tile) {
+      const uint8_t* qt = w.data + l.q_offset + tile * l.tile_q_bytes;
+      const uint16_t* st = reinterpret_cast<const uint16_t*>(w.data + l.s_offset + tile * l.tile_s_bytes);
+      const uint16_t* mt =
+          T == QType::kQ4M ? reinterpret_cast<const uint16_t*>(w.data + l.m_offset + tile * l.tile_s_bytes) : nullptr;
+      const int64_t row0 = tile * kTileRows;
+      const int valid = (int)std::min<int64_t>(kTileRows, (int64_t)l.rows - row0);
+      for (int64_t t0 = tc; t0 < tce; t0 += kTokBlock) {
+        const int nt = (int)std::min<int64_t>(kTokBlock, tce - t0);
+        __m256 acc[kTokBlock][2];
+        for (int j = 0; j < kTokBlock; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; ++b) {
+          const int64_t g = b / bpg;
+          __m256 dw[2], mw[2];
+          for (int h = 0; h < 2; ++h) {
+            dw[h] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(st + g * 16 + 8 * h)));
+            mw[h] = T == QType::kQ4M ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mt + g * 16 + 8 * h)))
+                                     : _mm256_setzero_ps();
+          }
+          const uint8_t* qb = qt + b * block_bytes;
+          // w[i][h]: the bytes that pair with activation group i (bytes
+          // 4i..4i+3 of the block), for rows 8h..8h+7.
+          __m256i wv[8][2];
+          for (int h = 0; h < 2; ++h) {
+            if (T == QType::kQ8) {
+              for (int c = 0; c < 8; ++c)
+                wv[c][h] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qb + c * 64 + 32 * h)), flip);
+            } else {
+              for (int c = 0; c < 4; ++c) {
+                const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qb + c * 64 + 32 * h));
+                wv[2 * c][h] = _mm256_and_si256(v, m4);
+                wv[2 * c + 1][h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+              }
+            }
+          }
+          for (int j = 0; j < nt; ++j) {
+            const int8_t* aq = a.q + (t0 + j) * a.cols + b * 32;
+            const float da = a.d[(t0 + j) * nb + b], sa = a.s[(t0 + j) * nb + b];
+            for (int h = 0; h < 2; ++h) {
+              __m256i dot;
+              if (T == QType::kQ8) {
+                dot = _mm256_setzero_si256();
+                for (int i = 0; i < 8; ++i) dot = _mm256_add_epi32(dot, dot_s8(wv[i][h], _mm256_set1_epi32(load_i32(aq + 4 * i))));
+              } else {
+                // Nibbles x int8 stay within int16 for 4 pairs: 4 x 2 x 15 x 128 < 32768.
+                __m256i p0 = _mm256_setzero_si256(), p1 = _mm256_setzero_si256();
+                for (int i = 0; i < 4; ++i) {
+                  p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(wv[i][h], _mm256_set1_epi32(load_i32(aq + 4 * i))));
+                  p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(wv[i + 4][h], _mm256_set1_epi32(load_i32(aq + 16 + 4 * i))));
+                }
+                dot = _mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones));
+              }
+              const __m256 fd = _mm256_cvtepi32_ps(dot);
+              if (T == QType::kQ8) {
+                acc[j][h] = _mm256_fmadd_ps(dw[h], _mm256_mul_ps(fd, _mm256_set1_ps(da)), acc[j][h]);
+              } else if (T == QType::kQ4M) {
+                acc[j][h] = _mm256_fmadd_ps(mw[h], _mm256_set1_ps(sa),
+                                            _mm256_fmadd_ps(dw[h], _mm256_mul_ps(fd, _mm256_set1_ps(da)), acc[j][h]));
+              } else {
+                acc[j][h] = _mm256_fmadd_ps(dw[h], _mm256_fmsub_ps(fd, _mm256_set1_ps(da), _mm256_set1_ps(8.0f * sa)), acc[j][h]);
+              }
+            }
+          }
+        }
+        for (int j = 0; j < nt; ++j) {
+          float* out = y + (t0 + j) * ldy + row0;
+          if (valid == 16) {
+            _mm256_storeu_ps(out, acc[j][0]);
+            _mm256_storeu_ps(out + 8, acc[j][1]);
+          } else {
+            alignas(32) float tmp[16];
+            _mm256_store_ps(tmp, acc[j][0]);
+            _mm256_store_ps(tmp + 8, acc[j][1]);
+            std::memcpy(out, tmp, (size_t)valid * sizeof(float));
+          }
+        }
+      }
+    }
+  }
+}
+
+// 8 weights of a float-typed row as f32, or fewer (zero-filled) at the end.
+inline __m256 load_w8(QType t, const uint8_t* row, int64_t k, int64_t left) {
+  alignas(32) float tmp[8];
+  if (left >= 8) {
+    switch (t) {
+      case QType::kF16: return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k * 2)));
+      case QType::kBF16:
+        return _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k * 2))), 16));
+      case QType::kI8C: {
+        int64_t v;
+        std::memcpy(&v, row + k, 8);
+        return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(v)));
+      }
+      default: return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k);
+    }
+  }
+  for (int i = 0; i < 8; ++i) {
+    if (i >= left) {
+      tmp[i] = 0;
+      continue;
+    }
+    switch (t) {
+      case QType::kF16: {
+        uint16_t h;
+        std::memcpy(&h, row + (k + i) * 2, 2);
+        tmp[i] = _cvtsh_ss(h);
+        break;
+      }
+      case QType::kBF16: {
+        uint16_t h;
+        std::memcpy(&h, row + (k + i) * 2, 2);
+        uint32_t u = (uint32_t)h << 16;
+        std::memcpy(&tmp[i], &u, 4);
+        break;
+      }
+      case QType::kI8C: tmp[i] = (float)(int8_t)row[k + i]; break;
+      default: std::memcpy(&tmp[i], row + (k + i) * 4, 4); break;
+    }
+  }
+  return _mm256_load_ps(tmp);
+}
+
+inline __m256 load_x8(const float* x, int64_t left) {
+  if (left >= 8) return _mm256_loadu_ps(x);
+  alignas(32) float tmp[8] = {};
+  std::memcpy(tmp, x, (size_t)left * 4);
+  return _mm256_load_ps(tmp);
+}
+
+void matmul_float_avx2(const Matrix& w, const float* x, int64_t n, int64_t ldx, int64_t row0, int64_t row1, float* y,
+                       int64_t ldy) {
+  const int64_t cols = (int64_t)w.cols();
+  for (int64_t r = row0; r < row1; ++r) {
+    const uint8_t* row = w.data + w.l.q_offset + r * w.l.row_bytes;
+    float scale = 1.0f;
+    if (w.type == QType::kI8C) std::memcpy(&scale, w.data + w.l.s_offset + r * 4, 4);
+    for (int64_t t0 = 0; t0 < n; t0 += kTokBlock) {
+      const int nt = (int)std::min<int64_t>(kTokBlock, n - t0);
+      __m256 acc[kTokBlock];
+      for (int j = 0; j < kTokBlock; ++j) acc[j] = _mm256_setzero_ps();
+      for (int64_t k = 0; k < cols; k += 8) {
+        const __m256 wv = load_w8(w.type, row, k, cols - k);
+        for (int j = 0; j < nt; ++j) acc[j] = _mm256_fmadd_ps(wv, load_x8(x + (t0 + j) * ldx + k, cols - k), acc[j]);
+      }
+      for (int j = 0; j < nt; ++j) y[(t0 + j) * ldy + r] = hsum256(acc[j]) * scale;
+    }
+  }
+}
+
+inline __m256 load_h8(const uint16_t* p, int64_t left) {
+  if (left >= 8) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  alignas(16) uint16_t tmp[8] = {};
+  std::memcpy(tmp, p, (size_t)left * 2);
+  return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(tmp)));
+}
+
+void attn_scores_f16_avx2(const float* q, int64_t r, const uint16_t* k, int64_t kstride, int64_t n_pos, int64_t d,
+                          float scale, float* scores) {
+  for (int64_t j = 0; j < n_pos; ++j) {
+    for (int64_t h = 0; h < r; ++h) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t i = 0; i < d; i += 8) acc = _mm256_fmadd_ps(load_x8(q + h * d + i, d - i), load_h8(k + j * kstride + i, d - i), acc);
+      scores[h * n_pos + j] = hsum256(acc) * scale;
+    }
+  }
+}
+
+void attn_values_f16_avx2(const float* p, int64_t r, const uint16_t* v, int64_t vstride, int64_t n_pos, int64_t d,
+                          float* out) {
+  for (int64_t h = 0; h < r; ++h) {
+    for (int64_t i = 0; i < d; i += 32) {
+      const int64_t w = std::min<int64_t>(32, d - i);
+      __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+      for (int64_t j = 0; j < n_pos; ++j) {
+        const __m256 pj = _mm256_set1_ps(p[h * n_pos + j]);
+        for (int c = 0; c < 4 && c * 8 < w; ++c) acc[c] = _mm256_fmadd_ps(pj, load_h8(v + j * vstride + i + c * 8, w - c * 8), acc[c]);
+      }
+      for (int c = 0; c < 4 && c * 8 < w; ++c) {
+        alignas(32) float tmp[8];
+        _mm256_store_ps(tmp, acc[c]);
+        std::memcpy(out + h * d + i + c * 8, tmp, (size_t)std::min<int64_t>(8, w - c * 8) * 4);
+      }
+    }
+  }
+}
+
+void swiglu_avx2(const float* gate, const float* up, int64_t n, float* out) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 g = _mm256_loadu_ps(gate + i);
+    const __m256 silu = _mm256_div_ps(g, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(silu, _mm256_loadu_ps(up + i)));
+  }
+  ref_swiglu(gate + i, up + i, n - i, out + i);
+}
+
+void softmax_avx2(float* x, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  const __m256 vm = _mm256_set1_ps(mx);
+  __m256 sum8 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+    _mm256_storeu_ps(x + i, e);
+    sum8 = _mm256_add_ps(sum8, e);
+  }
+  float sum = hsum256(sum8);
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t k = 0; k < n; ++k) x[k] *= inv;
+}
+
+void add_avx2(float* y, const float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
+  for (; i < n; ++i) y[i] += x[i];
+}
+
+void f32_to_f16_avx2(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; ++i) y[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+}  // namespace
+
+const KernelTable& avx2_table() {
+  static const KernelTable t = [] {
+    KernelTable k = scalar_table();
+    k.isa = Isa::kAvx2;
+    k.quantize_acts = quantize_acts_avx2;
+    k.matmul_q4 = matmul_tiled_avx2<QType::kQ4>;
+    k.matmul_q8 = matmul_tiled_avx2<QType::kQ8>;
+    k.matmul_q4m = matmul_tiled_avx2<QType::kQ4M>;
+    k.matmul_float = matmul_float_avx2;
+    k.attn_scores_f16 = attn_scores_f16_avx2;
+    k.attn_values_f16 = attn_values_f16_avx2;
+    k.swiglu = swiglu_avx2;
+    k.softmax = softmax_avx2;
+    k.add = add_avx2;
+    k.f32_to_f16 = f32_to_f16_avx2;
+    return k;
+  }();
+  return t;
+}
+
+}  // namespace cria::kernels
