@@ -33,6 +33,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+#include <cstring>
 
 #include "runtime/kernels/kernels.h"
 #include "runtime/model/model.h"
@@ -184,6 +185,43 @@ TEST_CASE("f32 logits and greedy tokens match the PyTorch reference") {
       const int agree = agreeing_prefix(r3.greedy(fx.prompt, (int)fx.greedy.size()), fx.greedy);
       MESSAGE(name << " [" << isa << "] f32 weights, f16 cache: max |dlogit| = " << w16 << ", greedy agrees for "
                    << agree << "/" << fx.greedy.size());
+    }
+  }
+}
+
+TEST_CASE("GGUF imports: f32 logits match, quantized weights are bit-exact") {
+  // The f32 GGUF went through llama.cpp's conventions (permuted Llama Q/K
+  // rows, regrouped Falcon QKV, rope_freqs for Llama 3.1): importing it must
+  // give the reference logits again. Q8_0/Q4_0 imports must dequantize to
+  // exactly the values numpy reads from the GGUF (tests/reference/gguf_to_hf.py).
+  const std::string gdir = std::string(CRIA_BINARY_DIR) + "/testdata/gguf/";
+  for (const char* name : {"ref-llama-gqa4-hd64", "ref-llama31-scaled", "ref-falcon-7b", "ref-falcon-40b", "ref-falcon2-11b"}) {
+    Fixture fx = load_fixture(name);
+    Runner r(gdir + name + "/f32.cria", kernels::best_table(), 2, 64, true);
+    const double worst = max_diff(r.prompt_logits(fx.prompt, 64), fx.logits);
+    MESSAGE(std::string(name) << " GGUF f32 import: max |dlogit| = " << worst);
+    CHECK(worst <= 1e-3 * fx.max_abs);
+    for (const char* gt : {"q8_0", "q4_0"}) {
+      auto keep = ModelFile::open(gdir + name + "/" + gt + ".cria");
+      auto back = ModelFile::open(gdir + name + "/" + gt + "-back.cria");
+      REQUIRE(keep.ok());
+      REQUIRE(back.ok());
+      int quantized = 0;
+      for (const TensorRef& t : (*keep)->tensors()) {
+        const TensorRef* b = (*back)->find(t.name);
+        REQUIRE(b);
+        if (qtype_is_tiled(t.dtype)) ++quantized;
+        std::vector<float> x(t.cols()), y(t.cols());
+        for (uint64_t row = 0; row < t.rows(); ++row) {
+          dequantize_row(t.dtype, t.data, t.layout, row, x.data());
+          dequantize_row(b->dtype, b->data, b->layout, row, y.data());
+          if (std::memcmp(x.data(), y.data(), x.size() * 4) != 0) {
+            FAIL_CHECK(name << " " << gt << ": tensor " << std::string(t.name) << " row " << row << " differs");
+            break;
+          }
+        }
+      }
+      CHECK(quantized > 0);
     }
   }
 }

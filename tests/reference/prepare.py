@@ -19,6 +19,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(ROOT, "tests", "reference", "fixtures")
+GGUF_FIXTURES = ["ref-llama-gqa4-hd64", "ref-llama31-scaled", "ref-falcon-7b", "ref-falcon-40b", "ref-falcon2-11b"]
+GGUF_TYPES = ["f32", "q8_0", "q4_0"]
 QUANT_PRESETS = ["llama3.2-1b", "falcon-7b", "falcon-40b", "falcon2-11b", "falcon-rw-1b"]
 QUANTS = [("f32", []), ("f16", []), ("q8", []), ("q4", ["--group", "32"]), ("q4g128", ["--group", "128"])]
 
@@ -61,6 +63,32 @@ def main():
                 sys.exit(f"prepare: {name}: regenerated checkpoint does not match the fixture "
                          f"(sha256 {got}); the generator drifted: regenerate the fixtures")
         convert_all(args.cria, hf, os.path.join(args.out, "ref", name))
+    # GGUF imports: the file as llama.cpp's conventions write it, imported
+    # with --quant keep; and for quantized types the same values dequantized
+    # by numpy back into an f32 Hugging Face directory.
+    for name in GGUF_FIXTURES:
+        hf = os.path.join(args.out, "ref", name, "hf")
+        for gt in GGUF_TYPES:
+            d = os.path.join(args.out, "gguf", name)
+            os.makedirs(d, exist_ok=True)
+            gguf = os.path.join(d, gt + ".gguf")
+            if not os.path.exists(gguf) or os.path.getmtime(gguf) < os.path.getmtime(os.path.join(hf, "model.safetensors")):
+                subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "scripts", "hf_to_gguf.py"), hf, "--out", gguf,
+                                "--type", gt], check=True, stdout=subprocess.DEVNULL)
+            keep = os.path.join(d, gt + ".cria")
+            if not os.path.exists(keep) or os.path.getmtime(keep) < max(os.path.getmtime(args.cria), os.path.getmtime(gguf)):
+                subprocess.run([args.cria, "convert", gguf, "-o", keep], check=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+            if gt == "f32":
+                continue
+            back = os.path.join(d, gt + "-back")
+            back_cria = back + ".cria"
+            if not os.path.exists(back_cria) or os.path.getmtime(back_cria) < max(os.path.getmtime(args.cria),
+                                                                                   os.path.getmtime(gguf)):
+                subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tests", "reference", "gguf_to_hf.py"), hf, gguf,
+                                back], check=True, stdout=subprocess.DEVNULL)
+                subprocess.run([args.cria, "convert", back, "-o", back_cria, "--quant", "f32"], check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for preset in QUANT_PRESETS:
         hf = os.path.join(args.out, "quant", preset, "hf")
         if not os.path.exists(os.path.join(hf, "config.json")):
