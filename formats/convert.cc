@@ -254,6 +254,13 @@ Status convert_model(const std::string& src_path, const std::string& out, const 
     return Error(Code::kInvalidArgument, "q4 group size must be 32 or 128, not " + std::to_string(recipe.group));
 
   ModelMeta meta = src->meta();
+  if (!opt.chat_template.empty()) {
+    if (opt.chat_template == "llama3") meta.chat.kind = ChatKind::kLlama3;
+    else if (opt.chat_template == "falcon") meta.chat.kind = ChatKind::kFalcon;
+    else if (opt.chat_template == "none") meta.chat.kind = ChatKind::kNone;
+    else
+      return Error(Code::kInvalidArgument, "unknown chat template '" + opt.chat_template + "' (llama3, falcon, none)");
+  }
   meta.provenance.source = src_path;
   meta.provenance.source_format = src->is_gguf() ? "gguf" : "hf-safetensors";
   meta.provenance.converter_version = kConverterVersion;

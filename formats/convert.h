@@ -27,6 +27,10 @@ struct ConvertOptions {
   uint32_t group = 32;  // q4 group size: 32 or 128
   int threads = 2;
   bool search = true;   // scale search (false: max-abs round-to-nearest)
+  // Chat format override: "" keeps what the source's template implies;
+  // "llama3", "falcon" or "none" sets it (Falcon instruct checkpoints ship
+  // no template).
+  std::string chat_template;
   std::function<void(const ConvertProgress&)> progress;
   // Checked between chunks; set it (e.g. from a SIGINT handler) to stop.
   const std::atomic<bool>* cancel = nullptr;

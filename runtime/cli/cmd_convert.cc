@@ -17,7 +17,7 @@ void on_signal(int) { g_cancel.store(true); }
 }  // namespace
 
 int cmd_convert(int argc, char** argv) {
-  std::string src, out, quant;
+  std::string src, out, quant, chat;
   int64_t group = 32, threads = 2;
   bool no_search = false;
   Args a("convert", "SRC -o OUT.cria [options]\n  SRC is a Hugging Face checkpoint directory or a .gguf file.");
@@ -28,6 +28,7 @@ int cmd_convert(int argc, char** argv) {
   a.i64("--group", &group, "N", "q4 group size along K: 32 or 128 (default 32)");
   a.i64("--threads", &threads, "N", "quantization threads (default 2)");
   a.flag("--no-search", &no_search, "round-to-nearest scales instead of the error-minimising search");
+  a.str("--chat-template", &chat, "KIND", "llama3 | falcon | none: the chat format (default: from the source)");
   if (!a.parse(argc, argv)) return usage_error(a.error(), a.usage());
   if (a.help_requested()) {
     std::fputs(a.usage().c_str(), stdout);
@@ -42,6 +43,7 @@ int cmd_convert(int argc, char** argv) {
   opt.group = (uint32_t)group;
   opt.threads = (int)threads;
   opt.search = !no_search;
+  opt.chat_template = chat;
   opt.cancel = &g_cancel;
   Progress bar("convert");
   std::string last_tensor;

@@ -364,6 +364,20 @@ def _():
     assert out == want, repr(out)
 
 
+@case("Falcon instruct format: --chat-template falcon, stops at \\nUser:")
+def _():
+    p = os.path.join(WORK, "falcon-chat.cria")
+    rc, _, err = run(["convert", FALCON, "-o", p, "--quant", "q8", "--chat-template", "falcon"])
+    assert rc == 0, err
+    rc, out, err = run(["run", "-m", p, "-p", "Hi", "--chat", "--system", "Be kind.", "--print-prompt"])
+    assert rc == 0, err
+    assert out == "System: Be kind.\nUser: Hi\nFalcon:", repr(out)
+    rc, out, err = run(["run", "-m", p, "-p", "Hi", "--chat", "-n", "8", "--greedy"])
+    assert rc == 0 and "\nUser:" not in out, (out, err)
+    rc, _, err = run(["convert", FALCON, "-o", p, "--chat-template", "vicuna"])
+    assert rc == 1 and "unknown chat template" in err, err
+
+
 @case("tokenize: lines, bos and special tokens")
 def _():
     rc, out, err = run(["tokenize", "-m", GOOD, "--text", "a b\n<|eot_id|>", "--lines"])
