@@ -1,0 +1,69 @@
+// The public C and C++ API from a user's side: only cria.h / cria.hpp.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cria/cria.hpp"
+
+namespace {
+const std::string kModel = std::string(CRIA_BINARY_DIR) + "/testdata/ref/ref-llama31-scaled/q8.cria";
+}
+
+TEST_CASE("C++ wrapper: load, tokenize, stream, errors") {
+  auto bad = cria::cpp::Model::load("/nonexistent.cria");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().find("/nonexistent.cria") != std::string::npos);
+  CHECK(bad.status() == CRIA_ERR_NOT_FOUND);
+
+  auto model = cria::cpp::Model::load(kModel);
+  REQUIRE_MESSAGE(model, model.error());
+  CHECK(std::string(model->info().architecture) == "llama");
+  auto ids = model->tokenize("hello world");
+  REQUIRE(ids);
+  CHECK(model->detokenize(*ids) == "hello world");
+
+  cria::cpp::Session session(*model);
+  REQUIRE(session);
+  cria::cpp::GenerateOptions opt;
+  opt.max_new_tokens = 12;
+  std::string text;
+  int pieces = 0;
+  auto r = session.generate("Once upon a time", opt, [&](std::string_view p) {
+    text += p;
+    return ++pieces < 5;  // stop after five pieces
+  });
+  REQUIRE_MESSAGE(r, r.error());
+  CHECK(r->stop_reason == CRIA_STOP_CALLBACK);
+  CHECK(pieces == 5);
+  opt.max_new_tokens = 0;
+  auto e = session.generate("x", opt, nullptr);
+  CHECK_FALSE(e);
+  CHECK(e.status() == CRIA_ERR_INVALID_ARGUMENT);
+}
+
+TEST_CASE("one model, several sessions on several threads") {
+  auto model = cria::cpp::Model::load(kModel);
+  REQUIRE(model);
+  std::vector<std::string> out(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      cria_session_options so;
+      cria_session_options_init(&so);
+      so.threads = 1;
+      cria::cpp::Session s(*model, &so);
+      cria::cpp::GenerateOptions opt;
+      opt.max_new_tokens = 16;
+      auto r = s.generate("The same prompt", opt, [&](std::string_view p) {
+        out[i] += p;
+        return true;
+      });
+      if (!r) out[i] = "error: " + r.error();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 1; i < 4; ++i) CHECK(out[i] == out[0]);  // greedy: the same text on every thread
+  CHECK(out[0].rfind("error", 0) != 0);
+}
