@@ -11,6 +11,14 @@ namespace cria {
 
 namespace {
 
+// The converter spends its time in the scale search; on x86-64 GCC builds
+// the hot functions get an AVX2 clone picked at load time (ifunc).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__EMSCRIPTEN__)
+#define CRIA_HOT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CRIA_HOT_CLONES
+#endif
+
 inline float round_fp16(float x) { return fp16_to_f32(f32_to_fp16(x)); }
 
 inline int nearest_int(float x) { return (int)std::lrintf(x); }
@@ -39,7 +47,8 @@ struct Sums {
 };
 
 // Codes round((x - m0) * iscale) clamped to [qmin, qmax], and their sums.
-Sums code_sums(const float* x, const float* w, int n, float m0, float iscale, float qmin, float qmax) {
+inline __attribute__((always_inline)) Sums code_sums(const float* x, const float* w, int n, float m0, float iscale,
+                                                     float qmin, float qmax) {
   Sums s;
   for (int i = 0; i < n; ++i) {
     const float q = std::min(std::max(rnd((x[i] - m0) * iscale), qmin), qmax);
@@ -58,7 +67,8 @@ Sums code_sums(const float* x, const float* w, int n, float m0, float iscale, fl
 // the signed extreme mapped onto `qextreme`; the search tries 12 more
 // inverse scales around it, refits d by least squares for each code
 // assignment, rounds d to fp16, and keeps the lowest error.
-Fit fit_symmetric(const float* x, const float* w, int n, int qmin, int qmax, float qextreme, bool search) {
+CRIA_HOT_CLONES Fit fit_symmetric(const float* x, const float* w, int n, int qmin, int qmax, float qextreme,
+                                  bool search) {
   float amax = 0, vmax = 0;
   for (int i = 0; i < n; ++i) {
     const float a = std::fabs(x[i]);
@@ -92,7 +102,7 @@ Fit fit_symmetric(const float* x, const float* w, int n, int qmin, int qmax, flo
 }
 
 // Asymmetric: x ~ d * q + m, q in [0, 15].
-Fit fit_asymmetric(const float* x, const float* w, int n, bool search) {
+CRIA_HOT_CLONES Fit fit_asymmetric(const float* x, const float* w, int n, bool search) {
   float mn = x[0], mx = x[0];
   for (int i = 1; i < n; ++i) {
     mn = std::min(mn, x[i]);
