@@ -48,9 +48,12 @@ constexpr int64_t kTokChunk = 64;
 // activations, folded into float accumulators:
 //   Q4, Q8: acc += d_w * (d_a * dot - zp * s_a)    (zp = 8 or 128)
 //   Q4M:    acc += d_w * d_a * dot + m_w * s_a
-template <QType T>
-inline void block_dot(const uint8_t* qb, __m512 dw, __m512 mw, const QActs& a, int64_t t0, int nt, int64_t b,
-                      int64_t nb, __m512* acc) {
+// Loop order keeps the vpdpbusd chains independent: the i loop is outer,
+// tokens inner, with two partial sums per token (even/odd groups), so no
+// chain is longer than four dependent instructions.
+template <QType T, int NT>
+inline void block_dot(const uint8_t* qb, __m512 dw, __m512 mw, const int8_t* const* aq, const float* da,
+                      const float* sa, __m512* acc) {
   const __m512i m4 = _mm512_set1_epi8(0x0f);
   __m512i w[8];
   if (T == QType::kQ8) {
@@ -62,30 +65,65 @@ inline void block_dot(const uint8_t* qb, __m512 dw, __m512 mw, const QActs& a, i
       w[2 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
     }
   }
-  for (int j = 0; j < nt; ++j) {
-    const int8_t* aq = a.q + (t0 + j) * a.cols + b * 32;
-    __m512i dot = _mm512_setzero_si512();
-    // Q8 chunk c holds columns 4c..4c+3; Q4 low/high nibbles of chunk c hold
-    // columns 8c..8c+3 and 8c+4..8c+7: in both cases w[i] pairs with
-    // activation bytes 4i..4i+3.
-    for (int i = 0; i < 8; ++i) dot = _mm512_dpbusd_epi32(dot, w[i], _mm512_set1_epi32(load_i32(aq + 4 * i)));
-    const float da = a.d[(t0 + j) * nb + b], sa = a.s[(t0 + j) * nb + b];
-    const __m512 fd = _mm512_cvtepi32_ps(dot);
-    if (T == QType::kQ4M) {
-      acc[j] = _mm512_fmadd_ps(mw, _mm512_set1_ps(sa), _mm512_fmadd_ps(dw, _mm512_mul_ps(fd, _mm512_set1_ps(da)), acc[j]));
-    } else {
-      const float zp = T == QType::kQ8 ? 128.0f : 8.0f;
-      acc[j] = _mm512_fmadd_ps(dw, _mm512_fmsub_ps(fd, _mm512_set1_ps(da), _mm512_set1_ps(zp * sa)), acc[j]);
+  // Q8 chunk c holds columns 4c..4c+3; Q4 low/high nibbles of chunk c hold
+  // columns 8c..8c+3 and 8c+4..8c+7: in both cases w[i] pairs with
+  // activation bytes 4i..4i+3.
+  __m512i d0[NT], d1[NT];
+  for (int j = 0; j < NT; ++j) d0[j] = d1[j] = _mm512_setzero_si512();
+  for (int i = 0; i < 8; i += 2) {
+    for (int j = 0; j < NT; ++j) {
+      d0[j] = _mm512_dpbusd_epi32(d0[j], w[i], _mm512_set1_epi32(load_i32(aq[j] + 4 * i)));
+      d1[j] = _mm512_dpbusd_epi32(d1[j], w[i + 1], _mm512_set1_epi32(load_i32(aq[j] + 4 * i + 4)));
     }
   }
+  for (int j = 0; j < NT; ++j) {
+    const __m512 fd = _mm512_cvtepi32_ps(_mm512_add_epi32(d0[j], d1[j]));
+    if (T == QType::kQ4M) {
+      acc[j] = _mm512_fmadd_ps(mw, _mm512_set1_ps(sa[j]), _mm512_fmadd_ps(dw, _mm512_mul_ps(fd, _mm512_set1_ps(da[j])), acc[j]));
+    } else {
+      const float zp = T == QType::kQ8 ? 128.0f : 8.0f;
+      acc[j] = _mm512_fmadd_ps(dw, _mm512_fmsub_ps(fd, _mm512_set1_ps(da[j]), _mm512_set1_ps(zp * sa[j])), acc[j]);
+    }
+  }
+}
+
+// One tile against NT tokens starting at t0.
+template <QType T, int NT>
+inline void tile_tokens(const QLayout& l, const uint8_t* qt, const uint16_t* st, const uint16_t* mt, const QActs& a,
+                        int64_t t0, float* y, int64_t ldy, int64_t row0, __mmask16 mask) {
+  const int64_t nb = (int64_t)l.blocks, bpg = (int64_t)l.group / 32;
+  const int64_t block_bytes = T == QType::kQ8 ? 512 : 256;
+  __m512 acc[NT];
+  const int8_t* aq[NT];
+  for (int j = 0; j < NT; ++j) {
+    acc[j] = _mm512_setzero_ps();
+    aq[j] = a.q + (t0 + j) * a.cols;
+  }
+  const float* da0 = a.d + t0 * nb;
+  const float* sa0 = a.s + t0 * nb;
+  int64_t b = 0;
+  for (int64_t g = 0; g < (int64_t)l.groups; ++g) {
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(st + g * 16)));
+    const __m512 mw = T == QType::kQ4M ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(mt + g * 16)))
+                                       : _mm512_setzero_ps();
+    for (int64_t e = 0; e < bpg; ++e, ++b) {
+      float da[NT], sa[NT];
+      const int8_t* ab[NT];
+      for (int j = 0; j < NT; ++j) {
+        da[j] = da0[j * nb + b];
+        sa[j] = sa0[j * nb + b];
+        ab[j] = aq[j] + b * 32;
+      }
+      block_dot<T, NT>(qt + b * block_bytes, dw, mw, ab, da, sa, acc);
+    }
+  }
+  for (int j = 0; j < NT; ++j) _mm512_mask_storeu_ps(y + (t0 + j) * ldy + row0, mask, acc[j]);
 }
 
 template <QType T>
 void matmul_tiled_avx512(const Matrix& w, const QActs& a, int64_t n, int64_t tile0, int64_t tile1, float* y,
                          int64_t ldy) {
   const QLayout& l = w.l;
-  const int64_t nb = (int64_t)l.blocks, bpg = (int64_t)l.group / 32;
-  const int64_t block_bytes = T == QType::kQ8 ? 512 : 256;
   for (int64_t tc = 0; tc < n; tc += kTokChunk) {
     const int64_t tce = std::min(n, tc + kTokChunk);
     for (int64_t tile = tile0; tile < tile1; ++tile) {
@@ -96,20 +134,9 @@ void matmul_tiled_avx512(const Matrix& w, const QActs& a, int64_t n, int64_t til
       const int64_t row0 = tile * kTileRows;
       const int valid = (int)std::min<int64_t>(kTileRows, (int64_t)l.rows - row0);
       const __mmask16 mask = (__mmask16)((1u << valid) - 1);
-      for (int64_t t0 = tc; t0 < tce; t0 += kTokBlock) {
-        const int nt = (int)std::min<int64_t>(kTokBlock, tce - t0);
-        __m512 acc[kTokBlock];
-        for (int j = 0; j < kTokBlock; ++j) acc[j] = _mm512_setzero_ps();
-        for (int64_t b = 0; b < nb; ++b) {
-          const int64_t g = b / bpg;
-          const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(st + g * 16)));
-          const __m512 mw = T == QType::kQ4M
-                                ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(mt + g * 16)))
-                                : _mm512_setzero_ps();
-          block_dot<T>(qt + b * block_bytes, dw, mw, a, t0, nt, b, nb, acc);
-        }
-        for (int j = 0; j < nt; ++j) _mm512_mask_storeu_ps(y + (t0 + j) * ldy + row0, mask, acc[j]);
-      }
+      int64_t t0 = tc;
+      for (; t0 + kTokBlock <= tce; t0 += kTokBlock) tile_tokens<T, kTokBlock>(l, qt, st, mt, a, t0, y, ldy, row0, mask);
+      for (; t0 < tce; ++t0) tile_tokens<T, 1>(l, qt, st, mt, a, t0, y, ldy, row0, mask);
     }
   }
 }
