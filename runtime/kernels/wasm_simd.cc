@@ -1,0 +1,487 @@
+// WebAssembly SIMD128 kernels (the browser build). SIMD128 has no int8 dot
+// product, so the int8-weight matmuls multiply in 16 bits with
+// i32x4.dot_i16x8_s (x64 pmaddwd, ARM smull+addp): 8 products and a pairwise
+// add per instruction.
+//
+// The 16-row tile layout feeds it without any shuffling of weights. One
+// 16-byte load of a 64-byte chunk is 4 rows x 4 bytes; read as eight u16
+// lanes, lanes 2m and 2m+1 hold row m's bytes (0,1) and (2,3). Masking and
+// shifting those lanes gives i16 vectors whose lane pairs are one row's
+// weights at two columns, so one dot_i16x8 with the matching activation pair
+// broadcast yields four complete row sums:
+//   Q8, chunk c (columns 4c..4c+3):  x & 0xff -> columns (4c, 4c+2)
+//                                    x >> 8   -> columns (4c+1, 4c+3)
+//   Q4, chunk c: low nibbles are columns 8c..8c+3, high nibbles 8c+4..8c+7:
+//     x & 0xf -> (8c, 8c+2)   (x >> 8) & 0xf -> (8c+1, 8c+3)
+//     (x >> 4) & 0xf -> (8c+4, 8c+6)   x >> 12 -> (8c+5, 8c+7)
+// The activations are prepared once per call as those i16 pairs
+// ("pairs[2g], pairs[2g+1]" for each group g of 4 columns), so the inner
+// loop broadcasts them with one v128.load32_splat.
+//
+// fp16 (weight scales, the KV cache) has no conversion instruction in
+// SIMD128: it is rebuilt from bits (exact for normal and subnormal values).
+#include <wasm_simd128.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "quant/fp16.h"
+#include "runtime/kernels/kernels.h"
+#include "runtime/kernels/ref_ops.h"
+
+namespace cria::kernels {
+
+namespace {
+
+// ---- helpers ------------------------------------------------------------
+
+inline float hsum(v128_t v) {
+  v = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  v = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(v, 0);
+}
+
+inline float hmax(v128_t v) {
+  v = wasm_f32x4_max(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  v = wasm_f32x4_max(v, wasm_i32x4_shuffle(v, v, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(v, 0);
+}
+
+inline int32_t hsum_i32(v128_t v) {
+  v = wasm_i32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  v = wasm_i32x4_add(v, wasm_i32x4_shuffle(v, v, 1, 0, 3, 2));
+  return wasm_i32x4_extract_lane(v, 0);
+}
+
+// Four fp16 values (as u32 lanes) to f32: exponent and mantissa moved into
+// place and rescaled by 2^112 (exact for normals and subnormals), inf/nan
+// given the all-ones exponent, then the sign.
+inline v128_t half4_to_f32(v128_t h) {
+  const v128_t em = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x7fff)), 13);
+  v128_t f = wasm_f32x4_mul(em, wasm_f32x4_splat(0x1p112f));
+  const v128_t special = wasm_i32x4_eq(wasm_v128_and(h, wasm_i32x4_splat(0x7c00)), wasm_i32x4_splat(0x7c00));
+  f = wasm_v128_or(f, wasm_v128_and(special, wasm_i32x4_splat(0x7f800000)));
+  return wasm_v128_or(f, wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16));
+}
+
+inline v128_t load_half4(const uint16_t* p) { return half4_to_f32(wasm_u32x4_load16x4(p)); }
+
+// exp(x): range reduction by ln 2 (split in two) and a degree-6 polynomial,
+// as the x86 tables do; 2^n is built in the exponent bits.
+inline v128_t exp4(v128_t x) {
+  const v128_t hi = wasm_f32x4_splat(88.3762626647949f), lo = wasm_f32x4_splat(-87.3365447504f);
+  const v128_t xc = wasm_f32x4_pmax(wasm_f32x4_pmin(x, hi), lo);
+  const v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(xc, wasm_f32x4_splat(1.44269504088896341f)));
+  v128_t r = wasm_f32x4_sub(xc, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f)));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
+  v128_t p = wasm_f32x4_splat(1.9875691500e-4f);
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.3981999507e-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(8.3334519073e-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(4.1665795894e-2f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.6666665459e-1f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(5.0000001201e-1f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, wasm_f32x4_mul(r, r)), wasm_f32x4_add(r, wasm_f32x4_splat(1.0f)));
+  const v128_t e = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+  const v128_t res = wasm_f32x4_mul(p, e);
+  // Below the clamp the true value underflows to 0 (and exp(-inf) = 0).
+  return wasm_v128_andnot(res, wasm_f32x4_lt(x, lo));
+}
+
+// ---- activations ----------------------------------------------------------
+
+void quantize_acts_wasm(const float* x, int64_t n, int64_t cols, int8_t* q, float* d, float* s) {
+  const int64_t nb = cols / 32;
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* xb = x + t * cols + b * 32;
+      v128_t v[8];
+      v128_t amax = wasm_f32x4_splat(0.0f);
+      for (int i = 0; i < 8; ++i) {
+        v[i] = wasm_v128_load(xb + 4 * i);
+        amax = wasm_f32x4_max(amax, wasm_f32x4_abs(v[i]));
+      }
+      const float db = hmax(amax) / 127.0f;
+      const float id = db != 0 ? 1.0f / db : 0.0f;
+      const v128_t vid = wasm_f32x4_splat(id);
+      v128_t iv[8];
+      v128_t sum = wasm_i32x4_splat(0);
+      for (int i = 0; i < 8; ++i) {
+        // nearest rounds half to even, as lrintf does in the reference.
+        iv[i] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(v[i], vid)));
+        sum = wasm_i32x4_add(sum, iv[i]);
+      }
+      const v128_t h0 = wasm_i16x8_narrow_i32x4(iv[0], iv[1]), h1 = wasm_i16x8_narrow_i32x4(iv[2], iv[3]);
+      const v128_t h2 = wasm_i16x8_narrow_i32x4(iv[4], iv[5]), h3 = wasm_i16x8_narrow_i32x4(iv[6], iv[7]);
+      wasm_v128_store(q + t * cols + b * 32, wasm_i8x16_narrow_i16x8(h0, h1));
+      wasm_v128_store(q + t * cols + b * 32 + 16, wasm_i8x16_narrow_i16x8(h2, h3));
+      d[t * nb + b] = db;
+      s[t * nb + b] = db * (float)hsum_i32(sum);
+    }
+  }
+}
+
+// Tokens per register block; activations of one block of tokens as i16
+// pairs (see the top of the file), kept per thread.
+constexpr int kTok = 4;
+constexpr int64_t kMaxCols = 32768;
+alignas(16) thread_local int16_t t_pairs[kTok][kMaxCols];
+
+// Writes the pair layout of token rows [t0, t0 + nt): for each group of 4
+// columns, (a0, a2, a1, a3) as i16.
+void prepare_pairs(const QActs& a, int64_t t0, int nt) {
+  for (int j = 0; j < nt; ++j) {
+    const int8_t* src = a.q + (t0 + j) * a.cols;
+    int16_t* dst = t_pairs[j];
+    for (int64_t k = 0; k < a.cols; k += 16) {
+      const v128_t v = wasm_v128_load(src + k);
+      const v128_t sh = wasm_i8x16_shuffle(v, v, 0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15);
+      wasm_v128_store(dst + k, wasm_i16x8_extend_low_i8x16(sh));
+      wasm_v128_store(dst + k + 8, wasm_i16x8_extend_high_i8x16(sh));
+    }
+  }
+}
+
+inline v128_t pair(const int16_t* p, int64_t idx) { return wasm_v128_load32_splat(p + 2 * idx); }
+
+// Rows 4q..4q+3 of one tile for NT tokens over every block: the f32 sums.
+//   Q4, Q8: acc += d_w * (d_a * dot - zp * s_a)    (zp = 8 or 128)
+//   Q4M:    acc += d_w * d_a * dot + m_w * s_a
+template <QType T, int NT>
+void tile_quad(const Matrix& w, const QActs& a, int64_t t0, int64_t tile, int q, v128_t* acc) {
+  const QLayout& l = w.l;
+  const int64_t nb = (int64_t)l.blocks, bpg = (int64_t)l.group / 32;
+  constexpr int64_t block_bytes = T == QType::kQ8 ? 512 : 256;
+  const uint8_t* qt = w.data + l.q_offset + tile * l.tile_q_bytes + q * 16;
+  const uint16_t* st = reinterpret_cast<const uint16_t*>(w.data + l.s_offset + tile * l.tile_s_bytes) + q * 4;
+  const uint16_t* mt =
+      T == QType::kQ4M ? reinterpret_cast<const uint16_t*>(w.data + l.m_offset + tile * l.tile_s_bytes) + q * 4 : nullptr;
+  const v128_t lo8 = wasm_i16x8_splat(0xff), lo4 = wasm_i16x8_splat(0x0f);
+  for (int j = 0; j < NT; ++j) acc[j] = wasm_f32x4_splat(0.0f);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* qb = qt + b * block_bytes;
+    v128_t dot[NT];
+    for (int j = 0; j < NT; ++j) dot[j] = wasm_i32x4_splat(0);
+    if (T == QType::kQ8) {
+      for (int c = 0; c < 8; ++c) {
+        const v128_t x = wasm_v128_load(qb + c * 64);
+        const v128_t we = wasm_v128_and(x, lo8), wo = wasm_u16x8_shr(x, 8);
+        for (int j = 0; j < NT; ++j) {
+          const int16_t* p = t_pairs[j] + b * 32;
+          dot[j] = wasm_i32x4_add(dot[j], wasm_i32x4_dot_i16x8(we, pair(p, 2 * c)));
+          dot[j] = wasm_i32x4_add(dot[j], wasm_i32x4_dot_i16x8(wo, pair(p, 2 * c + 1)));
+        }
+      }
+    } else {
+      for (int c = 0; c < 4; ++c) {
+        const v128_t x = wasm_v128_load(qb + c * 64);
+        const v128_t w0 = wasm_v128_and(x, lo4);
+        const v128_t w1 = wasm_v128_and(wasm_u16x8_shr(x, 8), lo4);
+        const v128_t w2 = wasm_v128_and(wasm_u16x8_shr(x, 4), lo4);
+        const v128_t w3 = wasm_u16x8_shr(x, 12);
+        for (int j = 0; j < NT; ++j) {
+          const int16_t* p = t_pairs[j] + b * 32;
+          v128_t s01 = wasm_i32x4_add(wasm_i32x4_dot_i16x8(w0, pair(p, 4 * c)), wasm_i32x4_dot_i16x8(w1, pair(p, 4 * c + 1)));
+          v128_t s23 = wasm_i32x4_add(wasm_i32x4_dot_i16x8(w2, pair(p, 4 * c + 2)), wasm_i32x4_dot_i16x8(w3, pair(p, 4 * c + 3)));
+          dot[j] = wasm_i32x4_add(dot[j], wasm_i32x4_add(s01, s23));
+        }
+      }
+    }
+    const int64_t g = b / bpg;
+    const v128_t dw = load_half4(st + g * 16);
+    if (T == QType::kQ4M) {
+      const v128_t mw = load_half4(mt + g * 16);
+      for (int j = 0; j < NT; ++j) {
+        const float da = a.d[(t0 + j) * nb + b], sa = a.s[(t0 + j) * nb + b];
+        const v128_t fd = wasm_f32x4_convert_i32x4(dot[j]);
+        acc[j] = wasm_f32x4_add(acc[j], wasm_f32x4_add(wasm_f32x4_mul(dw, wasm_f32x4_mul(fd, wasm_f32x4_splat(da))),
+                                                       wasm_f32x4_mul(mw, wasm_f32x4_splat(sa))));
+      }
+    } else {
+      constexpr float zp = T == QType::kQ8 ? 128.0f : 8.0f;
+      for (int j = 0; j < NT; ++j) {
+        const float da = a.d[(t0 + j) * nb + b], sa = a.s[(t0 + j) * nb + b];
+        const v128_t fd = wasm_f32x4_convert_i32x4(dot[j]);
+        acc[j] = wasm_f32x4_add(
+            acc[j], wasm_f32x4_mul(dw, wasm_f32x4_sub(wasm_f32x4_mul(fd, wasm_f32x4_splat(da)), wasm_f32x4_splat(zp * sa))));
+      }
+    }
+  }
+}
+
+inline void store_rows(float* y, v128_t v, int valid) {
+  if (valid >= 4) {
+    wasm_v128_store(y, v);
+    return;
+  }
+  float tmp[4];
+  wasm_v128_store(tmp, v);
+  for (int i = 0; i < valid; ++i) y[i] = tmp[i];
+}
+
+template <QType T, int NT>
+void tiles_tokens(const Matrix& w, const QActs& a, int64_t t0, int64_t tile0, int64_t tile1, float* y, int64_t ldy) {
+  for (int64_t tile = tile0; tile < tile1; ++tile) {
+    const int64_t row0 = tile * kTileRows;
+    const int valid = (int)std::min<int64_t>(kTileRows, (int64_t)w.l.rows - row0);
+    for (int q = 0; q * 4 < valid; ++q) {
+      v128_t acc[NT];
+      tile_quad<T, NT>(w, a, t0, tile, q, acc);
+      for (int j = 0; j < NT; ++j) store_rows(y + (t0 + j) * ldy + row0 + q * 4, acc[j], valid - q * 4);
+    }
+  }
+}
+
+// Tiles per cache block: their weights stay in L2 while every token block
+// of the call streams past.
+constexpr int64_t kTileChunk = 8;
+
+template <QType T>
+void matmul_tiled_wasm(const Matrix& w, const QActs& a, int64_t n, int64_t tile0, int64_t tile1, float* y,
+                       int64_t ldy) {
+  if (a.cols > kMaxCols) {
+    scalar_table().matmul_q4(w, a, n, tile0, tile1, y, ldy);  // no wasm32-sized model has such rows
+    return;
+  }
+  for (int64_t tc = tile0; tc < tile1; tc += kTileChunk) {
+    const int64_t tce = std::min(tile1, tc + kTileChunk);
+    for (int64_t t0 = 0; t0 < n; t0 += kTok) {
+      const int nt = (int)std::min<int64_t>(kTok, n - t0);
+      prepare_pairs(a, t0, nt);
+      switch (nt) {
+        case 1: tiles_tokens<T, 1>(w, a, t0, tc, tce, y, ldy); break;
+        case 2: tiles_tokens<T, 2>(w, a, t0, tc, tce, y, ldy); break;
+        case 3: tiles_tokens<T, 3>(w, a, t0, tc, tce, y, ldy); break;
+        default: tiles_tokens<T, 4>(w, a, t0, tc, tce, y, ldy); break;
+      }
+    }
+  }
+}
+
+// ---- float weights --------------------------------------------------------
+
+// Four weights of a row from column k as f32.
+inline v128_t load_w4(QType t, const uint8_t* row, int64_t k) {
+  switch (t) {
+    case QType::kF16: return load_half4(reinterpret_cast<const uint16_t*>(row) + k);
+    case QType::kBF16: return wasm_i32x4_shl(wasm_u32x4_load16x4(row + k * 2), 16);
+    case QType::kI8C: {
+      int32_t v;
+      std::memcpy(&v, row + k, 4);
+      return wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(wasm_i16x8_extend_low_i8x16(wasm_i32x4_splat(v))));
+    }
+    default: return wasm_v128_load(row + k * 4);
+  }
+}
+
+inline float w_scalar(QType t, const uint8_t* row, int64_t k) {
+  switch (t) {
+    case QType::kF16: { uint16_t h; std::memcpy(&h, row + k * 2, 2); return fp16_to_f32(h); }
+    case QType::kBF16: { uint16_t h; std::memcpy(&h, row + k * 2, 2); return bf16_to_f32(h); }
+    case QType::kI8C: return (float)(int8_t)row[k];
+    default: { float f; std::memcpy(&f, row + k * 4, 4); return f; }
+  }
+}
+
+void matmul_float_wasm(const Matrix& w, const float* x, int64_t n, int64_t ldx, int64_t row0, int64_t row1, float* y,
+                       int64_t ldy) {
+  const int64_t cols = (int64_t)w.cols(), c4 = cols & ~int64_t(3);
+  const uint8_t* base = w.data + w.l.q_offset;
+  for (int64_t r = row0; r < row1; ++r) {
+    const uint8_t* row = base + r * w.l.row_bytes;
+    float scale = 1.0f;
+    if (w.type == QType::kI8C) std::memcpy(&scale, w.data + w.l.s_offset + r * 4, 4);
+    for (int64_t t0 = 0; t0 < n; t0 += kTok) {
+      const int nt = (int)std::min<int64_t>(kTok, n - t0);
+      v128_t acc[kTok];
+      for (int j = 0; j < kTok; ++j) acc[j] = wasm_f32x4_splat(0.0f);
+      for (int64_t k = 0; k < c4; k += 4) {
+        const v128_t wv = load_w4(w.type, row, k);
+        for (int j = 0; j < nt; ++j)
+          acc[j] = wasm_f32x4_add(acc[j], wasm_f32x4_mul(wv, wasm_v128_load(x + (t0 + j) * ldx + k)));
+      }
+      for (int j = 0; j < nt; ++j) {
+        float s = hsum(acc[j]);
+        for (int64_t k = c4; k < cols; ++k) s += w_scalar(w.type, row, k) * x[(t0 + j) * ldx + k];
+        y[(t0 + j) * ldy + r] = s * scale;
+      }
+    }
+  }
+}
+
+// ---- attention ------------------------------------------------------------
+
+// Positions converted from f16 per step: the K or V rows are turned into
+// f32 once and then serve every query head of the group.
+constexpr int64_t kPosChunk = 32;
+constexpr int64_t kMaxHeadDim = 256;
+
+inline void half_row_to_f32(const uint16_t* h, int64_t d, float* out) {
+  int64_t i = 0;
+  for (; i + 4 <= d; i += 4) wasm_v128_store(out + i, load_half4(h + i));
+  for (; i < d; ++i) out[i] = fp16_to_f32(h[i]);
+}
+
+inline float dot_f32(const float* a, const float* b, int64_t d) {
+  v128_t acc = wasm_f32x4_splat(0.0f);
+  int64_t i = 0;
+  for (; i + 4 <= d; i += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(a + i), wasm_v128_load(b + i)));
+  float s = hsum(acc);
+  for (; i < d; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// out[i] += p * v[i]
+inline void axpy(float p, const float* v, int64_t d, float* out) {
+  const v128_t vp = wasm_f32x4_splat(p);
+  int64_t i = 0;
+  for (; i + 4 <= d; i += 4)
+    wasm_v128_store(out + i, wasm_f32x4_add(wasm_v128_load(out + i), wasm_f32x4_mul(vp, wasm_v128_load(v + i))));
+  for (; i < d; ++i) out[i] += p * v[i];
+}
+
+void attn_scores_f16_wasm(const float* q, int64_t r, const uint16_t* k, int64_t kstride, int64_t n_pos, int64_t d,
+                          float scale, float* scores) {
+  if (d > kMaxHeadDim) return scalar_table().attn_scores_f16(q, r, k, kstride, n_pos, d, scale, scores);
+  alignas(16) float kf[kPosChunk * kMaxHeadDim];
+  for (int64_t j0 = 0; j0 < n_pos; j0 += kPosChunk) {
+    const int64_t m = std::min(kPosChunk, n_pos - j0);
+    for (int64_t j = 0; j < m; ++j) half_row_to_f32(k + (j0 + j) * kstride, d, kf + j * d);
+    for (int64_t h = 0; h < r; ++h)
+      for (int64_t j = 0; j < m; ++j) scores[h * n_pos + j0 + j] = dot_f32(q + h * d, kf + j * d, d) * scale;
+  }
+}
+
+void attn_values_f16_wasm(const float* p, int64_t r, const uint16_t* v, int64_t vstride, int64_t n_pos, int64_t d,
+                          float* out) {
+  if (d > kMaxHeadDim) return scalar_table().attn_values_f16(p, r, v, vstride, n_pos, d, out);
+  alignas(16) float vf[kPosChunk * kMaxHeadDim];
+  for (int64_t h = 0; h < r; ++h) std::fill(out + h * d, out + h * d + d, 0.0f);
+  for (int64_t j0 = 0; j0 < n_pos; j0 += kPosChunk) {
+    const int64_t m = std::min(kPosChunk, n_pos - j0);
+    for (int64_t j = 0; j < m; ++j) half_row_to_f32(v + (j0 + j) * vstride, d, vf + j * d);
+    for (int64_t h = 0; h < r; ++h)
+      for (int64_t j = 0; j < m; ++j) axpy(p[h * n_pos + j0 + j], vf + j * d, d, out + h * d);
+  }
+}
+
+void attn_scores_f32_wasm(const float* q, int64_t r, const float* k, int64_t kstride, int64_t n_pos, int64_t d,
+                          float scale, float* scores) {
+  for (int64_t h = 0; h < r; ++h)
+    for (int64_t j = 0; j < n_pos; ++j) scores[h * n_pos + j] = dot_f32(q + h * d, k + j * kstride, d) * scale;
+}
+
+void attn_values_f32_wasm(const float* p, int64_t r, const float* v, int64_t vstride, int64_t n_pos, int64_t d,
+                          float* out) {
+  for (int64_t h = 0; h < r; ++h) {
+    std::fill(out + h * d, out + h * d + d, 0.0f);
+    for (int64_t j = 0; j < n_pos; ++j) axpy(p[h * n_pos + j], v + j * vstride, d, out + h * d);
+  }
+}
+
+// ---- row ops --------------------------------------------------------------
+
+void rmsnorm_wasm(const float* x, const float* w, float eps, int64_t n, float* y) {
+  v128_t ss = wasm_f32x4_splat(0.0f);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    ss = wasm_f32x4_add(ss, wasm_f32x4_mul(v, v));
+  }
+  float sum = hsum(ss);
+  for (; i < n; ++i) sum += x[i] * x[i];
+  const float inv = 1.0f / std::sqrt(sum / (float)n + eps);
+  const v128_t vi = wasm_f32x4_splat(inv);
+  for (i = 0; i + 4 <= n; i += 4)
+    wasm_v128_store(y + i, wasm_f32x4_mul(wasm_v128_load(w + i), wasm_f32x4_mul(wasm_v128_load(x + i), vi)));
+  for (; i < n; ++i) y[i] = w[i] * (x[i] * inv);
+}
+
+void softmax_wasm(float* x, int64_t n) {
+  v128_t mx = wasm_f32x4_splat(-INFINITY);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) mx = wasm_f32x4_max(mx, wasm_v128_load(x + i));
+  float m = hmax(mx);
+  for (; i < n; ++i) m = std::fmax(m, x[i]);
+  const v128_t vm = wasm_f32x4_splat(m);
+  v128_t sum = wasm_f32x4_splat(0.0f);
+  for (i = 0; i + 4 <= n; i += 4) {
+    const v128_t e = exp4(wasm_f32x4_sub(wasm_v128_load(x + i), vm));
+    wasm_v128_store(x + i, e);
+    sum = wasm_f32x4_add(sum, e);
+  }
+  float s = hsum(sum);
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - m);
+    s += x[i];
+  }
+  const float inv = 1.0f / s;
+  const v128_t vinv = wasm_f32x4_splat(inv);
+  for (i = 0; i + 4 <= n; i += 4) wasm_v128_store(x + i, wasm_f32x4_mul(wasm_v128_load(x + i), vinv));
+  for (; i < n; ++i) x[i] *= inv;
+}
+
+void swiglu_wasm(const float* gate, const float* up, int64_t n, float* out) {
+  const v128_t one = wasm_f32x4_splat(1.0f);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t g = wasm_v128_load(gate + i);
+    const v128_t silu = wasm_f32x4_div(g, wasm_f32x4_add(one, exp4(wasm_f32x4_neg(g))));
+    wasm_v128_store(out + i, wasm_f32x4_mul(silu, wasm_v128_load(up + i)));
+  }
+  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void add_wasm(float* y, const float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) wasm_v128_store(y + i, wasm_f32x4_add(wasm_v128_load(y + i), wasm_v128_load(x + i)));
+  for (; i < n; ++i) y[i] += x[i];
+}
+
+void rope_wasm(float* x, int64_t heads, int64_t d, const float* cos, const float* sin) {
+  const int64_t half = d / 2;
+  for (int64_t h = 0; h < heads; ++h) {
+    float* v = x + h * d;
+    int64_t i = 0;
+    for (; i + 4 <= half; i += 4) {
+      const v128_t a = wasm_v128_load(v + i), b = wasm_v128_load(v + half + i);
+      const v128_t c = wasm_v128_load(cos + i), s = wasm_v128_load(sin + i);
+      wasm_v128_store(v + i, wasm_f32x4_sub(wasm_f32x4_mul(a, c), wasm_f32x4_mul(b, s)));
+      wasm_v128_store(v + half + i, wasm_f32x4_add(wasm_f32x4_mul(b, c), wasm_f32x4_mul(a, s)));
+    }
+    for (; i < half; ++i) {
+      const float a = v[i], b = v[i + half];
+      v[i] = a * cos[i] - b * sin[i];
+      v[i + half] = b * cos[i] + a * sin[i];
+    }
+  }
+}
+
+}  // namespace
+
+const KernelTable& wasm_table() {
+  static const KernelTable t = [] {
+    KernelTable k = scalar_table();
+    k.isa = Isa::kWasmSimd;
+    k.quantize_acts = quantize_acts_wasm;
+    k.matmul_q4 = matmul_tiled_wasm<QType::kQ4>;
+    k.matmul_q8 = matmul_tiled_wasm<QType::kQ8>;
+    k.matmul_q4m = matmul_tiled_wasm<QType::kQ4M>;
+    k.matmul_float = matmul_float_wasm;
+    k.attn_scores_f16 = attn_scores_f16_wasm;
+    k.attn_values_f16 = attn_values_f16_wasm;
+    k.attn_scores_f32 = attn_scores_f32_wasm;
+    k.attn_values_f32 = attn_values_f32_wasm;
+    k.rmsnorm = rmsnorm_wasm;
+    k.softmax = softmax_wasm;
+    k.swiglu = swiglu_wasm;
+    k.add = add_wasm;
+    k.rope = rope_wasm;
+    // layernorm and gelu (Falcon) and f32_to_f16 (exact rounding, a few
+    // values per token) stay on the reference.
+    return k;
+  }();
+  return t;
+}
+
+}  // namespace cria::kernels
