@@ -53,6 +53,10 @@ export interface GenerateRequest extends GenerateSettings {
   system?: string;
   /** Plain prompts: -1 the model's default, 0/1 force. */
   add_bos?: number;
+  /** Token ids used as the prompt as they are (no BOS added). */
+  prompt_ids?: number[];
+  /** End-of-sequence ids replacing the model's. */
+  eos_ids?: number[];
 }
 
 export interface GenerateResult {

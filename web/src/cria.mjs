@@ -12,7 +12,7 @@ const isNode =
 const CHUNK = 16 * 1024 * 1024;
 const REQUEST_KEYS = [
   'messages', 'prompt', 'system', 'chat', 'max_new_tokens', 'max_length', 'temperature', 'top_k', 'top_p', 'min_p',
-  'repetition_penalty', 'seed', 'greedy', 'stop', 'add_bos',
+  'repetition_penalty', 'seed', 'greedy', 'stop', 'add_bos', 'prompt_ids', 'eos_ids',
 ];
 
 async function defaultThreads() {

@@ -86,6 +86,7 @@ const char* stop_name(cria_stop_reason r) {
 // The request, decoded; owns the strings the C params point into.
 struct Request {
   std::vector<std::string> roles, contents, stops;
+  std::vector<int32_t> prompt_ids, eos_ids;
   std::vector<cria_message> messages;
   std::vector<const char*> stop_ptrs;
   std::string prompt, system;
@@ -94,6 +95,10 @@ struct Request {
 
 bool parse_request(const cria_model* model, const char* text, Request* r, cria_generate_params* p,
                    std::string* err) {
+  if (!text) {
+    *err = "no request";
+    return false;
+  }
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     *err = "the request is not a JSON object";
@@ -119,10 +124,37 @@ bool parse_request(const cria_model* model, const char* text, Request* r, cria_g
     p->messages = r->messages.data();
     p->n_messages = r->messages.size();
   }
+  // Token id lists: prompt_ids (used as is, no BOS added) and eos_ids
+  // (replace the model's end-of-sequence ids).
+  auto ids = [&](const char* key, std::vector<int32_t>* out) {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return true;
+    if (!it->is_array()) {
+      *err = std::string("'") + key + "' must be an array of token ids";
+      return false;
+    }
+    for (const json& v : *it) {
+      if (!v.is_number_integer()) {
+        *err = std::string("'") + key + "' must be an array of token ids";
+        return false;
+      }
+      out->push_back(v.get<int32_t>());
+    }
+    return true;
+  };
+  if (!ids("prompt_ids", &r->prompt_ids) || !ids("eos_ids", &r->eos_ids)) return false;
+  if (!r->prompt_ids.empty()) {
+    p->prompt_ids = r->prompt_ids.data();
+    p->n_prompt_ids = r->prompt_ids.size();
+  }
+  if (!r->eos_ids.empty()) {
+    p->eos_ids = r->eos_ids.data();
+    p->n_eos_ids = r->eos_ids.size();
+  }
   if (!get_str(j, "prompt", &r->prompt, &r->has_prompt, err)) return false;
   if (!get_str(j, "system", &r->system, &r->has_system, err)) return false;
-  if (!p->n_messages && !r->has_prompt) {
-    *err = "a request needs 'messages' or 'prompt'";
+  if (!p->n_messages && !r->has_prompt && !p->n_prompt_ids) {
+    *err = "a request needs 'messages', 'prompt' or 'prompt_ids'";
     return false;
   }
   if (r->has_prompt) p->prompt = r->prompt.c_str();

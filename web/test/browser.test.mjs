@@ -1,0 +1,195 @@
+// The demo page in headless Debian Chromium (playwright-core): the threaded
+// build on a cross-origin-isolated page, the single-threaded fallback
+// without COOP/COEP, error handling, stopping, the offline reload.
+// Run: node --test web/test/ (after scripts/build-web).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { startServer } from '../serve.mjs';
+import { corruptedCopy, demoModel, DIST, launchChromium, nativeAnswer, PROMPT } from './helpers.mjs';
+
+const model = demoModel();
+const want = nativeAnswer(model.file, PROMPT, model.tokens);
+const TIMEOUT = 60000;
+
+async function openDemo(browser, url) {
+  const page = await browser.context.newPage();
+  page.logs = [];
+  page.on('console', (m) => page.logs.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => page.logs.push(`pageerror: ${e.message}`));
+  await page.goto(url + '/demo/');
+  await waitModel(page);
+  return page;
+}
+
+async function waitModel(page) {
+  await page.waitForFunction(() => document.body.dataset.model === 'ready', null, { timeout: TIMEOUT });
+}
+
+async function answers(page) {
+  return Number((await page.getAttribute('body', 'data-answers')) || 0);
+}
+
+// Starts a new chat, types a prompt with greedy settings, waits for the
+// answer and returns its text.
+async function ask(page, text, tokens = model.tokens) {
+  await page.click('#new-chat');
+  const n = await answers(page);
+  await page.fill('#temperature', '0');
+  await page.fill('#max-tokens', String(tokens));
+  await page.fill('#input', text);
+  await page.click('#send');
+  await page.waitForFunction((k) => Number(document.body.dataset.answers || 0) > k, n, { timeout: TIMEOUT });
+  return page.locator('#messages li.assistant .text').last().textContent();
+}
+
+async function errorText(page) {
+  await page.waitForSelector('#error:not([hidden])', { timeout: TIMEOUT });
+  return page.textContent('#error');
+}
+
+for (const isolation of [true, false]) {
+  describe(`browser demo, ${isolation ? 'cross-origin isolated (threads)' : 'no COOP/COEP (single-threaded fallback)'}`, () => {
+    let server, browser, page;
+    before(async () => {
+      server = await startServer({ port: 0, isolation });
+      browser = await launchChromium();
+      page = await openDemo(browser, server.url);
+    });
+    after(async () => {
+      if (page) page.logs.length && process.env.CRIA_TEST_VERBOSE && console.log(page.logs.join('\n'));
+      await browser.close();
+      await server.close();
+    });
+
+    test('the bundled model loads in the expected build', async () => {
+      assert.equal(await page.evaluate(() => crossOriginIsolated), isolation);
+      const badge = await page.textContent('#runtime');
+      assert.match(badge, isolation ? /multi-threaded/ : /single-threaded/);
+      assert.match(await page.textContent('#model-status'), new RegExp(`${model.name}\\.cria: llama.*${isolation ? '[2-8] threads' : '1 thread'}`));
+    });
+
+    test('the streamed greedy answer equals `cria run --greedy --chat`', async () => {
+      assert.equal(await ask(page, PROMPT), want);
+      const stats = await page.textContent('#stats');
+      assert.match(stats, /\d+ tokens · [\d.]+ tok\/s · first token [\d.]+ s/);
+      if (isolation && process.env.CRIA_SCREENSHOT) await page.screenshot({ path: process.env.CRIA_SCREENSHOT });
+    });
+
+    test('text stays text: markup in a prompt is not rendered', async () => {
+      await ask(page, '<img src=x onerror="document.body.dataset.pwned=1"><b>bold</b>', 4);
+      const user = page.locator('#messages li.user .text').last();
+      assert.equal(await user.textContent(), '<img src=x onerror="document.body.dataset.pwned=1"><b>bold</b>');
+      assert.equal(await page.locator('#messages img, #messages b').count(), 0);
+      assert.equal(await page.getAttribute('body', 'data-pwned'), null);
+      // The assistant's text is one text node, whatever it says.
+      assert.equal(await page.locator('#messages li.assistant .text *').count(), 0);
+    });
+
+    test('Stop ends an answer and the next one is right', async () => {
+      const n = await answers(page);
+      await page.fill('#max-tokens', '4000');
+      await page.fill('#temperature', '0');
+      await page.fill('#input', 'Tell me a long story.');
+      await page.click('#send');
+      await page.waitForSelector('#stop:not([disabled])');
+      await page.click('#stop');
+      await page.waitForFunction((k) => Number(document.body.dataset.answers || 0) > k, n, { timeout: TIMEOUT });
+      assert.equal(await page.locator('#messages li.assistant').last().getAttribute('class'), 'assistant stopped');
+      assert.equal(await page.isDisabled('#stop'), true);
+      await page.click('#new-chat');
+      assert.equal(await ask(page, PROMPT), want);
+    });
+
+    test('AbortSignal stops a running generation inside the worker', async () => {
+      // Through the library on the page: 3 pieces, abort, then a short
+      // request must not wait behind thousands of tokens.
+      const r = await page.evaluate(async (file) => {
+        const { Cria } = await import('/dist/cria.mjs');
+        const llm = await Cria.load(file);
+        const ctl = new AbortController();
+        let n = 0;
+        let name = '';
+        try {
+          for await (const _ of llm.stream({ prompt: 'Once upon a time', max_new_tokens: 4000, eos_ids: [-1] }, { signal: ctl.signal }))
+            if (++n === 3) ctl.abort();
+        } catch (e) {
+          name = e.name;
+        }
+        const t0 = performance.now();
+        await llm.generate({ prompt: 'Hi', max_new_tokens: 1 });
+        const waited = performance.now() - t0;
+        const res = { name, waited, running: llm.cancelWhileRunning, variant: llm.variant };
+        llm.dispose();
+        return res;
+      }, '/dist/models/' + path.basename(model.file));
+      assert.equal(r.name, 'AbortError');
+      assert.equal(r.variant, isolation ? 'mt' : 'st');
+      assert.equal(r.running, true); // threads: shared flag; single-threaded: JSPI
+      assert.ok(r.waited < 5000, `the next request waited ${r.waited} ms`);
+    });
+
+    test('a bad model URL shows an error and leaves the page usable', async () => {
+      await page.fill('#model-url', server.url + '/dist/models/no-such-model.cria');
+      await page.click('#load-url');
+      assert.match(await errorText(page), /Could not load no-such-model\.cria: .*HTTP 404/);
+      assert.equal(await page.isDisabled('#load-url'), false);
+      assert.equal(await ask(page, PROMPT), want); // the loaded model still answers
+    });
+
+    test('a corrupted model file shows an error and leaves the page usable', async () => {
+      await page.setInputFiles('#model-file', {
+        name: 'broken.cria',
+        mimeType: 'application/octet-stream',
+        buffer: corruptedCopy(model.file),
+      });
+      assert.match(await errorText(page), /Could not load broken\.cria: .*(checksum|corrupt)/i);
+      assert.equal(await ask(page, PROMPT), want);
+      // And a good file from the picker loads.
+      const loads = Number(await page.getAttribute('body', 'data-loads'));
+      await page.setInputFiles('#model-file', model.file);
+      await page.waitForFunction((k) => Number(document.body.dataset.loads) > k, loads, { timeout: TIMEOUT });
+      assert.equal(await page.isHidden('#error'), true);
+      assert.equal(await ask(page, PROMPT), want);
+    });
+
+    test('a model too large for wasm32 is refused before it downloads', async () => {
+      const huge = path.join(DIST, 'models', `huge-test-${process.pid}.cria`);
+      fs.writeFileSync(huge, fs.readFileSync(model.file).subarray(0, 4096));
+      fs.truncateSync(huge, 5 * 1024 ** 3); // sparse
+      try {
+        await page.fill('#model-url', `${server.url}/dist/models/${path.basename(huge)}`);
+        const t0 = Date.now();
+        await page.click('#load-url');
+        assert.match(await errorText(page), /is 5\.00 GiB, more than the browser build can hold.*4 GiB/);
+        assert.ok(Date.now() - t0 < 20000);
+      } finally {
+        fs.rmSync(huge);
+      }
+      assert.equal(await ask(page, PROMPT), want);
+    });
+
+    if (isolation) {
+      test('a reload works offline (model from Cache Storage, page from the service worker)', async () => {
+        // The bundled model was loaded by URL when the page opened, so it is
+        // cached; reload once under the service worker, then cut the network.
+        await page.evaluate(() => navigator.serviceWorker.ready);
+        const cached = await page.evaluate(async () => (await caches.keys()).sort());
+        assert.deepEqual(cached, ['cria-models', 'cria-static-v1']);
+        await page.reload(); // the service worker now controls the page and has seen every file
+        await waitModel(page);
+        await browser.context.setOffline(true);
+        try {
+          await page.reload();
+          await waitModel(page);
+          assert.match(await page.textContent('#model-status'), /loaded in/);
+          assert.equal(await ask(page, PROMPT), want);
+        } finally {
+          await browser.context.setOffline(false);
+        }
+      });
+    }
+  });
+}

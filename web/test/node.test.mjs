@@ -1,0 +1,129 @@
+// The JS library under Node: the same module the page uses, its workers on
+// worker_threads. Run: node --test web/test/ (after scripts/build-web).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { Cria } from '../dist/cria.mjs';
+import { corruptedCopy, demoModel, nativeAnswer, nativePrompt, PROMPT, tmpdir } from './helpers.mjs';
+
+const model = demoModel();
+
+describe('Node: Cria.load + stream', () => {
+  let mt, st;
+  before(async () => {
+    mt = await Cria.load(model.file, { variant: 'mt', threads: 2 });
+    st = await Cria.load(model.file, { variant: 'st' });
+  });
+  after(() => {
+    mt.dispose();
+    st.dispose();
+  });
+
+  test('describes the model', () => {
+    assert.equal(mt.variant, 'mt');
+    assert.equal(mt.threads, 2);
+    assert.equal(st.variant, 'st');
+    assert.equal(st.threads, 1);
+    assert.equal(mt.info.architecture, 'llama');
+    assert.equal(mt.info.file_size, fs.statSync(model.file).size);
+    assert.ok(mt.contextLength >= 256);
+  });
+
+  test('renders the same prompt as the CLI', async () => {
+    const text = await mt.renderPrompt({ prompt: PROMPT, chat: true });
+    assert.equal(text, nativePrompt(model.file, PROMPT));
+  });
+
+  test('greedy answer equals `cria run --greedy --chat`, both builds', async () => {
+    const want = nativeAnswer(model.file, PROMPT, model.tokens);
+    for (const llm of [mt, st]) {
+      const pieces = [];
+      const s = llm.stream({ messages: [{ role: 'user', content: PROMPT }] }, { max_new_tokens: model.tokens, temperature: 0 });
+      for await (const p of s) pieces.push(p);
+      const r = await s.result;
+      assert.equal(pieces.join(''), want, `${llm.variant} build`);
+      assert.ok(r.generated_tokens >= 1 && r.generated_tokens <= model.tokens);
+      assert.ok(r.prompt_tokens > 5);
+      assert.ok(r.time_to_first_token > 0);
+      assert.equal(await llm.generate({ prompt: PROMPT, chat: true, greedy: true, max_new_tokens: model.tokens }), want);
+    }
+  });
+
+  test('seeded sampling repeats', async () => {
+    const req = { prompt: PROMPT, chat: true, max_new_tokens: 12, temperature: 0.9, top_k: 40, top_p: 0.95, seed: 7 };
+    const a = await mt.generate(req);
+    assert.equal(await mt.generate(req), a);
+    assert.equal(await st.generate(req), a);
+  });
+
+  test('AbortSignal stops a running generation; the model stays usable', async () => {
+    const ctl = new AbortController();
+    const s = mt.stream({ prompt: 'Once upon a time', max_new_tokens: 4000, greedy: true, eos_ids: [-1] }, { signal: ctl.signal });
+    let n = 0;
+    await assert.rejects(
+      (async () => {
+        for await (const _ of s) if (++n === 3) ctl.abort();
+      })(),
+      { name: 'AbortError' },
+    );
+    await assert.rejects(s.result, { name: 'AbortError' });
+    // The worker stopped at the next token, not after 4000.
+    const t0 = Date.now();
+    assert.equal(await mt.generate({ prompt: PROMPT, chat: true, greedy: true, max_new_tokens: 2 }).then((t) => typeof t), 'string');
+    assert.ok(Date.now() - t0 < 20000);
+  });
+
+  test('breaking out of the loop cancels too', async () => {
+    for await (const _ of mt.stream({ prompt: 'Once upon a time', max_new_tokens: 4000, eos_ids: [-1] })) break;
+    assert.ok((await mt.generate({ prompt: PROMPT, chat: true, max_new_tokens: 3 })).length >= 0);
+  });
+
+  test('bad requests are errors, not crashes', async () => {
+    await assert.rejects(mt.generate({}), /messages/);
+    await assert.rejects(mt.generate({ prompt: PROMPT, top_p: 2 }), /top_p/);
+    await assert.rejects(mt.generate({ messages: [{ role: 'user' }] }), /role/);
+    assert.equal(typeof (await mt.generate({ prompt: PROMPT, max_new_tokens: 2 })), 'string');
+  });
+});
+
+describe('Node: loading errors', () => {
+  test('a missing file', async () => {
+    await assert.rejects(Cria.load('/nonexistent/model.cria', { variant: 'st' }), /ENOENT|no such file/);
+  });
+
+  test('a corrupted file (ArrayBuffer source)', async () => {
+    await assert.rejects(Cria.load(corruptedCopy(model.file), { variant: 'st', name: 'broken.cria' }), /broken\.cria.*(checksum|corrupt)/i);
+  });
+
+  test('not a model at all', async () => {
+    await assert.rejects(Cria.load(new TextEncoder().encode('hello'.repeat(100)), { variant: 'st' }), /not a cria model file/);
+  });
+
+  test('a truncated file', async () => {
+    const dir = tmpdir('cria-node-');
+    const f = path.join(dir, 'short.cria');
+    fs.writeFileSync(f, fs.readFileSync(model.file).subarray(0, 100000));
+    await assert.rejects(Cria.load(f, { variant: 'st' }), /truncated/);
+    fs.rmSync(dir, { recursive: true });
+  });
+
+  test('a model larger than wasm32 can hold is refused before it is read', async () => {
+    const dir = tmpdir('cria-node-');
+    const f = path.join(dir, 'huge.cria');
+    const head = fs.readFileSync(model.file).subarray(0, 4096);
+    fs.writeFileSync(f, head);
+    fs.truncateSync(f, 5 * 1024 ** 3); // sparse: 5 GiB on paper
+    await assert.rejects(Cria.load(f, { variant: 'st' }), /5\.00 GiB.*4 GiB/);
+    fs.rmSync(dir, { recursive: true });
+  });
+
+  test('an ArrayBuffer loads like a file', async () => {
+    const bytes = fs.readFileSync(model.file);
+    const llm = await Cria.load(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length), { variant: 'st' });
+    assert.equal(await llm.generate({ prompt: PROMPT, chat: true, greedy: true, max_new_tokens: model.tokens }),
+      nativeAnswer(model.file, PROMPT, model.tokens));
+    llm.dispose();
+  });
+});
