@@ -207,6 +207,7 @@ TEST_CASE("bad files are errors naming the file and the problem") {
   REQUIRE(f.ok());
   const Preamble pre = (*f)->preamble();
   const TensorRef some = (*f)->tensors().back();
+  const std::string some_name(some.name);  // the view dies with the mapping
   f = Status();
 
   SUBCASE("missing file") {
@@ -264,7 +265,7 @@ TEST_CASE("bad files are errors naming the file and the problem") {
     Status s = (*r)->verify_checksums();
     REQUIRE_FALSE(s.ok());
     CHECK(s.code() == Code::kCorrupt);
-    CHECK(s.message().find("checksum mismatch in tensor " + std::string(some.name)) != std::string::npos);
+    CHECK(s.message().find("checksum mismatch in tensor " + some_name) != std::string::npos);
   }
   SUBCASE("shape that disagrees with the config") {
     ModelMeta m = tiny_meta();
