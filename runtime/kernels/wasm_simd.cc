@@ -54,18 +54,18 @@ inline int32_t hsum_i32(v128_t v) {
   return wasm_i32x4_extract_lane(v, 0);
 }
 
-// Four fp16 values (as u32 lanes) to f32: exponent and mantissa moved into
-// place and rescaled by 2^112 (exact for normals and subnormals), inf/nan
-// given the all-ones exponent, then the sign.
-inline v128_t half4_to_f32(v128_t h) {
-  const v128_t em = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x7fff)), 13);
-  v128_t f = wasm_f32x4_mul(em, wasm_f32x4_splat(0x1p112f));
-  const v128_t special = wasm_i32x4_eq(wasm_v128_and(h, wasm_i32x4_splat(0x7c00)), wasm_i32x4_splat(0x7c00));
-  f = wasm_v128_or(f, wasm_v128_and(special, wasm_i32x4_splat(0x7f800000)));
-  return wasm_v128_or(f, wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16));
+// Four fp16 values to f32, from bits: sign-extended to 32 bits and shifted
+// so exponent and mantissa land in place (the sign bit too, with three
+// copies of it above the exponent to clear), then rescaled by 2^112: exact
+// for normal and subnormal values, which is all a weight scale or a KV-cache
+// entry of a sound model holds (no inf/nan). Two constants only: V8
+// rebuilds a v128 constant at every use inside a loop.
+inline v128_t half4_to_f32(v128_t h_sext) {
+  const v128_t bits = wasm_v128_and(wasm_i32x4_shl(h_sext, 13), wasm_i32x4_splat((int32_t)0x8fffffff));
+  return wasm_f32x4_mul(bits, wasm_f32x4_splat(0x1p112f));
 }
 
-inline v128_t load_half4(const uint16_t* p) { return half4_to_f32(wasm_u32x4_load16x4(p)); }
+inline v128_t load_half4(const uint16_t* p) { return half4_to_f32(wasm_i32x4_load16x4(p)); }
 
 // exp(x): range reduction by ln 2 (split in two) and a degree-6 polynomial,
 // as the x86 tables do; 2^n is built in the exponent bits.
@@ -123,7 +123,7 @@ void quantize_acts_wasm(const float* x, int64_t n, int64_t cols, int8_t* q, floa
 
 // Tokens per register block; activations of one block of tokens as i16
 // pairs (see the top of the file), kept per thread.
-constexpr int kTok = 4;
+constexpr int kTok = 2;
 constexpr int64_t kMaxCols = 32768;
 alignas(16) thread_local int16_t t_pairs[kTok][kMaxCols];
 
@@ -156,7 +156,6 @@ void tile_quad(const Matrix& w, const QActs& a, int64_t t0, int64_t tile, int q,
   const uint16_t* st = reinterpret_cast<const uint16_t*>(w.data + l.s_offset + tile * l.tile_s_bytes) + q * 4;
   const uint16_t* mt =
       T == QType::kQ4M ? reinterpret_cast<const uint16_t*>(w.data + l.m_offset + tile * l.tile_s_bytes) + q * 4 : nullptr;
-  const v128_t lo8 = wasm_i16x8_splat(0xff), lo4 = wasm_i16x8_splat(0x0f);
   for (int j = 0; j < NT; ++j) acc[j] = wasm_f32x4_splat(0.0f);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* qb = qt + b * block_bytes;
@@ -165,7 +164,7 @@ void tile_quad(const Matrix& w, const QActs& a, int64_t t0, int64_t tile, int q,
     if (T == QType::kQ8) {
       for (int c = 0; c < 8; ++c) {
         const v128_t x = wasm_v128_load(qb + c * 64);
-        const v128_t we = wasm_v128_and(x, lo8), wo = wasm_u16x8_shr(x, 8);
+        const v128_t we = wasm_u16x8_shr(wasm_i16x8_shl(x, 8), 8), wo = wasm_u16x8_shr(x, 8);
         for (int j = 0; j < NT; ++j) {
           const int16_t* p = t_pairs[j] + b * 32;
           dot[j] = wasm_i32x4_add(dot[j], wasm_i32x4_dot_i16x8(we, pair(p, 2 * c)));
@@ -175,9 +174,9 @@ void tile_quad(const Matrix& w, const QActs& a, int64_t t0, int64_t tile, int q,
     } else {
       for (int c = 0; c < 4; ++c) {
         const v128_t x = wasm_v128_load(qb + c * 64);
-        const v128_t w0 = wasm_v128_and(x, lo4);
-        const v128_t w1 = wasm_v128_and(wasm_u16x8_shr(x, 8), lo4);
-        const v128_t w2 = wasm_v128_and(wasm_u16x8_shr(x, 4), lo4);
+        const v128_t w0 = wasm_u16x8_shr(wasm_i16x8_shl(x, 12), 12);
+        const v128_t w1 = wasm_u16x8_shr(wasm_i16x8_shl(x, 4), 12);
+        const v128_t w2 = wasm_u16x8_shr(wasm_i16x8_shl(x, 8), 12);
         const v128_t w3 = wasm_u16x8_shr(x, 12);
         for (int j = 0; j < NT; ++j) {
           const int16_t* p = t_pairs[j] + b * 32;
@@ -209,6 +208,69 @@ void tile_quad(const Matrix& w, const QActs& a, int64_t t0, int64_t tile, int q,
   }
 }
 
+// One token (decode): all four quads of a tile at once, so each activation
+// pair is broadcast once for 16 rows and the block's scales are splatted
+// once, not per quad.
+template <QType T>
+void tile_one_token(const Matrix& w, const QActs& a, int64_t t0, int64_t tile, v128_t* acc) {
+  const QLayout& l = w.l;
+  const int64_t nb = (int64_t)l.blocks, bpg = (int64_t)l.group / 32;
+  constexpr int64_t block_bytes = T == QType::kQ8 ? 512 : 256;
+  const uint8_t* qt = w.data + l.q_offset + tile * l.tile_q_bytes;
+  const uint16_t* st = reinterpret_cast<const uint16_t*>(w.data + l.s_offset + tile * l.tile_s_bytes);
+  const uint16_t* mt =
+      T == QType::kQ4M ? reinterpret_cast<const uint16_t*>(w.data + l.m_offset + tile * l.tile_s_bytes) : nullptr;
+  const int16_t* pairs = t_pairs[0];
+  for (int q = 0; q < 4; ++q) acc[q] = wasm_f32x4_splat(0.0f);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* qb = qt + b * block_bytes;
+    const int16_t* p = pairs + b * 32;
+    v128_t dot[4];
+    for (int q = 0; q < 4; ++q) dot[q] = wasm_i32x4_splat(0);
+    if (T == QType::kQ8) {
+      for (int c = 0; c < 8; ++c) {
+        const v128_t pe = pair(p, 2 * c), po = pair(p, 2 * c + 1);
+        for (int q = 0; q < 4; ++q) {
+          const v128_t x = wasm_v128_load(qb + c * 64 + q * 16);
+          dot[q] = wasm_i32x4_add(dot[q], wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_u16x8_shr(wasm_i16x8_shl(x, 8), 8), pe),
+                                                         wasm_i32x4_dot_i16x8(wasm_u16x8_shr(x, 8), po)));
+        }
+      }
+    } else {
+      for (int c = 0; c < 4; ++c) {
+        const v128_t p0 = pair(p, 4 * c), p1 = pair(p, 4 * c + 1), p2 = pair(p, 4 * c + 2), p3 = pair(p, 4 * c + 3);
+        for (int q = 0; q < 4; ++q) {
+          const v128_t x = wasm_v128_load(qb + c * 64 + q * 16);
+          const v128_t s01 = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_u16x8_shr(wasm_i16x8_shl(x, 12), 12), p0),
+                                            wasm_i32x4_dot_i16x8(wasm_u16x8_shr(wasm_i16x8_shl(x, 4), 12), p1));
+          const v128_t s23 = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_u16x8_shr(wasm_i16x8_shl(x, 8), 12), p2),
+                                            wasm_i32x4_dot_i16x8(wasm_u16x8_shr(x, 12), p3));
+          dot[q] = wasm_i32x4_add(dot[q], wasm_i32x4_add(s01, s23));
+        }
+      }
+    }
+    const int64_t g = b / bpg;
+    const float da = a.d[t0 * nb + b], sa = a.s[t0 * nb + b];
+    const v128_t vda = wasm_f32x4_splat(da);
+    if (T == QType::kQ4M) {
+      const v128_t vsa = wasm_f32x4_splat(sa);
+      for (int q = 0; q < 4; ++q) {
+        const v128_t dw = load_half4(st + g * 16 + 4 * q), mw = load_half4(mt + g * 16 + 4 * q);
+        const v128_t fd = wasm_f32x4_convert_i32x4(dot[q]);
+        acc[q] = wasm_f32x4_add(acc[q], wasm_f32x4_add(wasm_f32x4_mul(dw, wasm_f32x4_mul(fd, vda)), wasm_f32x4_mul(mw, vsa)));
+      }
+    } else {
+      constexpr float zp = T == QType::kQ8 ? 128.0f : 8.0f;
+      const v128_t vzs = wasm_f32x4_splat(zp * sa);
+      for (int q = 0; q < 4; ++q) {
+        const v128_t dw = load_half4(st + g * 16 + 4 * q);
+        const v128_t fd = wasm_f32x4_convert_i32x4(dot[q]);
+        acc[q] = wasm_f32x4_add(acc[q], wasm_f32x4_mul(dw, wasm_f32x4_sub(wasm_f32x4_mul(fd, vda), vzs)));
+      }
+    }
+  }
+}
+
 inline void store_rows(float* y, v128_t v, int valid) {
   if (valid >= 4) {
     wasm_v128_store(y, v);
@@ -224,6 +286,12 @@ void tiles_tokens(const Matrix& w, const QActs& a, int64_t t0, int64_t tile0, in
   for (int64_t tile = tile0; tile < tile1; ++tile) {
     const int64_t row0 = tile * kTileRows;
     const int valid = (int)std::min<int64_t>(kTileRows, (int64_t)w.l.rows - row0);
+    if (NT == 1) {
+      v128_t acc[4];
+      tile_one_token<T>(w, a, t0, tile, acc);
+      for (int q = 0; q * 4 < valid; ++q) store_rows(y + t0 * ldy + row0 + q * 4, acc[q], valid - q * 4);
+      continue;
+    }
     for (int q = 0; q * 4 < valid; ++q) {
       v128_t acc[NT];
       tile_quad<T, NT>(w, a, t0, tile, q, acc);

@@ -1,0 +1,130 @@
+// Browser benchmark: cria (this repo's web/dist) against wllama 2.4.0 (npm,
+// bench/package.json) in headless Debian Chromium, on the same Q4_0 weights
+// (one GGUF file; cria imports it bit for bit), single- and multi-threaded,
+// next to cria's native figures (`cria bench`) at the same thread counts.
+//   scripts/setup --bench && scripts/build-web
+//   node bench/web/bench.mjs [--models mini,1b] [--prompt 64] [--gen 32] [--reps 3] [--threads 1,2]
+// Models: the Llama miniature (examples/models/llama-mini, when trained) and
+// the Llama-3.2-1B shape with random weights (scripts/gen_checkpoint.py
+// --full), made once under build-wasm/bench/. Prints a Markdown table and the
+// machine's load at the time (a benchmark on a busy machine means little).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { startServer } from '../../web/serve.mjs';
+import { launchChromium } from '../../web/test/helpers.mjs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const WORK = path.join(ROOT, 'build-wasm', 'bench');
+const CLI = path.join(ROOT, 'build', 'bin', 'cria');
+const PY = '/usr/bin/python3';
+
+function arg(name, def) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
+}
+const P = Number(arg('prompt', 64));
+const N = Number(arg('gen', 32));
+const REPS = Number(arg('reps', 3));
+const THREADS = arg('threads', '1,2').split(',').map(Number);
+const WANT = arg('models', 'mini,1b').split(',');
+
+function run(cmd, args, opts = {}) {
+  return execFileSync(cmd, args, { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 26, ...opts });
+}
+
+// HF dir -> Q4_0 GGUF -> .cria (the GGUF's blocks, repacked exactly).
+function prepare(name, hfDir, gen) {
+  fs.mkdirSync(WORK, { recursive: true });
+  if (!fs.existsSync(path.join(hfDir, 'config.json'))) {
+    if (!gen) return null;
+    console.error(`bench: generating ${hfDir}`);
+    run(PY, ['scripts/gen_checkpoint.py', ...gen, '--out', hfDir]);
+  }
+  const gguf = path.join(WORK, `${name}-q4_0.gguf`);
+  const cria = path.join(WORK, `${name}-q4_0.cria`);
+  if (!fs.existsSync(gguf)) {
+    console.error(`bench: ${gguf}`);
+    run(PY, ['scripts/hf_to_gguf.py', hfDir, '--out', gguf, '--type', 'q4_0']);
+  }
+  if (!fs.existsSync(cria) || fs.statSync(cria).mtimeMs < fs.statSync(gguf).mtimeMs) {
+    console.error(`bench: ${cria}`);
+    run(CLI, ['convert', gguf, '-o', cria]);
+  }
+  return { name, gguf, cria, size: fs.statSync(cria).size };
+}
+
+function loadSnapshot() {
+  const load = fs.readFileSync('/proc/loadavg', 'utf8').trim().split(' ').slice(0, 3).join(' ');
+  let top = '';
+  try {
+    top = run('top', ['-bn1', '-w', '160']).split('\n').slice(6, 13).join('\n');
+  } catch {}
+  return { load, top };
+}
+
+const models = [];
+if (WANT.includes('mini')) {
+  const m = prepare('llama-mini', path.join(ROOT, 'examples/models/llama-mini'), null);
+  if (m) models.push(m);
+  else console.error('bench: examples/models/llama-mini is not there yet; skipping the miniature');
+}
+if (WANT.includes('1b'))
+  models.push(prepare('llama3.2-1b', path.join(WORK, 'llama3.2-1b-hf'), ['--preset', 'llama3.2-1b', '--full']));
+
+const before = loadSnapshot();
+const rows = [];
+const server = await startServer({ port: 0, isolation: true, root: ROOT });
+const browser = await launchChromium();
+try {
+  for (const m of models) {
+    for (const t of THREADS) {
+      const nat = JSON.parse(run(CLI, ['bench', '-m', m.cria, '-p', String(P), '-n', String(N), '-t', String(t), '-r', String(REPS), '--json']));
+      rows.push({ model: m.name, engine: 'cria native (avx512/avx2)', build: 'native', threads: t, prefill: nat.prefill_tok_s, decode: nat.decode_tok_s, load: nat.load_s });
+      console.error(`bench: ${m.name} native t=${t}: pp ${nat.prefill_tok_s.toFixed(2)} tg ${nat.decode_tok_s.toFixed(2)}`);
+      for (const engine of ['cria', 'wllama']) {
+        const page = await browser.context.newPage();
+        page.on('console', (msg) => msg.type() === 'error' && console.error(`page: ${msg.text()}`));
+        await page.goto(`${server.url}/bench/web/bench.html`);
+        await page.waitForFunction(() => document.body.dataset.ready === '1');
+        const file = engine === 'cria' ? m.cria : m.gguf;
+        const url = '/' + path.relative(ROOT, file);
+        const fn = engine === 'cria' ? 'benchCria' : 'benchWllama';
+        try {
+          const r = await page.evaluate(([f, o]) => window[f](o), [fn, { url, threads: t, prompt: P, gen: N, reps: REPS }]);
+          rows.push({ model: m.name, ...r });
+          console.error(`bench: ${m.name} ${r.engine} ${r.build} t=${t}: pp ${r.prefill.toFixed(2)} tg ${r.decode.toFixed(2)}`);
+        } catch (e) {
+          rows.push({ model: m.name, engine, build: '-', threads: t, error: String(e.message || e).split('\n')[0] });
+          console.error(`bench: ${m.name} ${engine} t=${t} failed: ${e.message}`);
+        }
+        await page.close();
+      }
+    }
+  }
+} finally {
+  await browser.close();
+  await server.close();
+}
+const afterSnap = loadSnapshot();
+
+const chromium = run('/usr/bin/chromium', ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+const cpu = (os.cpus()[0] || {}).model || '?';
+const f = (x) => (x === undefined ? '-' : x.toFixed(2));
+console.log(`\n${chromium}, ${cpu}, ${os.cpus().length} cores; prompt ${P} tokens, ${N} decoded, median of ${REPS}`);
+console.log(`load average before: ${before.load}; after: ${afterSnap.load}\n`);
+console.log('| model | engine | build | threads | prefill tok/s | decode tok/s | load s | vs wllama (pp / tg) | decode vs native |');
+console.log('|---|---|---|---|---|---|---|---|---|');
+for (const r of rows) {
+  const wl = rows.find((x) => x.model === r.model && x.threads === r.threads && x.engine.startsWith('wllama') && !x.error);
+  const nat = rows.find((x) => x.model === r.model && x.threads === r.threads && x.build === 'native');
+  const vs = r.engine === 'cria' && wl && !r.error ? `${(r.prefill / wl.prefill).toFixed(2)}× / ${(r.decode / wl.decode).toFixed(2)}×` : '';
+  const vn = r.engine === 'cria' && nat && !r.error ? `${((100 * r.decode) / nat.decode).toFixed(0)}%` : '';
+  if (r.error) console.log(`| ${r.model} | ${r.engine} | - | ${r.threads} | failed: ${r.error} | | | | |`);
+  else console.log(`| ${r.model} | ${r.engine} | ${r.build} | ${r.threads} | ${f(r.prefill)} | ${f(r.decode)} | ${f(r.load)} | ${vs} | ${vn} |`);
+}
+console.log(`\nbusiest processes before the run:\n${before.top}`);
+fs.writeFileSync(path.join(WORK, 'results.json'), JSON.stringify({ date: new Date().toISOString(), chromium, cpu, P, N, REPS, before, after: afterSnap, rows }, null, 2));
