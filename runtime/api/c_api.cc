@@ -100,6 +100,35 @@ cria::Result<std::string> prompt_text(const cria_model* m, const cria_generate_p
   return cria::render_chat(m->chat.kind, msgs, /*add_generation_prompt=*/true, bos);
 }
 
+// Token ids of the request's prompt (ids as given, or text templated and
+// tokenized), truncated or refused when it does not fit the context.
+cria::Status prompt_ids(const cria_model* m, const cria_generate_params* p, int64_t n_ctx, int64_t max_new,
+                        std::vector<int32_t>* ids) {
+  bool templated = false, add_bos = false;
+  if (p->prompt_ids && p->n_prompt_ids) {
+    ids->assign(p->prompt_ids, p->prompt_ids + p->n_prompt_ids);
+  } else {
+    auto text = prompt_text(m, p, &templated);
+    if (!text.ok()) return text.status();
+    add_bos = templated ? false : (p->add_bos < 0 ? m->tok->add_bos() : p->add_bos != 0);
+    if (add_bos && m->tok->bos_id() < 0) return cria::Error(cria::Code::kInvalidArgument, "this model has no BOS token");
+    CRIA_RETURN_IF_ERROR(m->tok->encode(*text, add_bos, /*parse_special=*/true, ids));
+  }
+  if (ids->empty()) return cria::Error(cria::Code::kInvalidArgument, "the prompt is empty");
+  if (p->truncate && (int64_t)ids->size() >= n_ctx) {
+    const int64_t room = std::min<int64_t>(max_new > 0 ? max_new : n_ctx / 4, n_ctx / 2);
+    const int64_t keep = n_ctx - room;
+    const bool bos = add_bos || (templated && (*ids)[0] == m->tok->bos_id());
+    const int64_t drop = (int64_t)ids->size() - keep;
+    ids->erase(ids->begin() + (bos ? 1 : 0), ids->begin() + (bos ? 1 : 0) + drop);
+  }
+  if ((int64_t)ids->size() >= n_ctx)
+    return cria::Error(cria::Code::kOutOfRange, "the prompt has " + std::to_string(ids->size()) +
+                                                    " tokens but the context holds " + std::to_string(n_ctx) +
+                                                    " (use a larger context, a shorter prompt, or truncation)");
+  return cria::Status::Ok();
+}
+
 }  // namespace
 
 extern "C" {
@@ -243,40 +272,37 @@ cria_status cria_generate(cria_session* s, const cria_generate_params* p, cria_t
     return fail(CRIA_ERR_INVALID_ARGUMENT,
                 "sampling settings out of range (temperature >= 0, 0 < top_p <= 1, 0 <= min_p <= 1, top_k >= 0, "
                 "repetition_penalty > 0)");
-  bool templated = false, add_bos = false;
   cria::GenerateRequest req;
-  cria::Status st;
-  if (p->prompt_ids && p->n_prompt_ids) {
-    req.prompt.assign(p->prompt_ids, p->prompt_ids + p->n_prompt_ids);
-  } else {
-    auto text = prompt_text(m, p, &templated);
-    if (!text.ok()) return fail(text.status());
-    add_bos = templated ? false : (p->add_bos < 0 ? m->tok->add_bos() : p->add_bos != 0);
-    if (add_bos && m->tok->bos_id() < 0) return fail(CRIA_ERR_INVALID_ARGUMENT, "this model has no BOS token");
-    st = m->tok->encode(*text, add_bos, /*parse_special=*/true, &req.prompt);
-    if (!st.ok()) return fail(st);
-  }
-  if (req.prompt.empty()) return fail(CRIA_ERR_INVALID_ARGUMENT, "the prompt is empty");
-
   const int64_t n_ctx = s->s->n_ctx();
   int64_t max_new = p->max_new_tokens;
-  if (p->truncate && (int64_t)req.prompt.size() >= n_ctx) {
-    const int64_t room = std::min<int64_t>(max_new > 0 ? max_new : n_ctx / 4, n_ctx / 2);
-    const int64_t keep = n_ctx - room;
-    const bool bos = add_bos || (templated && req.prompt[0] == m->tok->bos_id());
-    const int64_t drop = (int64_t)req.prompt.size() - keep;
-    req.prompt.erase(req.prompt.begin() + (bos ? 1 : 0), req.prompt.begin() + (bos ? 1 : 0) + drop);
+  size_t longest = 0;
+  if (p->prompts && p->n_prompts) {
+    // A batch of prompts: each is templated and tokenized like `prompt`.
+    for (size_t i = 0; i < p->n_prompts; ++i) {
+      cria_generate_params one = *p;
+      one.prompts = nullptr;
+      one.n_prompts = 0;
+      one.prompt = p->prompts[i];
+      one.messages = nullptr;
+      one.n_messages = 0;
+      one.prompt_ids = nullptr;
+      std::vector<int32_t> ids;
+      cria::Status st = prompt_ids(m, &one, n_ctx, max_new, &ids);
+      if (!st.ok()) return fail(st.with_prefix("prompt " + std::to_string(i + 1)));
+      longest = std::max(longest, ids.size());
+      req.prompts.push_back(std::move(ids));
+    }
+  } else {
+    cria::Status st = prompt_ids(m, p, n_ctx, max_new, &req.prompt);
+    if (!st.ok()) return fail(st);
+    longest = req.prompt.size();
   }
-  if ((int64_t)req.prompt.size() >= n_ctx)
-    return fail(CRIA_ERR_OUT_OF_RANGE, "the prompt has " + std::to_string(req.prompt.size()) +
-                                           " tokens but the context holds " + std::to_string(n_ctx) +
-                                           " (use a larger context, a shorter prompt, or truncation)");
   if (p->max_length > 0) {
-    const int64_t left = (int64_t)p->max_length - (int64_t)req.prompt.size();
+    const int64_t left = (int64_t)p->max_length - (int64_t)longest;
     if (left <= 0)
       return fail(CRIA_ERR_INVALID_ARGUMENT, "max_length " + std::to_string(p->max_length) +
-                                                 " leaves no room after the prompt's " +
-                                                 std::to_string(req.prompt.size()) + " tokens");
+                                                 " leaves no room after the prompt's " + std::to_string(longest) +
+                                                 " tokens");
     max_new = max_new > 0 ? std::min(max_new, left) : left;
   }
   req.max_new_tokens = max_new;
@@ -298,11 +324,13 @@ cria_status cria_generate(cria_session* s, const cria_generate_params* p, cria_t
   }
   for (size_t i = 0; i < p->n_stop_strings; ++i)
     if (p->stop_strings[i] && *p->stop_strings[i]) req.stop_strings.push_back(p->stop_strings[i]);
+  const bool templated = !(p->prompt_ids && p->n_prompt_ids) && ((p->messages && p->n_messages) || p->use_chat_template);
   if (templated)
     for (const std::string& ss : cria::chat_stop_strings(m->chat.kind)) req.stop_strings.push_back(ss);
 
   std::vector<cria::SequenceResult> out;
   cria::GenerateStats stats;
+  cria::Status st;
   cria::TokenCallback fn;
   if (cb)
     fn = [&](int64_t seq, std::string_view piece, int32_t tok) {

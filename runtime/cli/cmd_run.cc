@@ -50,7 +50,7 @@ const char* stop_text(cria_stop_reason r) {
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
-  std::string model_path, prompt, prompt_file, system;
+  std::string model_path, prompt, prompt_file, prompts_file, system;
   int64_t max_new = 256, max_length = 0, top_k = -1, seed = 0, threads = 0, ctx = 0, nret = 1;
   double temperature = -1, top_p = -1, min_p = -1, repeat = -1;
   bool greedy = false, do_sample = false, chat = false, print_prompt = false, truncate = false, quiet = false;
@@ -61,6 +61,7 @@ int cmd_run(int argc, char** argv) {
   a.str("--prompt", &prompt, "TEXT", "prompt text");
   a.alias("-p", "--prompt");
   a.str("--file", &prompt_file, "FILE", "read the prompt from a file");
+  a.str("--prompts-file", &prompts_file, "FILE", "a batch: one prompt per line, decoded together");
   a.i64("--max-new-tokens", &max_new, "N", "tokens to generate at most (default 256; -1: until EOS or context full)");
   a.alias("-n", "--max-new-tokens");
   a.i64("--max-length", &max_length, "N", "prompt + new tokens at most (transformers' max_length)");
@@ -90,7 +91,23 @@ int cmd_run(int argc, char** argv) {
   }
   if (model_path.empty()) return usage_error("missing -m FILE", a.usage());
   if (!prompt_file.empty() && !read_file(prompt_file, &prompt)) return 1;
-  if (prompt.empty() && !a.given("--prompt") && prompt_file.empty()) return usage_error("missing -p PROMPT", a.usage());
+  std::vector<std::string> batch;
+  if (!prompts_file.empty()) {
+    std::string text;
+    if (!read_file(prompts_file, &text)) return 1;
+    size_t start = 0;
+    while (start < text.size()) {
+      size_t nl = text.find('\n', start);
+      if (nl == std::string::npos) nl = text.size();
+      if (nl > start) batch.push_back(text.substr(start, nl - start));
+      start = nl + 1;
+    }
+    if (batch.empty()) return fail(prompts_file + ": no prompts (one per line)");
+    if (batch.size() > 64) return fail(prompts_file + ": at most 64 prompts per batch");
+    if (nret != 1) return usage_error("--num-return-sequences and --prompts-file do not go together", a.usage());
+  } else if (prompt.empty() && !a.given("--prompt") && prompt_file.empty()) {
+    return usage_error("missing -p PROMPT", a.usage());
+  }
   std::string err;
   if (a.given("--threads") && !check_threads(threads, &err)) return usage_error(err, a.usage());
   if (max_new == 0 || max_new < -1) return usage_error("--max-new-tokens must be at least 1 (or -1)", a.usage());
@@ -104,6 +121,11 @@ int cmd_run(int argc, char** argv) {
   cria_generate_params p;
   cria_generate_params_init(model, &p);
   p.prompt = prompt.c_str();
+  std::vector<const char*> batch_ptrs;
+  for (const std::string& b : batch) batch_ptrs.push_back(b.c_str());
+  p.prompts = batch_ptrs.empty() ? nullptr : batch_ptrs.data();
+  p.n_prompts = batch_ptrs.size();
+  const int64_t n_out = batch.empty() ? nret : (int64_t)batch.size();
   p.use_chat_template = chat;
   p.system = system.empty() ? nullptr : system.c_str();
   p.truncate = truncate;
@@ -152,7 +174,7 @@ int cmd_run(int argc, char** argv) {
   cria_session_options so;
   cria_session_options_init(&so);
   so.n_ctx = (int32_t)ctx;
-  so.n_seq = (int32_t)nret;
+  so.n_seq = (int32_t)n_out;
   so.threads = (int32_t)threads;
   cria_session* session = nullptr;
   if (cria_session_create(model, &so, &session) != CRIA_OK) {
@@ -160,8 +182,8 @@ int cmd_run(int argc, char** argv) {
     return api_fail();
   }
   RunOutput out;
-  out.n_seq = (int32_t)nret;
-  out.texts.resize(nret);
+  out.n_seq = (int32_t)n_out;
+  out.texts.resize(n_out);
   g_session = session;
   std::signal(SIGINT, on_sigint);
   cria_generate_result r{};
@@ -172,11 +194,11 @@ int cmd_run(int argc, char** argv) {
   if (st != CRIA_OK) {
     rc = api_fail();
   } else {
-    if (nret == 1) {
+    if (n_out == 1) {
       std::fputs("\n", stdout);
       std::fflush(stdout);
     } else {
-      for (int64_t i = 0; i < nret; ++i) std::printf("--- sequence %lld ---\n%s\n", (long long)i + 1, out.texts[i].c_str());
+      for (int64_t i = 0; i < n_out; ++i) std::printf("--- sequence %lld ---\n%s\n", (long long)i + 1, out.texts[i].c_str());
       std::fflush(stdout);
     }
     if (!quiet) {

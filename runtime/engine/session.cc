@@ -59,17 +59,39 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   s->batch_.resize(s->batch_cap_);
   s->samplers_.resize(opt.n_seq);
   s->history_.resize(opt.n_seq);
+  s->pos_.assign(opt.n_seq, 0);
   for (auto& h : s->history_) h.reserve(n_ctx);
   return s;
 }
 
-Status Session::prefill(const std::vector<int32_t>& prompt) {
-  const int64_t n = (int64_t)prompt.size();
-  for (int64_t i0 = 0; i0 < n; i0 += batch_cap_) {
+Status Session::prefill(const std::vector<const std::vector<int32_t>*>& prompts) {
+  // All prompts go through the same batches, each token tagged with its
+  // sequence: attention keeps them apart. The last token of each prompt
+  // asks for logits, which land in that sequence's logits row.
+  int64_t total = 0;
+  for (const auto* p : prompts) total += (int64_t)p->size();
+  std::vector<int64_t> next(prompts.size(), 0);
+  size_t cur = 0;
+  for (int64_t done = 0; done < total;) {
     if (cancel_.load()) return Error(Code::kCancelled, "cancelled");
-    const int64_t m = std::min(batch_cap_, n - i0);
-    for (int64_t j = 0; j < m; ++j) batch_[j] = {prompt[i0 + j], (int32_t)(i0 + j), 0, i0 + j == n - 1};
-    forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), m, logits_.data());
+    int64_t m = 0;
+    std::vector<int64_t> owners;  // sequence of each logits row of this batch
+    while (m < batch_cap_ && done + m < total) {
+      while (next[cur] >= (int64_t)prompts[cur]->size()) cur = (cur + 1) % prompts.size();
+      const auto& p = *prompts[cur];
+      const bool last = next[cur] == (int64_t)p.size() - 1;
+      batch_[m++] = {p[next[cur]], (int32_t)next[cur], (int32_t)cur, last};
+      if (last) owners.push_back((int64_t)cur);
+      ++next[cur];
+      // Interleave sequences only when several prompts share the batch.
+      if (prompts.size() > 1) cur = (cur + 1) % prompts.size();
+    }
+    const int64_t vocab = model_->config().vocab_size;
+    float* rows = logits_.data() + (int64_t)prompts.size() * vocab;
+    forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), m, rows);
+    for (size_t r = 0; r < owners.size(); ++r)
+      std::memcpy(logits_.data() + owners[r] * vocab, rows + r * vocab, vocab * sizeof(float));
+    done += m;
   }
   return Status::Ok();
 }
@@ -78,30 +100,45 @@ Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, st
                          GenerateStats* stats) {
   const ModelConfig& c = model_->config();
   const int64_t vocab = c.vocab_size;
-  const int64_t n_prompt = (int64_t)req.prompt.size();
-  const int64_t nseq = req.num_return_sequences;
   cancel_.store(false);
-  if (n_prompt == 0) return Error(Code::kInvalidArgument, "empty prompt");
+  // Either several prompts (one continuation each) or one prompt with
+  // num_return_sequences continuations.
+  std::vector<const std::vector<int32_t>*> prompts;
+  if (!req.prompts.empty()) {
+    if (req.num_return_sequences != 1)
+      return Error(Code::kInvalidArgument, "num_return_sequences applies to a single prompt");
+    for (const auto& p : req.prompts) prompts.push_back(&p);
+  } else {
+    prompts.push_back(&req.prompt);
+  }
+  const int64_t nseq = req.prompts.empty() ? req.num_return_sequences : (int64_t)req.prompts.size();
   if (nseq < 1 || nseq > cache_.n_seq)
-    return Error(Code::kInvalidArgument, "num_return_sequences must be 1.." + std::to_string(cache_.n_seq) +
-                                             " for this session");
-  if (n_prompt >= cache_.n_ctx)
-    return Error(Code::kOutOfRange, "prompt of " + std::to_string(n_prompt) + " tokens does not fit the context of " +
-                                        std::to_string(cache_.n_ctx) + " (it needs room for at least one new token)");
-  for (int32_t t : req.prompt)
-    if (t < 0 || t >= vocab) return Error(Code::kInvalidArgument, "token id " + std::to_string(t) + " out of range");
+    return Error(Code::kInvalidArgument, "this session decodes 1.." + std::to_string(cache_.n_seq) +
+                                             " sequences at once (asked for " + std::to_string(nseq) + ")");
+  int64_t n_prompt = 0;
+  for (const auto* p : prompts) {
+    if (p->empty()) return Error(Code::kInvalidArgument, "empty prompt");
+    if ((int64_t)p->size() >= cache_.n_ctx)
+      return Error(Code::kOutOfRange, "prompt of " + std::to_string(p->size()) + " tokens does not fit the context of " +
+                                          std::to_string(cache_.n_ctx) + " (it needs room for at least one new token)");
+    for (int32_t t : *p)
+      if (t < 0 || t >= vocab) return Error(Code::kInvalidArgument, "token id " + std::to_string(t) + " out of range");
+    n_prompt += (int64_t)p->size();
+  }
 
   GenerateStats st;
   st.prompt_tokens = n_prompt;
   const auto t0 = Clock::now();
-  CRIA_RETURN_IF_ERROR(prefill(req.prompt));
-  // The other continuations start from copies of the prompt's cache rows.
-  for (int64_t s = 1; s < nseq; ++s) {
+  CRIA_RETURN_IF_ERROR(prefill(prompts));
+  // Extra continuations of a single prompt start from copies of its cache
+  // rows instead of recomputing them.
+  const int64_t n0 = (int64_t)prompts[0]->size();
+  for (int64_t s = (int64_t)prompts.size(); s < nseq; ++s) {
     for (int64_t l = 0; l < cache_.n_layers; ++l)
       for (int64_t g = 0; g < cache_.n_kv; ++g) {
-        const int64_t off = g * cache_.head_stride(), len = n_prompt * cache_.head_dim;
-        std::memcpy(cache_.k_at(l, s) + off * cache_.elem(), cache_.k_at(l, 0) + off * cache_.elem(), len * cache_.elem());
-        std::memcpy(cache_.v_at(l, s) + off * cache_.elem(), cache_.v_at(l, 0) + off * cache_.elem(), len * cache_.elem());
+        const int64_t off = g * cache_.head_stride() * cache_.elem(), len = n0 * cache_.head_dim * cache_.elem();
+        std::memcpy(cache_.k_at(l, s) + off, cache_.k_at(l, 0) + off, len);
+        std::memcpy(cache_.v_at(l, s) + off, cache_.v_at(l, 0) + off, len);
       }
     std::memcpy(logits_.data() + s * vocab, logits_.data(), vocab * sizeof(float));
   }
@@ -112,15 +149,16 @@ Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, st
   streams.reserve(nseq);
   const int64_t max_new = req.max_new_tokens > 0 ? req.max_new_tokens : cache_.n_ctx;
   for (int64_t s = 0; s < nseq; ++s) {
+    const std::vector<int32_t>& p = *prompts[std::min<int64_t>(s, (int64_t)prompts.size() - 1)];
     samplers_[s].init((int32_t)vocab, req.sampling, (uint64_t)s);
-    history_[s].assign(req.prompt.begin(), req.prompt.end());
+    history_[s].assign(p.begin(), p.end());
+    pos_[s] = (int64_t)p.size();
     streams.emplace_back(*tok_, req.stop_strings);
     (*out)[s].tokens.reserve(std::min<int64_t>(max_new, cache_.n_ctx));
     (*out)[s].text.reserve(4096);
   }
   std::vector<int64_t> live(nseq);
   for (int64_t s = 0; s < nseq; ++s) live[s] = s;
-  int64_t pos = n_prompt;
   const auto t1 = Clock::now();
   bool first = true;
   auto finish = [&](int64_t s, StopReason r) {
@@ -139,10 +177,9 @@ Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, st
       const int64_t s = live[i];
       SequenceResult& res = (*out)[s];
       StopReason stop = StopReason::kNone;
-      int32_t tok = samplers_[s].sample(logits_.data() + s * vocab, history_[s].data(), (int64_t)history_[s].size());
-      if (first) {
-        st.first_token_s = seconds_since(t0);
-      }
+      const int32_t tok =
+          samplers_[s].sample(logits_.data() + s * vocab, history_[s].data(), (int64_t)history_[s].size());
+      if (first) st.first_token_s = seconds_since(t0);
       if (std::find(req.stop_ids.begin(), req.stop_ids.end(), tok) != req.stop_ids.end()) {
         stop = StopReason::kEos;
       } else {
@@ -156,7 +193,7 @@ Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, st
         }
         if (stop == StopReason::kNone && streams[s].stopped()) stop = StopReason::kStopString;
         if (stop == StopReason::kNone && (int64_t)res.tokens.size() >= max_new) stop = StopReason::kMaxTokens;
-        if (stop == StopReason::kNone && pos >= cache_.n_ctx) stop = StopReason::kContextFull;
+        if (stop == StopReason::kNone && pos_[s] >= cache_.n_ctx) stop = StopReason::kContextFull;
         if (stop == StopReason::kNone && cancel_.load()) stop = StopReason::kCancelled;
       }
       if (stop != StopReason::kNone) {
@@ -164,7 +201,8 @@ Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, st
         live.erase(live.begin() + (int64_t)i);
         continue;
       }
-      batch_[nb++] = {tok, (int32_t)pos, (int32_t)s, true};
+      batch_[nb++] = {tok, (int32_t)pos_[s], (int32_t)s, true};
+      ++pos_[s];
       ++i;
     }
     first = false;
@@ -173,7 +211,6 @@ Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, st
     // Logits come back in batch order; move each row to its sequence's slot.
     for (int64_t j = 0; j < nb; ++j)
       std::memcpy(logits_.data() + batch_[j].seq * vocab, logits_.data() + (nseq + j) * vocab, vocab * sizeof(float));
-    ++pos;
   }
   st.decode_s = seconds_since(t1);
   if (stats) *stats = st;

@@ -40,10 +40,13 @@ const char* stop_reason_name(StopReason r);
 
 struct GenerateRequest {
   std::vector<int32_t> prompt;          // already tokenized (template applied)
+  // Or several prompts decoded together, one continuation each (sequence i
+  // continues prompts[i]); `prompt` is then unused.
+  std::vector<std::vector<int32_t>> prompts;
   SamplingParams sampling;
   int64_t max_new_tokens = 256;         // <= 0: until the context is full
   int64_t num_return_sequences = 1;
-  std::vector<int32_t> stop_ids;        // in addition to... nothing: callers list all
+  std::vector<int32_t> stop_ids;        // end-of-sequence ids (callers list all of them)
   std::vector<std::string> stop_strings;
 };
 
@@ -88,9 +91,9 @@ class Session {
 
  private:
   Session() = default;
-  // Runs the prompt for sequence 0 in batches; leaves the last logits in
-  // logits_[0].
-  Status prefill(const std::vector<int32_t>& prompt);
+  // Runs the prompts (prompt i in sequence i) in shared batches; leaves each
+  // prompt's last logits in logits_ row i.
+  Status prefill(const std::vector<const std::vector<int32_t>*>& prompts);
 
   std::shared_ptr<const Model> model_;
   std::shared_ptr<const Tokenizer> tok_;
@@ -102,6 +105,7 @@ class Session {
   std::vector<BatchEntry> batch_;
   std::vector<Sampler> samplers_;
   std::vector<std::vector<int32_t>> history_;
+  std::vector<int64_t> pos_;  // next position of each sequence
   std::atomic<bool> cancel_{false};
   int64_t batch_cap_ = 0;
 };

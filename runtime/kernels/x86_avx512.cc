@@ -157,25 +157,52 @@ inline __m512 load_w16(QType t, const uint8_t* row, int64_t k, __mmask16 m) {
   }
 }
 
+// Float weights: register tiles of 4 rows x 4 tokens (16 accumulators), so
+// each 16-wide weight load and activation load feeds four FMAs; decode
+// (one token) streams 4 rows at a time.
+template <int NR, int NT>
+inline void float_tile(QType t, const uint8_t* base, int64_t row_bytes, int64_t cols, const float* x, int64_t ldx,
+                       int64_t r0, int64_t t0, const float* scales, float* y, int64_t ldy) {
+  __m512 acc[NR][NT];
+  for (int i = 0; i < NR; ++i)
+    for (int j = 0; j < NT; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < cols; k += 16) {
+    const __mmask16 m = cols - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - k)) - 1);
+    __m512 xv[NT];
+    for (int j = 0; j < NT; ++j) xv[j] = _mm512_maskz_loadu_ps(m, x + (t0 + j) * ldx + k);
+    for (int i = 0; i < NR; ++i) {
+      const __m512 wv = load_w16(t, base + (r0 + i) * row_bytes, k, m);
+      for (int j = 0; j < NT; ++j) acc[i][j] = _mm512_fmadd_ps(wv, xv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < NR; ++i)
+    for (int j = 0; j < NT; ++j) y[(t0 + j) * ldy + r0 + i] = hsum(acc[i][j]) * scales[i];
+}
+
 void matmul_float_avx512(const Matrix& w, const float* x, int64_t n, int64_t ldx, int64_t row0, int64_t row1, float* y,
                          int64_t ldy) {
   const int64_t cols = (int64_t)w.cols();
   const uint8_t* base = w.data + w.l.q_offset;
-  for (int64_t r = row0; r < row1; ++r) {
-    const uint8_t* row = base + r * w.l.row_bytes;
-    float scale = 1.0f;
-    if (w.type == QType::kI8C) std::memcpy(&scale, w.data + w.l.s_offset + r * 4, 4);
-    for (int64_t t0 = 0; t0 < n; t0 += kTokBlock) {
-      const int nt = (int)std::min<int64_t>(kTokBlock, n - t0);
-      __m512 acc[kTokBlock];
-      for (int j = 0; j < kTokBlock; ++j) acc[j] = _mm512_setzero_ps();
-      for (int64_t k = 0; k < cols; k += 16) {
-        const __mmask16 m = cols - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - k)) - 1);
-        const __m512 wv = load_w16(w.type, row, k, m);
-        for (int j = 0; j < nt; ++j) acc[j] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + (t0 + j) * ldx + k), acc[j]);
-      }
-      for (int j = 0; j < nt; ++j) y[(t0 + j) * ldy + r] = hsum(acc[j]) * scale;
+  const int64_t rb = (int64_t)w.l.row_bytes;
+  auto scales_at = [&](int64_t r, float* sc, int nr) {
+    for (int i = 0; i < nr; ++i) {
+      sc[i] = 1.0f;
+      if (w.type == QType::kI8C) std::memcpy(&sc[i], w.data + w.l.s_offset + (r + i) * 4, 4);
     }
+  };
+  int64_t r = row0;
+  float sc[4];
+  for (; r + 4 <= row1; r += 4) {
+    scales_at(r, sc, 4);
+    int64_t t = 0;
+    for (; t + 4 <= n; t += 4) float_tile<4, 4>(w.type, base, rb, cols, x, ldx, r, t, sc, y, ldy);
+    for (; t < n; ++t) float_tile<4, 1>(w.type, base, rb, cols, x, ldx, r, t, sc, y, ldy);
+  }
+  for (; r < row1; ++r) {
+    scales_at(r, sc, 1);
+    int64_t t = 0;
+    for (; t + 4 <= n; t += 4) float_tile<1, 4>(w.type, base, rb, cols, x, ldx, r, t, sc, y, ldy);
+    for (; t < n; ++t) float_tile<1, 1>(w.type, base, rb, cols, x, ldx, r, t, sc, y, ldy);
   }
 }
 

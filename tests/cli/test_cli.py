@@ -355,6 +355,22 @@ def _():
     assert out.count("--- sequence") == 3, out
 
 
+@case("run: a batch of prompts decodes together and matches single runs")
+def _():
+    p = os.path.join(WORK, "batch.txt")
+    prompts = ["The first prompt", "A second, longer prompt about something else", "Three"]
+    open(p, "w").write("\n".join(prompts) + "\n")
+    rc, out, err = run(["run", "-m", GOOD, "--prompts-file", p, "-n", "10", "--greedy"])
+    assert rc == 0, err
+    parts = out.split("--- sequence ")[1:]
+    assert len(parts) == 3, out
+    for i, pr in enumerate(prompts):
+        rc, single, err = run(["run", "-m", GOOD, "-p", pr, "-n", "10", "--greedy", "--quiet"])
+        assert rc == 0, err
+        got = parts[i].split("---\n", 1)[1]
+        assert got.rstrip("\n") == single.rstrip("\n"), (i, got, single)
+
+
 @case("run: --print-prompt shows the Llama 3 template")
 def _():
     rc, out, err = run(["run", "-m", GOOD, "-p", "  Hi  ", "--chat", "--system", "Be brief.", "--print-prompt"])

@@ -109,6 +109,23 @@ TEST_CASE("greedy generation is deterministic and num_return_sequences repeats i
   for (const SequenceResult& x : three) CHECK(x.tokens == one[0].tokens);
 }
 
+TEST_CASE("a batch of different prompts decodes like separate runs") {
+  Loaded l = load(Arch::kFalcon, QType::kQ4);
+  auto s = session(l, 128, 3);
+  std::vector<std::vector<int32_t>> prompts = {prompt_of(5, 1), prompt_of(17, 2), prompt_of(9, 3)};
+  GenerateRequest r = request({}, 12);
+  r.prompts = prompts;
+  std::vector<SequenceResult> batch, single;
+  REQUIRE(s->generate(r, nullptr, &batch, nullptr).ok());
+  REQUIRE(batch.size() == 3);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    REQUIRE(s->generate(request(prompts[i], 12), nullptr, &single, nullptr).ok());
+    CHECK(batch[i].tokens == single[0].tokens);
+  }
+  r.num_return_sequences = 2;
+  CHECK_FALSE(s->generate(r, nullptr, &batch, nullptr).ok());
+}
+
 TEST_CASE("sampling: same seed same tokens, top_k 1 is greedy") {
   Loaded l = load(Arch::kFalcon, QType::kQ8);
   auto s = session(l, 128, 2);

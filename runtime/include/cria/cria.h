@@ -122,9 +122,14 @@ typedef struct cria_message {
 } cria_message;
 
 typedef struct cria_generate_params {
-  /* Input: token ids, or a prompt, or chat messages (always templated). */
+  /* Input: token ids, or a prompt, or chat messages (always templated), or a
+   * batch of prompts decoded together (continuation i answers prompts[i];
+   * each is templated when use_chat_template is set; the session needs
+   * n_seq >= n_prompts). */
   const int32_t* prompt_ids;   /* used as is when set (no BOS added) */
   size_t n_prompt_ids;
+  const char* const* prompts;
+  size_t n_prompts;
   const char* prompt;
   const cria_message* messages;
   size_t n_messages;
