@@ -121,18 +121,23 @@ void quantize_acts_wasm(const float* x, int64_t n, int64_t cols, int8_t* q, floa
   }
 }
 
-// Tokens per register block; activations of one block of tokens as i16
-// pairs (see the top of the file), kept per thread.
-constexpr int kTok = 2;
+// Activations of a chunk of tokens as i16 pairs (see the top of the file),
+// kept per thread: up to kChunkTok tokens, fewer for very long rows.
 constexpr int64_t kMaxCols = 32768;
-alignas(16) thread_local int16_t t_pairs[kTok][kMaxCols];
+constexpr int64_t kPairBytes = 512 * 1024;
+constexpr int kChunkTok = 16;
+alignas(16) thread_local int16_t t_pairs[kPairBytes / 2];
+
+inline int64_t chunk_tokens(int64_t cols) {
+  return std::max<int64_t>(1, std::min<int64_t>(kChunkTok, kPairBytes / (cols * 2)));
+}
 
 // Writes the pair layout of token rows [t0, t0 + nt): for each group of 4
-// columns, (a0, a2, a1, a3) as i16.
-void prepare_pairs(const QActs& a, int64_t t0, int nt) {
-  for (int j = 0; j < nt; ++j) {
+// columns, (a0, a2, a1, a3) as i16; token j at t_pairs + j * cols.
+void prepare_pairs(const QActs& a, int64_t t0, int64_t nt) {
+  for (int64_t j = 0; j < nt; ++j) {
     const int8_t* src = a.q + (t0 + j) * a.cols;
-    int16_t* dst = t_pairs[j];
+    int16_t* dst = t_pairs + j * a.cols;
     for (int64_t k = 0; k < a.cols; k += 16) {
       const v128_t v = wasm_v128_load(src + k);
       const v128_t sh = wasm_i8x16_shuffle(v, v, 0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15);
@@ -144,67 +149,90 @@ void prepare_pairs(const QActs& a, int64_t t0, int nt) {
 
 inline v128_t pair(const int16_t* p, int64_t idx) { return wasm_v128_load32_splat(p + 2 * idx); }
 
-// Rows 4q..4q+3 of one tile for NT tokens over every block: the f32 sums.
+// One 32-column block of a tile, unpacked to i16 once for every token of the
+// chunk: u[k][q] pairs with activation pair k (16 pairs per block), rows
+// 4q..4q+3.
+template <QType T>
+inline void unpack_block(const uint8_t* qb, v128_t u[16][4]) {
+  if (T == QType::kQ8) {
+    for (int c = 0; c < 8; ++c)
+      for (int q = 0; q < 4; ++q) {
+        const v128_t x = wasm_v128_load(qb + c * 64 + q * 16);
+        u[2 * c][q] = wasm_u16x8_shr(wasm_i16x8_shl(x, 8), 8);
+        u[2 * c + 1][q] = wasm_u16x8_shr(x, 8);
+      }
+  } else {
+    for (int c = 0; c < 4; ++c)
+      for (int q = 0; q < 4; ++q) {
+        const v128_t x = wasm_v128_load(qb + c * 64 + q * 16);
+        u[4 * c][q] = wasm_u16x8_shr(wasm_i16x8_shl(x, 12), 12);
+        u[4 * c + 1][q] = wasm_u16x8_shr(wasm_i16x8_shl(x, 4), 12);
+        u[4 * c + 2][q] = wasm_u16x8_shr(wasm_i16x8_shl(x, 8), 12);
+        u[4 * c + 3][q] = wasm_u16x8_shr(x, 12);
+      }
+  }
+}
+
+// NT (1 or 2) tokens x 16 rows of one block: 4 x NT dot accumulators, each
+// activation pair broadcast once for all 16 rows, folded into acc (per
+// token, 16 floats):
 //   Q4, Q8: acc += d_w * (d_a * dot - zp * s_a)    (zp = 8 or 128)
 //   Q4M:    acc += d_w * d_a * dot + m_w * s_a
 template <QType T, int NT>
-void tile_quad(const Matrix& w, const QActs& a, int64_t t0, int64_t tile, int q, v128_t* acc) {
+inline void block_tokens(const v128_t u[16][4], const int16_t* p0, int64_t cols, const v128_t* dw, const v128_t* mw,
+                         const float* da, const float* sa, int64_t nb, float* acc) {
+  v128_t dot[NT][4];
+  for (int j = 0; j < NT; ++j)
+    for (int q = 0; q < 4; ++q) dot[j][q] = wasm_i32x4_splat(0);
+  for (int k = 0; k < 16; ++k) {
+    for (int j = 0; j < NT; ++j) {
+      const v128_t s = pair(p0 + j * cols, k);
+      for (int q = 0; q < 4; ++q) dot[j][q] = wasm_i32x4_add(dot[j][q], wasm_i32x4_dot_i16x8(u[k][q], s));
+    }
+  }
+  for (int j = 0; j < NT; ++j) {
+    const v128_t vda = wasm_f32x4_splat(da[j * nb]);
+    float* out = acc + j * 16;
+    for (int q = 0; q < 4; ++q) {
+      const v128_t fd = wasm_f32x4_convert_i32x4(dot[j][q]);
+      v128_t v;
+      if (T == QType::kQ4M)
+        v = wasm_f32x4_add(wasm_f32x4_mul(dw[q], wasm_f32x4_mul(fd, vda)), wasm_f32x4_mul(mw[q], wasm_f32x4_splat(sa[j * nb])));
+      else
+        v = wasm_f32x4_mul(dw[q], wasm_f32x4_sub(wasm_f32x4_mul(fd, vda),
+                                                 wasm_f32x4_splat((T == QType::kQ8 ? 128.0f : 8.0f) * sa[j * nb])));
+      wasm_v128_store(out + 4 * q, wasm_f32x4_add(wasm_v128_load(out + 4 * q), v));
+    }
+  }
+}
+
+// Several tokens (prefill): for each tile and block, the weights are unpacked
+// once and serve every token of the chunk, two at a time.
+template <QType T>
+void tile_tokens(const Matrix& w, const QActs& a, int64_t t0, int64_t nt, int64_t tile, float* acc) {
   const QLayout& l = w.l;
   const int64_t nb = (int64_t)l.blocks, bpg = (int64_t)l.group / 32;
   constexpr int64_t block_bytes = T == QType::kQ8 ? 512 : 256;
-  const uint8_t* qt = w.data + l.q_offset + tile * l.tile_q_bytes + q * 16;
-  const uint16_t* st = reinterpret_cast<const uint16_t*>(w.data + l.s_offset + tile * l.tile_s_bytes) + q * 4;
+  const uint8_t* qt = w.data + l.q_offset + tile * l.tile_q_bytes;
+  const uint16_t* st = reinterpret_cast<const uint16_t*>(w.data + l.s_offset + tile * l.tile_s_bytes);
   const uint16_t* mt =
-      T == QType::kQ4M ? reinterpret_cast<const uint16_t*>(w.data + l.m_offset + tile * l.tile_s_bytes) + q * 4 : nullptr;
-  for (int j = 0; j < NT; ++j) acc[j] = wasm_f32x4_splat(0.0f);
+      T == QType::kQ4M ? reinterpret_cast<const uint16_t*>(w.data + l.m_offset + tile * l.tile_s_bytes) : nullptr;
+  std::fill(acc, acc + nt * 16, 0.0f);
+  v128_t u[16][4];
+  v128_t dw[4], mw[4];
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* qb = qt + b * block_bytes;
-    v128_t dot[NT];
-    for (int j = 0; j < NT; ++j) dot[j] = wasm_i32x4_splat(0);
-    if (T == QType::kQ8) {
-      for (int c = 0; c < 8; ++c) {
-        const v128_t x = wasm_v128_load(qb + c * 64);
-        const v128_t we = wasm_u16x8_shr(wasm_i16x8_shl(x, 8), 8), wo = wasm_u16x8_shr(x, 8);
-        for (int j = 0; j < NT; ++j) {
-          const int16_t* p = t_pairs[j] + b * 32;
-          dot[j] = wasm_i32x4_add(dot[j], wasm_i32x4_dot_i16x8(we, pair(p, 2 * c)));
-          dot[j] = wasm_i32x4_add(dot[j], wasm_i32x4_dot_i16x8(wo, pair(p, 2 * c + 1)));
-        }
-      }
-    } else {
-      for (int c = 0; c < 4; ++c) {
-        const v128_t x = wasm_v128_load(qb + c * 64);
-        const v128_t w0 = wasm_u16x8_shr(wasm_i16x8_shl(x, 12), 12);
-        const v128_t w1 = wasm_u16x8_shr(wasm_i16x8_shl(x, 4), 12);
-        const v128_t w2 = wasm_u16x8_shr(wasm_i16x8_shl(x, 8), 12);
-        const v128_t w3 = wasm_u16x8_shr(x, 12);
-        for (int j = 0; j < NT; ++j) {
-          const int16_t* p = t_pairs[j] + b * 32;
-          v128_t s01 = wasm_i32x4_add(wasm_i32x4_dot_i16x8(w0, pair(p, 4 * c)), wasm_i32x4_dot_i16x8(w1, pair(p, 4 * c + 1)));
-          v128_t s23 = wasm_i32x4_add(wasm_i32x4_dot_i16x8(w2, pair(p, 4 * c + 2)), wasm_i32x4_dot_i16x8(w3, pair(p, 4 * c + 3)));
-          dot[j] = wasm_i32x4_add(dot[j], wasm_i32x4_add(s01, s23));
-        }
-      }
-    }
+    unpack_block<T>(qt + b * block_bytes, u);
     const int64_t g = b / bpg;
-    const v128_t dw = load_half4(st + g * 16);
-    if (T == QType::kQ4M) {
-      const v128_t mw = load_half4(mt + g * 16);
-      for (int j = 0; j < NT; ++j) {
-        const float da = a.d[(t0 + j) * nb + b], sa = a.s[(t0 + j) * nb + b];
-        const v128_t fd = wasm_f32x4_convert_i32x4(dot[j]);
-        acc[j] = wasm_f32x4_add(acc[j], wasm_f32x4_add(wasm_f32x4_mul(dw, wasm_f32x4_mul(fd, wasm_f32x4_splat(da))),
-                                                       wasm_f32x4_mul(mw, wasm_f32x4_splat(sa))));
-      }
-    } else {
-      constexpr float zp = T == QType::kQ8 ? 128.0f : 8.0f;
-      for (int j = 0; j < NT; ++j) {
-        const float da = a.d[(t0 + j) * nb + b], sa = a.s[(t0 + j) * nb + b];
-        const v128_t fd = wasm_f32x4_convert_i32x4(dot[j]);
-        acc[j] = wasm_f32x4_add(
-            acc[j], wasm_f32x4_mul(dw, wasm_f32x4_sub(wasm_f32x4_mul(fd, wasm_f32x4_splat(da)), wasm_f32x4_splat(zp * sa))));
-      }
+    for (int q = 0; q < 4; ++q) {
+      dw[q] = load_half4(st + g * 16 + 4 * q);
+      mw[q] = T == QType::kQ4M ? load_half4(mt + g * 16 + 4 * q) : dw[q];
     }
+    const float* da = a.d + t0 * nb + b;
+    const float* sa = a.s + t0 * nb + b;
+    int64_t j = 0;
+    for (; j + 2 <= nt; j += 2)
+      block_tokens<T, 2>(u, t_pairs + j * a.cols + b * 32, a.cols, dw, mw, da + j * nb, sa + j * nb, nb, acc + j * 16);
+    if (j < nt) block_tokens<T, 1>(u, t_pairs + j * a.cols + b * 32, a.cols, dw, mw, da + j * nb, sa + j * nb, nb, acc + j * 16);
   }
 }
 
@@ -220,7 +248,7 @@ void tile_one_token(const Matrix& w, const QActs& a, int64_t t0, int64_t tile, v
   const uint16_t* st = reinterpret_cast<const uint16_t*>(w.data + l.s_offset + tile * l.tile_s_bytes);
   const uint16_t* mt =
       T == QType::kQ4M ? reinterpret_cast<const uint16_t*>(w.data + l.m_offset + tile * l.tile_s_bytes) : nullptr;
-  const int16_t* pairs = t_pairs[0];
+  const int16_t* pairs = t_pairs;
   for (int q = 0; q < 4; ++q) acc[q] = wasm_f32x4_splat(0.0f);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* qb = qt + b * block_bytes;
@@ -281,26 +309,7 @@ inline void store_rows(float* y, v128_t v, int valid) {
   for (int i = 0; i < valid; ++i) y[i] = tmp[i];
 }
 
-template <QType T, int NT>
-void tiles_tokens(const Matrix& w, const QActs& a, int64_t t0, int64_t tile0, int64_t tile1, float* y, int64_t ldy) {
-  for (int64_t tile = tile0; tile < tile1; ++tile) {
-    const int64_t row0 = tile * kTileRows;
-    const int valid = (int)std::min<int64_t>(kTileRows, (int64_t)w.l.rows - row0);
-    if (NT == 1) {
-      v128_t acc[4];
-      tile_one_token<T>(w, a, t0, tile, acc);
-      for (int q = 0; q * 4 < valid; ++q) store_rows(y + t0 * ldy + row0 + q * 4, acc[q], valid - q * 4);
-      continue;
-    }
-    for (int q = 0; q * 4 < valid; ++q) {
-      v128_t acc[NT];
-      tile_quad<T, NT>(w, a, t0, tile, q, acc);
-      for (int j = 0; j < NT; ++j) store_rows(y + (t0 + j) * ldy + row0 + q * 4, acc[j], valid - q * 4);
-    }
-  }
-}
-
-// Tiles per cache block: their weights stay in L2 while every token block
+// Tiles per cache block: their weights stay in L2 while every token chunk
 // of the call streams past.
 constexpr int64_t kTileChunk = 8;
 
@@ -311,16 +320,24 @@ void matmul_tiled_wasm(const Matrix& w, const QActs& a, int64_t n, int64_t tile0
     scalar_table().matmul_q4(w, a, n, tile0, tile1, y, ldy);  // no wasm32-sized model has such rows
     return;
   }
+  const int64_t chunk = chunk_tokens(a.cols);
+  alignas(16) float acc[kChunkTok * 16];
   for (int64_t tc = tile0; tc < tile1; tc += kTileChunk) {
     const int64_t tce = std::min(tile1, tc + kTileChunk);
-    for (int64_t t0 = 0; t0 < n; t0 += kTok) {
-      const int nt = (int)std::min<int64_t>(kTok, n - t0);
+    for (int64_t t0 = 0; t0 < n; t0 += chunk) {
+      const int64_t nt = std::min(chunk, n - t0);
       prepare_pairs(a, t0, nt);
-      switch (nt) {
-        case 1: tiles_tokens<T, 1>(w, a, t0, tc, tce, y, ldy); break;
-        case 2: tiles_tokens<T, 2>(w, a, t0, tc, tce, y, ldy); break;
-        case 3: tiles_tokens<T, 3>(w, a, t0, tc, tce, y, ldy); break;
-        default: tiles_tokens<T, 4>(w, a, t0, tc, tce, y, ldy); break;
+      for (int64_t tile = tc; tile < tce; ++tile) {
+        const int64_t row0 = tile * kTileRows;
+        const int valid = (int)std::min<int64_t>(kTileRows, (int64_t)w.l.rows - row0);
+        if (nt == 1) {
+          v128_t r[4];
+          tile_one_token<T>(w, a, t0, tile, r);
+          for (int q = 0; q * 4 < valid; ++q) store_rows(y + t0 * ldy + row0 + q * 4, r[q], valid - q * 4);
+          continue;
+        }
+        tile_tokens<T>(w, a, t0, nt, tile, acc);
+        for (int64_t j = 0; j < nt; ++j) std::memcpy(y + (t0 + j) * ldy + row0, acc + j * 16, valid * sizeof(float));
       }
     }
   }
@@ -359,6 +376,7 @@ void matmul_float_wasm(const Matrix& w, const float* x, int64_t n, int64_t ldx, 
     const uint8_t* row = base + r * w.l.row_bytes;
     float scale = 1.0f;
     if (w.type == QType::kI8C) std::memcpy(&scale, w.data + w.l.s_offset + r * 4, 4);
+    constexpr int kTok = 4;
     for (int64_t t0 = 0; t0 < n; t0 += kTok) {
       const int nt = (int)std::min<int64_t>(kTok, n - t0);
       v128_t acc[kTok];
