@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Trains the miniature Llama 3 and Falcon models of examples/models/.
 
-    /usr/bin/python3 scripts/train_miniature.py --model llama-mini   # ~30 min on 2 cores
+    /usr/bin/python3 scripts/train_miniature.py --model llama-mini   # 25-45 min on 2 cores
     /usr/bin/python3 scripts/train_miniature.py --model falcon-mini
         [--seed 0] [--steps N] [--out DIR] [--build build/miniature] [--threads 2]
         [--corpus-only] [--eval-only]
@@ -55,8 +55,8 @@ PRESETS = {
     "falcon-mini": {"kind": "falcon", "style": "falcon", "vocab": 3072, "hidden": 256, "layers": 4,
                     "heads": 4, "kv_heads": 1, "head_dim": 64, "ffn": 1024, "context": 256},
 }
-TRAIN = {"batch": 16, "steps": 1400, "lr": 2e-3, "min_lr_ratio": 0.1, "warmup": 100,
-         "weight_decay": 0.1, "betas": (0.9, 0.95), "grad_clip": 1.0, "eval_every": 50,
+TRAIN = {"batch": 8, "steps": 2400, "lr": 2e-3, "min_lr_ratio": 0.1, "warmup": 100,
+         "weight_decay": 0.1, "betas": (0.9, 0.95), "grad_clip": 1.0, "eval_every": 100,
          "eval_chunks": 32}
 
 SAMPLE_PROMPTS = {

@@ -140,7 +140,7 @@ def build_fixture(name, spec, use_js, models_root):
     ppl = evaluate.perplexity(ref.logits, held_ids)
     checked = None
     if use_js:
-        convs = [p for p in spec["prompts"]] if kind == "llama" else []
+        convs = list(spec["prompts"]) if kind == "llama" else []
         checked = js_check(model_dir, texts, [p["ids"] for p in prompts], heldout, held_ids, convs)
     rel = os.path.relpath(path, ROOT)
     return {
@@ -175,7 +175,7 @@ def build_fixture(name, spec, use_js, models_root):
 def compare(old, new, path=""):
     """Ids, hashes and strings exactly; floats to 1e-4 relative. -> list of differences."""
     if isinstance(old, dict) and isinstance(new, dict):
-        out = [f"{path}: keys differ" for _ in [0] if set(old) != set(new)]
+        out = [] if set(old) == set(new) else [f"{path}: keys {sorted(set(old) ^ set(new))} differ"]
         for k in set(old) & set(new):
             if k != "js_checked":
                 out += compare(old[k], new[k], f"{path}.{k}")
