@@ -123,6 +123,16 @@ void for_each_tensor(const ModelConfig& c, const std::function<void(const Tensor
   if (!c.tie_word_embeddings) f({"output.weight", {v, h}, TensorRole::kHead, -1});
 }
 
+SpecName parse_spec_name(const TensorSpec& spec) {
+  SpecName n;
+  const std::string& s = spec.name;
+  n.bias = s.size() > 5 && s.compare(s.size() - 5, 5, ".bias") == 0;
+  // The part after "blk.N." (or the whole name outside blocks), without the suffix.
+  n.base = spec.layer >= 0 ? s.substr(s.find('.', 4) + 1) : s;
+  n.base = n.base.substr(0, n.base.rfind('.'));
+  return n;
+}
+
 std::vector<TensorSpec> tensor_specs(const ModelConfig& c) {
   std::vector<TensorSpec> out;
   for_each_tensor(c, [&](const TensorSpec& s) { out.push_back(s); });

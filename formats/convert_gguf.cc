@@ -110,22 +110,15 @@ class GgufSource : public Source {
 
   Status map_spec(const TensorSpec& spec, Assembly* out) {
     const ModelConfig& c = meta_.config;
-    const bool is_bias = spec.name.size() > 5 && spec.name.compare(spec.name.size() - 5, 5, ".bias") == 0;
-    const std::string kind = is_bias ? "bias" : "weight";
-    std::string base = spec.name;
-    if (spec.layer >= 0) base = base.substr(base.find('.', 4) + 1);
-    base = base.substr(0, base.rfind('.'));
+    const SpecName sn = parse_spec_name(spec);
+    const std::string& base = sn.base;
+    const std::string kind = sn.kind();
+    const bool is_bias = sn.bias;
     const std::string p = "blk." + std::to_string(spec.layer) + ".";
     const uint64_t h = c.hidden_size;
-    auto whole = [&](const std::string& src, std::vector<uint64_t> shape) -> Status {
-      CRIA_RETURN_IF_ERROR(need(src, shape));
-      out->pieces.push_back({src, 0, shape[0]});
-      return Status::Ok();
-    };
-    auto lin = [&](const std::string& src_base, uint64_t o, uint64_t in) -> Status {
-      if (is_bias) return whole(src_base + ".bias", {o});
-      return whole(src_base + ".weight", {o, in});
-    };
+    Mapper mp(out, is_bias, [this](const std::string& s, const std::vector<uint64_t>& sh) { return need(s, sh); });
+    auto whole = [&](const std::string& src, const std::vector<uint64_t>& shape) { return mp.whole(src, shape); };
+    auto lin = [&](const std::string& src_base, uint64_t o, uint64_t in) { return mp.lin(src_base, o, in); };
     // llama.cpp permutes Llama's Q and K rows so RoPE pairs sit side by side
     // (row h*D + 2i + half); cria keeps Hugging Face's halves (h*D + half*D/2 + i).
     auto unpermuted = [&](const std::string& src_base, uint32_t heads) -> Status {

@@ -28,6 +28,17 @@ Status ShapeChecker::need(const std::string& tensor, const std::vector<uint64_t>
   return Status::Ok();
 }
 
+Status Mapper::whole(const std::string& src, const std::vector<uint64_t>& shape) {
+  CRIA_RETURN_IF_ERROR(need_(src, shape));
+  out_->pieces.push_back({src, 0, shape[0]});
+  return Status::Ok();
+}
+
+Status Mapper::lin(const std::string& src_base, uint64_t o, uint64_t in) {
+  if (bias_) return whole(src_base + ".bias", {o});
+  return whole(src_base + ".weight", {o, in});
+}
+
 std::vector<Piece> grouped_qkv_pieces(const std::string& src, uint32_t heads, uint32_t kv_heads,
                                       uint32_t head_dim) {
   const uint32_t r = heads / kv_heads;
@@ -77,23 +88,14 @@ class HfSource : public Source {
   Status map_spec(const TensorSpec& spec, Assembly* out) {
     const ModelConfig& c = meta_.config;
     out->cols = spec.shape.size() == 2 ? spec.shape[1] : 1;
-    const bool is_bias = spec.name.size() > 5 && spec.name.compare(spec.name.size() - 5, 5, ".bias") == 0;
-    const std::string kind = is_bias ? "bias" : "weight";
-    // The part after "blk.N." (or the whole name outside blocks).
-    std::string base = spec.name;
-    if (spec.layer >= 0) base = base.substr(base.find('.', 4) + 1);
-    base = base.substr(0, base.rfind('.'));
+    const SpecName sn = parse_spec_name(spec);
+    const std::string& base = sn.base;
+    const std::string kind = sn.kind();
+    const bool is_bias = sn.bias;
     const uint64_t h = c.hidden_size;
-    auto whole = [&](const std::string& src, std::vector<uint64_t> shape) -> Status {
-      CRIA_RETURN_IF_ERROR(need(src, shape));
-      out->pieces.push_back({src, 0, shape[0]});
-      return Status::Ok();
-    };
-    // Linear layer: [out, in] weight or [out] bias.
-    auto lin = [&](const std::string& src_base, uint64_t o, uint64_t in) -> Status {
-      if (is_bias) return whole(src_base + ".bias", {o});
-      return whole(src_base + ".weight", {o, in});
-    };
+    Mapper mp(out, is_bias, [this](const std::string& s, const std::vector<uint64_t>& sh) { return need(s, sh); });
+    auto whole = [&](const std::string& src, const std::vector<uint64_t>& shape) { return mp.whole(src, shape); };
+    auto lin = [&](const std::string& src_base, uint64_t o, uint64_t in) { return mp.lin(src_base, o, in); };
     if (c.arch == Arch::kLlama) {
       const std::string p = "model.layers." + std::to_string(spec.layer) + ".";
       if (base == "tok_embd") return whole("model.embed_tokens.weight", spec.shape);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -68,6 +69,22 @@ class ShapeChecker {
 };
 
 std::string shape_str(const std::vector<uint64_t>& s);
+
+// Assembles a canonical tensor from whole source tensors, each checked by
+// `need` (shape, dtype) before its rows are listed.
+class Mapper {
+ public:
+  using Need = std::function<Status(const std::string&, const std::vector<uint64_t>&)>;
+  Mapper(Assembly* out, bool bias, Need need) : out_(out), bias_(bias), need_(std::move(need)) {}
+  Status whole(const std::string& src, const std::vector<uint64_t>& shape);
+  // A linear layer's weight [out, in] (or its bias [out]): SRC_BASE.weight / .bias.
+  Status lin(const std::string& src_base, uint64_t out, uint64_t in);
+
+ private:
+  Assembly* out_;
+  bool bias_;
+  Need need_;
+};
 
 // Row order of fused QKV weights grouped per KV head, as Falcon stores them:
 // for each KV group g, r = heads / kv_heads query heads, then its key head,

@@ -49,4 +49,12 @@ std::vector<TensorSpec> tensor_specs(const ModelConfig& c);
 
 std::string layer_tensor_name(int layer, const char* suffix);
 
+// What a canonical name says: "blk.3.attn_qkv.bias" -> base "attn_qkv", bias.
+struct SpecName {
+  std::string base;
+  bool bias = false;
+  std::string kind() const { return bias ? "bias" : "weight"; }
+};
+SpecName parse_spec_name(const TensorSpec& spec);
+
 }  // namespace cria

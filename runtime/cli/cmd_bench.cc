@@ -53,16 +53,9 @@ int cmd_bench(int argc, char** argv) {
   if (!m) return 1;
   cria_model_info info;
   cria_model_get_info(m, &info);
-  cria_session_options so;
-  cria_session_options_init(&so);
-  so.n_ctx = (int32_t)std::min<int64_t>(n_prompt + n_gen + 1, info.context_length);
-  so.threads = (int32_t)threads;
-  so.batch = (int32_t)std::min<int64_t>(n_prompt, 512);
-  cria_session* s = nullptr;
-  if (cria_session_create(m, &so, &s) != CRIA_OK) {
-    cria_model_free(m);
-    return api_fail();
-  }
+  cria_session* s = open_session(m, std::min<int64_t>(n_prompt + n_gen + 1, info.context_length), threads, 1,
+                                 std::min<int64_t>(n_prompt, 512));
+  if (!s) return 1;
   // A fixed pseudo-random prompt of ordinary (non-special) ids.
   std::vector<int32_t> prompt(n_prompt);
   uint64_t x = 12345;

@@ -64,15 +64,8 @@ int cmd_chat(int argc, char** argv) {
     cria_model_free(m);
     return fail(model_path + ": this model has no chat template (a base model); use cria run with a plain prompt");
   }
-  cria_session_options so;
-  cria_session_options_init(&so);
-  so.n_ctx = (int32_t)ctx;
-  so.threads = (int32_t)threads;
-  cria_session* s = nullptr;
-  if (cria_session_create(m, &so, &s) != CRIA_OK) {
-    cria_model_free(m);
-    return api_fail();
-  }
+  cria_session* s = open_session(m, ctx, threads);
+  if (!s) return 1;
   const bool tty = isatty(STDIN_FILENO);
   if (tty) std::fprintf(stderr, "cria chat: %s (%s). Ctrl-C stops an answer, Ctrl-D exits.\n", model_path.c_str(), info.chat_template);
   std::vector<std::string> roles, contents;

@@ -61,15 +61,8 @@ int cmd_perplexity(int argc, char** argv) {
     return api_fail(file.c_str());
   }
   ids.resize(n);
-  cria_session_options so;
-  cria_session_options_init(&so);
-  so.n_ctx = (int32_t)ctx;
-  so.threads = (int32_t)threads;
-  cria_session* s = nullptr;
-  if (cria_session_create(m, &so, &s) != CRIA_OK) {
-    cria_model_free(m);
-    return api_fail();
-  }
+  cria_session* s = open_session(m, ctx, threads);
+  if (!s) return 1;
   double nll = 0;
   int64_t count = 0, chunk_no = 0;
   std::vector<double> lp(ctx);

@@ -171,16 +171,8 @@ int cmd_run(int argc, char** argv) {
     return 0;
   }
 
-  cria_session_options so;
-  cria_session_options_init(&so);
-  so.n_ctx = (int32_t)ctx;
-  so.n_seq = (int32_t)n_out;
-  so.threads = (int32_t)threads;
-  cria_session* session = nullptr;
-  if (cria_session_create(model, &so, &session) != CRIA_OK) {
-    cria_model_free(model);
-    return api_fail();
-  }
+  cria_session* session = open_session(model, ctx, threads, n_out);
+  if (!session) return 1;
   RunOutput out;
   out.n_seq = (int32_t)n_out;
   out.texts.resize(n_out);

@@ -26,6 +26,22 @@ cria_model* load_model(const std::string& path, double* seconds) {
   return m;
 }
 
+cria_session* open_session(cria_model* m, int64_t ctx, int64_t threads, int64_t n_seq, int64_t batch) {
+  cria_session_options so;
+  cria_session_options_init(&so);
+  so.n_ctx = (int32_t)ctx;
+  so.threads = (int32_t)threads;
+  so.n_seq = (int32_t)n_seq;
+  if (batch) so.batch = (int32_t)batch;
+  cria_session* s = nullptr;
+  if (cria_session_create(m, &so, &s) != CRIA_OK) {
+    api_fail();
+    cria_model_free(m);
+    return nullptr;
+  }
+  return s;
+}
+
 bool read_file(const std::string& path, std::string* out) {
   std::ifstream f(path, std::ios::binary);
   if (!f) {

@@ -9,6 +9,9 @@ namespace cria::cli {
 
 // Loads a model; on failure prints the error and returns nullptr.
 cria_model* load_model(const std::string& path, double* seconds = nullptr);
+// Creates a session (0 means the default for ctx, threads and batch); on
+// failure prints the error, frees the model and returns nullptr.
+cria_session* open_session(cria_model* m, int64_t ctx, int64_t threads, int64_t n_seq = 1, int64_t batch = 0);
 // Reads a whole file into `out`; false (and an error printed) on failure.
 bool read_file(const std::string& path, std::string* out);
 // "cria: <last error>" to stderr, status 1.

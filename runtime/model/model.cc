@@ -81,24 +81,23 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelFile> file) {
       return;
     }
     const float* fp = reinterpret_cast<const float*>(t->data);
-    const std::string& n = s.name;
-    const bool bias = n.size() > 5 && n.compare(n.size() - 5, 5, ".bias") == 0;
+    const SpecName sn = parse_spec_name(s);
+    const std::string& base = sn.base;
+    const bool bias = sn.bias;
     if (s.layer < 0) {
-      if (n == "tok_embd.weight") w.tok_embd = matrix(*t);
-      else if (n == "output.weight") w.output = matrix(*t);
-      else if (n == "output_norm.weight") w.out_norm_w = fp;
-      else if (n == "output_norm.bias") w.out_norm_b = fp;
+      if (base == "tok_embd") w.tok_embd = matrix(*t);
+      else if (base == "output") w.output = matrix(*t);
+      else if (base == "output_norm") (bias ? w.out_norm_b : w.out_norm_w) = fp;
       return;
     }
     LayerWeights& L = w.layers[s.layer];
-    const std::string base = n.substr(n.find('.', 4) + 1, n.rfind('.') - n.find('.', 4) - 1);
     if (base == "attn_norm") (bias ? L.attn_norm_b : L.attn_norm_w) = fp;
     else if (base == "ffn_norm") (bias ? L.ffn_norm_b : L.ffn_norm_w) = fp;
     else if (base == "attn_qkv") bias ? void(L.qkv_b = fp) : void(L.qkv = matrix(*t));
     else if (base == "attn_out") bias ? void(L.attn_out_b = fp) : void(L.attn_out = matrix(*t));
     else if (base == "ffn_gate_up" || base == "ffn_up") bias ? void(L.ffn_up_b = fp) : void(L.ffn_up = matrix(*t));
     else if (base == "ffn_down") bias ? void(L.ffn_down_b = fp) : void(L.ffn_down = matrix(*t));
-    else st = Error(Code::kInternal, f.path() + ": no place for tensor " + n);
+    else st = Error(Code::kInternal, f.path() + ": no place for tensor " + s.name);
   });
   CRIA_RETURN_IF_ERROR(st);
   if (c.tie_word_embeddings) w.output = w.tok_embd;

@@ -28,139 +28,28 @@
 
 #include <cmath>
 #include <cstdio>
-#include <dirent.h>
-#include <fstream>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 #include <cstring>
 
-#include "runtime/kernels/kernels.h"
-#include "runtime/model/model.h"
-#include "runtime/model/transformer.h"
+#include "tests/model/golden.h"
 
 using namespace cria;
 
+using namespace cria::test;
+
 namespace {
 
-const std::string kFixtures = std::string(CRIA_SOURCE_DIR) + "/tests/reference/fixtures/";
 const std::string kData = std::string(CRIA_BINARY_DIR) + "/testdata/ref/";
 const std::string kQuantData = std::string(CRIA_BINARY_DIR) + "/testdata/quant/";
-
-struct Fixture {
-  std::string name;
-  std::vector<int32_t> prompt, greedy;
-  std::vector<float> logits;  // [64, vocab]
-  int64_t vocab = 0;
-  double max_abs = 0, margin = 0;
-};
-
-std::vector<std::string> fixture_names(const char* prefix) {
-  std::vector<std::string> out;
-  DIR* d = opendir(kFixtures.c_str());
-  REQUIRE(d);
-  while (dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n.rfind(prefix, 0) == 0 && n.size() > 5 && n.substr(n.size() - 5) == ".json") out.push_back(n.substr(0, n.size() - 5));
-  }
-  closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-Fixture load_fixture(const std::string& name) {
-  Fixture f;
-  f.name = name;
-  std::ifstream js(kFixtures + name + ".json");
-  nlohmann::json j = nlohmann::json::parse(js);
-  f.prompt = j["prompt_ids"].get<std::vector<int32_t>>();
-  f.greedy = j["greedy_ids"].get<std::vector<int32_t>>();
-  f.vocab = j["logits_shape"][1].get<int64_t>();
-  f.max_abs = j["max_abs_logit"].get<double>();
-  f.margin = j["greedy_min_margin"].get<double>();
-  std::ifstream lf(kFixtures + j["logits_file"].get<std::string>(), std::ios::binary);
-  f.logits.resize((size_t)(j["logits_shape"][0].get<int64_t>() * f.vocab));
-  lf.read(reinterpret_cast<char*>(f.logits.data()), (std::streamsize)(f.logits.size() * 4));
-  REQUIRE(lf.good());
-  return f;
-}
-
-struct Runner {
-  std::unique_ptr<Model> model;
-  std::unique_ptr<kernels::ThreadPool> pool;
-  KvCache cache;
-  ForwardScratch scratch;
-  const kernels::KernelTable* k;
-
-  Runner(const std::string& path, const kernels::KernelTable& table, int threads, int64_t batch, bool kv_f32)
-      : k(&table) {
-    auto m = Model::load(path);
-    REQUIRE_MESSAGE(m.ok(), m.status().message());
-    model = std::move(m).value();
-    pool = std::make_unique<kernels::ThreadPool>(threads);
-    cache.init(model->config(), 1, 128, kv_f32);
-    scratch.init(*model, batch, threads);
-  }
-
-  // Logits at every prompt position, the prompt fed in chunks of `chunk`.
-  std::vector<float> prompt_logits(const std::vector<int32_t>& ids, int64_t chunk) {
-    const int64_t v = model->config().vocab_size, n = (int64_t)ids.size();
-    std::vector<float> out((size_t)(n * v), NAN);
-    std::vector<BatchEntry> b;
-    for (int64_t i0 = 0; i0 < n; i0 += chunk) {
-      b.clear();
-      for (int64_t i = i0; i < std::min(n, i0 + chunk); ++i) b.push_back({ids[i], (int32_t)i, 0, true});
-      forward(*model, *k, *pool, cache, scratch, b.data(), (int64_t)b.size(), out.data() + i0 * v);
-    }
-    return out;
-  }
-
-  // Greedy continuation with the KV cache: one token per step.
-  std::vector<int32_t> greedy(const std::vector<int32_t>& ids, int steps) {
-    const int64_t v = model->config().vocab_size;
-    std::vector<float> all = prompt_logits(ids, 64);
-    std::vector<float> row(all.end() - v, all.end());
-    std::vector<int32_t> out;
-    for (int s = 0; s < steps; ++s) {
-      int32_t best = (int32_t)(std::max_element(row.begin(), row.end()) - row.begin());
-      out.push_back(best);
-      BatchEntry e{best, (int32_t)(ids.size() + s), 0, true};
-      forward(*model, *k, *pool, cache, scratch, &e, 1, row.data());
-    }
-    return out;
-  }
-};
-
-double cosine(const float* a, const float* b, int64_t n) {
-  double ab = 0, aa = 0, bb = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    ab += (double)a[i] * b[i];
-    aa += (double)a[i] * a[i];
-    bb += (double)b[i] * b[i];
-  }
-  return ab / std::sqrt(aa * bb);
-}
-
-}  // namespace
-
-double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, (double)std::fabs(a[i] - b[i]));
-  return worst;
-}
-
-double min_cosine(const std::vector<float>& a, const std::vector<float>& b, int64_t vocab) {
-  double worst = 1;
-  for (size_t t = 0; t * vocab < a.size(); ++t)
-    worst = std::min(worst, cosine(a.data() + t * vocab, b.data() + t * vocab, vocab));
-  return worst;
-}
 
 int agreeing_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
   int n = 0;
   while (n < (int)a.size() && n < (int)b.size() && a[n] == b[n]) ++n;
   return n;
 }
+
+}  // namespace
 
 TEST_CASE("f32 logits and greedy tokens match the PyTorch reference") {
   for (const std::string& name : fixture_names("ref-")) {
