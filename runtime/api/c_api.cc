@@ -340,6 +340,7 @@ cria_status cria_generate(cria_session* s, const cria_generate_params* p, cria_t
   if (!st.ok()) return fail(st);
   if (result) {
     result->prompt_tokens = (int32_t)stats.prompt_tokens;
+    result->reused_prompt_tokens = (int32_t)stats.reused_tokens;
     result->generated_tokens = (int32_t)stats.generated_tokens;
     result->prefill_seconds = stats.prefill_s;
     result->decode_seconds = stats.decode_s;

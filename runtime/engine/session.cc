@@ -64,13 +64,15 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   return s;
 }
 
-Status Session::prefill(const std::vector<const std::vector<int32_t>*>& prompts) {
+Status Session::prefill(const std::vector<const std::vector<int32_t>*>& prompts, int64_t reuse) {
   // All prompts go through the same batches, each token tagged with its
   // sequence: attention keeps them apart. The last token of each prompt
-  // asks for logits, which land in that sequence's logits row.
-  int64_t total = 0;
+  // asks for logits, which land in that sequence's logits row. The first
+  // `reuse` tokens of prompt 0 are already in the cache.
+  int64_t total = -reuse;
   for (const auto* p : prompts) total += (int64_t)p->size();
   std::vector<int64_t> next(prompts.size(), 0);
+  next[0] = reuse;
   size_t cur = 0;
   for (int64_t done = 0; done < total;) {
     if (cancel_.load()) return Error(Code::kCancelled, "cancelled");
@@ -129,7 +131,18 @@ Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, st
   GenerateStats st;
   st.prompt_tokens = n_prompt;
   const auto t0 = Clock::now();
-  CRIA_RETURN_IF_ERROR(prefill(prompts));
+  // A single prompt that starts with what sequence 0's cache already holds
+  // (the next turn of a chat) only runs its new tokens; the last prompt
+  // token always runs, for its logits.
+  int64_t reuse = 0;
+  if (prompts.size() == 1) {
+    const std::vector<int32_t>& p = *prompts[0];
+    while (reuse < (int64_t)cached_.size() && reuse + 1 < (int64_t)p.size() && cached_[reuse] == p[reuse]) ++reuse;
+  }
+  st.reused_tokens = reuse;
+  cached_.clear();
+  CRIA_RETURN_IF_ERROR(prefill(prompts, reuse));
+  cached_.assign(prompts[0]->begin(), prompts[0]->end());
   // Extra continuations of a single prompt start from copies of its cache
   // rows instead of recomputing them.
   const int64_t n0 = (int64_t)prompts[0]->size();
@@ -213,6 +226,10 @@ Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, st
       std::memcpy(logits_.data() + batch_[j].seq * vocab, logits_.data() + (nseq + j) * vocab, vocab * sizeof(float));
   }
   st.decode_s = seconds_since(t1);
+  // Sequence 0's cache now holds its prompt and every generated token but
+  // the last (sampled, never fed).
+  const std::vector<int32_t>& g0 = (*out)[0].tokens;
+  if (!g0.empty()) cached_.insert(cached_.end(), g0.begin(), g0.end() - 1);
   if (stats) *stats = st;
   return Status::Ok();
 }
@@ -224,6 +241,7 @@ Status Session::score(const int32_t* tokens, int64_t n, int64_t first, double* l
   for (int64_t i = 0; i < n; ++i)
     if (tokens[i] < 0 || tokens[i] >= vocab) return Error(Code::kInvalidArgument, "token id out of range");
   const int64_t step = std::min(kScoreBatch, batch_cap_);
+  cached_.clear();
   for (int64_t i0 = 0; i0 < n - 1; i0 += step) {
     if (cancel_.load()) return Error(Code::kCancelled, "cancelled");
     const int64_t m = std::min(step, n - 1 - i0);

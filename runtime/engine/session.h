@@ -58,6 +58,7 @@ struct SequenceResult {
 
 struct GenerateStats {
   int64_t prompt_tokens = 0, generated_tokens = 0;
+  int64_t reused_tokens = 0;  // prompt tokens whose cache rows came from the previous call
   double prefill_s = 0, decode_s = 0, first_token_s = 0;
 };
 
@@ -71,8 +72,10 @@ class Session {
                                                  std::shared_ptr<const Tokenizer> tokenizer,
                                                  const SessionOptions& opt);
 
-  // Generates from the prompt; the KV cache is reset first (each call is
-  // independent). Errors: prompt longer than the context, bad ids, ...
+  // Generates from the prompt. Each call is independent in its result; when
+  // a single prompt begins with the tokens the previous call left in
+  // sequence 0's cache (a chat's next turn), those rows are reused instead
+  // of recomputed. Errors: prompt longer than the context, bad ids, ...
   Status generate(const GenerateRequest& req, const TokenCallback& cb, std::vector<SequenceResult>* out,
                   GenerateStats* stats);
 
@@ -93,7 +96,7 @@ class Session {
   Session() = default;
   // Runs the prompts (prompt i in sequence i) in shared batches; leaves each
   // prompt's last logits in logits_ row i.
-  Status prefill(const std::vector<const std::vector<int32_t>*>& prompts);
+  Status prefill(const std::vector<const std::vector<int32_t>*>& prompts, int64_t reuse);
 
   std::shared_ptr<const Model> model_;
   std::shared_ptr<const Tokenizer> tok_;
@@ -106,6 +109,7 @@ class Session {
   std::vector<Sampler> samplers_;
   std::vector<std::vector<int32_t>> history_;
   std::vector<int64_t> pos_;  // next position of each sequence
+  std::vector<int32_t> cached_;  // the tokens sequence 0's cache holds, in order
   std::atomic<bool> cancel_{false};
   int64_t batch_cap_ = 0;
 };

@@ -109,6 +109,30 @@ TEST_CASE("greedy generation is deterministic and num_return_sequences repeats i
   for (const SequenceResult& x : three) CHECK(x.tokens == one[0].tokens);
 }
 
+TEST_CASE("a follow-up prompt reuses the cached prefix and gives the same tokens") {
+  Loaded l = load(Arch::kLlama, QType::kQ8);
+  auto warm = session(l, 128, 1);
+  std::vector<SequenceResult> out, fresh;
+  GenerateStats st;
+  std::vector<int32_t> turn1 = prompt_of(20, 1);
+  REQUIRE(warm->generate(request(turn1, 10), nullptr, &out, &st).ok());
+  CHECK(st.reused_tokens == 0);
+  // The next turn: the first prompt, the answer, then new text.
+  std::vector<int32_t> turn2 = turn1;
+  turn2.insert(turn2.end(), out[0].tokens.begin(), out[0].tokens.end());
+  for (int32_t t : prompt_of(7, 9)) turn2.push_back(t);
+  REQUIRE(warm->generate(request(turn2, 12), nullptr, &out, &st).ok());
+  CHECK(st.reused_tokens == 20 + 10 - 1);  // every token fed last time
+  auto cold = session(l, 128, 1);
+  REQUIRE(cold->generate(request(turn2, 12), nullptr, &fresh, &st).ok());
+  CHECK(st.reused_tokens == 0);
+  CHECK(out[0].tokens == fresh[0].tokens);
+  // The same prompt again reuses all but its last token.
+  REQUIRE(cold->generate(request(turn2, 12), nullptr, &fresh, &st).ok());
+  CHECK(st.reused_tokens == (int64_t)turn2.size() - 1);
+  CHECK(out[0].tokens == fresh[0].tokens);
+}
+
 TEST_CASE("a batch of different prompts decodes like separate runs") {
   Loaded l = load(Arch::kFalcon, QType::kQ4);
   auto s = session(l, 128, 3);

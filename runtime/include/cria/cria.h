@@ -165,6 +165,7 @@ typedef int (*cria_token_callback)(void* user, int32_t seq, const char* text, si
 
 typedef struct cria_generate_result {
   int32_t prompt_tokens;
+  int32_t reused_prompt_tokens;   /* cache rows kept from the previous call (a chat's earlier turns) */
   int32_t generated_tokens;       /* over all continuations */
   double prefill_seconds, decode_seconds, time_to_first_token;
   cria_stop_reason stop_reason;   /* of continuation 0 */
