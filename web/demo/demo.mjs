@@ -186,7 +186,8 @@ async function send(text) {
   let pieces = 0;
   let answer = '';
   let stopped = false;
-  const stream = llm.stream({ messages }, { ...settings(), signal: ctl.signal });
+  // A long conversation drops its oldest tokens rather than fail.
+  const stream = llm.stream({ messages, truncate: true }, { ...settings(), signal: ctl.signal });
   try {
     for await (const piece of stream) {
       if (!first) first = performance.now();

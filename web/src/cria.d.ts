@@ -57,6 +57,8 @@ export interface GenerateRequest extends GenerateSettings {
   prompt_ids?: number[];
   /** End-of-sequence ids replacing the model's. */
   eos_ids?: number[];
+  /** Drop the oldest prompt tokens (after BOS) that do not fit the context. */
+  truncate?: boolean;
 }
 
 export interface GenerateResult {

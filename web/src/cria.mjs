@@ -12,7 +12,7 @@ const isNode =
 const CHUNK = 16 * 1024 * 1024;
 const REQUEST_KEYS = [
   'messages', 'prompt', 'system', 'chat', 'max_new_tokens', 'max_length', 'temperature', 'top_k', 'top_p', 'min_p',
-  'repetition_penalty', 'seed', 'greedy', 'stop', 'add_bos', 'prompt_ids', 'eos_ids',
+  'repetition_penalty', 'seed', 'greedy', 'stop', 'add_bos', 'prompt_ids', 'eos_ids', 'truncate',
 ];
 
 async function defaultThreads() {
@@ -247,6 +247,18 @@ export class Cria {
       }
     };
     let id = 0;
+    // Once aborted, the stream ends with AbortError even if the worker had
+    // already sent the rest (as a fetch body does).
+    if (signal)
+      signal.addEventListener(
+        'abort',
+        () => {
+          failure = abortError(signal);
+          pieces.length = 0;
+          notify();
+        },
+        { once: true },
+      );
     const result = this.#request({ type: 'generate', request: req }, { piece: (t) => (pieces.push(t), notify()) }, signal);
     id = this.#nextId - 1;
     result.then(
@@ -268,7 +280,7 @@ export class Cria {
       [Symbol.asyncIterator]() {
         return {
           async next() {
-            while (!pieces.length && !finished) await new Promise((r) => (wake = r));
+            while (!pieces.length && !finished && !failure) await new Promise((r) => (wake = r));
             if (failure) throw failure;
             if (pieces.length) return { value: pieces.shift(), done: false };
             return { value: undefined, done: true };

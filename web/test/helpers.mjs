@@ -24,6 +24,10 @@ export function demoModel() {
   return { ...m, file, tokens: trained ? 48 : 10 };
 }
 
+// The random-weight test model (always built): a 4096-token context and an
+// end-of-sequence id it never picks on purpose, for long generations.
+export const TEST_MODEL = path.join(DIST, 'models', 'llama-test.cria');
+
 export const PROMPT = 'Tell me a fortune.';
 
 // `cria run --greedy --chat` on the native build: the text the browser must stream.

@@ -160,6 +160,7 @@ bool parse_request(const cria_model* model, const char* text, Request* r, cria_g
   if (r->has_prompt) p->prompt = r->prompt.c_str();
   if (r->has_system) p->system = r->system.c_str();
   if (!get_bool(j, "chat", &p->use_chat_template, err)) return false;
+  if (!get_bool(j, "truncate", &p->truncate, err)) return false;
   double v = NAN;
   int greedy = -1;
   if (!get_bool(j, "greedy", &greedy, err)) return false;
