@@ -82,7 +82,13 @@ const browser = await launchChromium();
 try {
   for (const m of models) {
     for (const t of THREADS) {
-      const nat = JSON.parse(run(CLI, ['bench', '-m', m.cria, '-p', String(P), '-n', String(N), '-t', String(t), '-r', String(REPS), '--json']));
+      // One repetition per process: `cria bench` repeats one prompt, whose
+      // prefix the session keeps after the first repetition.
+      const nats = [];
+      for (let r = 0; r < REPS; r++)
+        nats.push(JSON.parse(run(CLI, ['bench', '-m', m.cria, '-p', String(P), '-n', String(N), '-t', String(t), '-r', '1', '--json'])));
+      const med = (k) => nats.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(nats.length / 2)];
+      const nat = { prefill_tok_s: med('prefill_tok_s'), decode_tok_s: med('decode_tok_s'), load_s: med('load_s') };
       rows.push({ model: m.name, engine: 'cria native (avx512/avx2)', build: 'native', threads: t, prefill: nat.prefill_tok_s, decode: nat.decode_tok_s, load: nat.load_s });
       console.error(`bench: ${m.name} native t=${t}: pp ${nat.prefill_tok_s.toFixed(2)} tg ${nat.decode_tok_s.toFixed(2)}`);
       for (const engine of ['cria', 'wllama']) {

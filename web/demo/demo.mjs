@@ -202,7 +202,8 @@ async function send(text) {
     const tps = r.decode_seconds > 0 ? r.generated_tokens / r.decode_seconds : 0;
     ui.stats.textContent =
       `${r.generated_tokens} tokens · ${tps.toFixed(1)} tok/s · first token ${r.time_to_first_token.toFixed(2)} s` +
-      ` · prompt ${r.prompt_tokens} tokens` + (r.stop_reason === 'max_tokens' ? ' · max tokens reached' : '');
+      ` · prompt ${r.prompt_tokens} tokens` + (r.reused_prompt_tokens ? ` (${r.reused_prompt_tokens} cached)` : '') +
+      (r.stop_reason === 'max_tokens' ? ' · max tokens reached' : '');
   } catch (e) {
     if (e && e.name === 'AbortError') {
       stopped = true;

@@ -63,6 +63,8 @@ export interface GenerateRequest extends GenerateSettings {
 
 export interface GenerateResult {
   prompt_tokens: number;
+  /** Prompt tokens whose cache rows were kept from the previous request (a chat's earlier turns). */
+  reused_prompt_tokens: number;
   generated_tokens: number;
   prefill_seconds: number;
   decode_seconds: number;

@@ -357,7 +357,8 @@
     const info = JSON.parse(cstring(M._crw_model_info(model)));
     // The context: what was asked for (default: the model's, at most 4096),
     // shrunk to the memory left.
-    const want = msg.nCtx > 0 ? msg.nCtx : Math.min(info.context_length || 4096, 4096);
+    const trained = info.context_length || 4096;
+    const want = msg.nCtx > 0 ? Math.min(msg.nCtx, trained) : Math.min(trained, 4096);
     const room = M._crw_heap_free() - 32 * MiB;
     const fitCtx = Math.floor(room / Math.max(1, info.kv_bytes_per_token));
     const nCtx = Math.min(want, fitCtx);

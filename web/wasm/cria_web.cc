@@ -312,6 +312,7 @@ EMSCRIPTEN_KEEPALIVE int crw_generate(cria_session* s, const cria_model* m, cons
   const cria_status st = cria_generate(s, &p, on_piece, nullptr, &res);
   if (st != CRIA_OK) return st;
   json j = {{"prompt_tokens", res.prompt_tokens},
+            {"reused_prompt_tokens", res.reused_prompt_tokens},
             {"generated_tokens", res.generated_tokens},
             {"prefill_seconds", res.prefill_seconds},
             {"decode_seconds", res.decode_seconds},
