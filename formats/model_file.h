@@ -112,7 +112,7 @@ class ModelFile {
   std::string path_;
   const uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
-  void* mapping_ = nullptr;  // munmap on destruction when set
+  [[maybe_unused]] void* mapping_ = nullptr;  // munmap on destruction when set (not in WASM builds)
   std::vector<uint8_t> owned_;
   Preamble preamble_{};
   const fb::Model* model_ = nullptr;

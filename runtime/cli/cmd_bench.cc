@@ -56,17 +56,22 @@ int cmd_bench(int argc, char** argv) {
   cria_session* s = open_session(m, std::min<int64_t>(n_prompt + n_gen + 1, info.context_length), threads, 1,
                                  std::min<int64_t>(n_prompt, 512));
   if (!s) return 1;
-  // A fixed pseudo-random prompt of ordinary (non-special) ids.
+  // A pseudo-random prompt of ordinary (non-special) ids, different in every
+  // repetition: a session reuses the cache rows of a prompt prefix it saw
+  // in the previous call, which would flatter prefill.
   std::vector<int32_t> prompt(n_prompt);
-  uint64_t x = 12345;
-  for (int32_t& t : prompt) {
-    x = x * 6364136223846793005ull + 1442695040888963407ull;
-    t = (int32_t)((x >> 33) % (uint64_t)std::max(1, std::min(info.vocab_size, 32000) - 256)) + 256;
-  }
+  auto fill_prompt = [&](int64_t rep) {
+    uint64_t x = 12345 + 7919 * (uint64_t)rep;
+    for (int32_t& t : prompt) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      t = (int32_t)((x >> 33) % (uint64_t)std::max(1, std::min(info.vocab_size, 32000) - 256)) + 256;
+    }
+  };
   const int32_t never = -1;  // decode all n tokens: no EOS
   std::vector<double> pp, tg, ttft;
   int rc = 0;
   for (int64_t r = 0; r < reps; ++r) {
+    fill_prompt(r);
     cria_generate_params p;
     cria_generate_params_init(nullptr, &p);
     p.prompt_ids = prompt.data();
@@ -81,6 +86,10 @@ int cmd_bench(int argc, char** argv) {
     }
     pp.push_back(res.prefill_seconds > 0 ? res.prompt_tokens / res.prefill_seconds : 0);
     // The first token comes out of the prefill; decode covers the rest.
+    if (res.reused_prompt_tokens != 0) {
+      rc = fail("internal: benchmark prompt reused cached rows");
+      break;
+    }
     tg.push_back(res.decode_seconds > 0 ? (res.generated_tokens - 1) / res.decode_seconds : 0);
     ttft.push_back(res.time_to_first_token);
   }
