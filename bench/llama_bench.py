@@ -80,6 +80,8 @@ def main():
             gguf, cria = ensure(args.work, shape, quant)
             bpt = bytes_per_token(cria)
             for t in [int(x) for x in args.threads.split(",")]:
+                # This machine's bandwidth drifts within minutes: probe before
+                # and after the engines and take the larger (the limit).
                 bw = json.loads(sh([MEMBW, "--threads", str(t), "--json"]))["read_gb_s"]
                 c = json.loads(sh([CRIA, "bench", "-m", cria, "-p", str(args.p), "-n", str(args.n), "-t", str(t),
                                    "-r", str(args.r), "--json"]))
@@ -87,6 +89,7 @@ def main():
                 if not args.no_llamacpp:
                     l = json.loads(sh(["node", os.path.join(ROOT, "bench", "llamacpp_bench.mjs"), gguf, str(args.p),
                                        str(args.n), str(t), str(args.r)], cwd=os.path.join(ROOT, "bench")))
+                bw = max(bw, json.loads(sh([MEMBW, "--threads", str(t), "--json"]))["read_gb_s"])
                 limit = bw * 1e9 / bpt
                 rows.append((shape, quant, t, bw, limit, c, l, bpt))
                 print(json.dumps({"shape": shape, "quant": quant, "threads": t, "bandwidth_gb_s": bw,

@@ -97,7 +97,9 @@ struct Runner {
 
   // The prompt's logits (one batch) into `all` if given, then a greedy
   // continuation, one token per forward call.
-  std::vector<int32_t> greedy(const std::vector<int32_t>& ids, int steps, std::vector<float>* all = nullptr) {
+  // margins (if given) receives, per step, the top-1 minus top-2 logit.
+  std::vector<int32_t> greedy(const std::vector<int32_t>& ids, int steps, std::vector<float>* all = nullptr,
+                              std::vector<float>* margins = nullptr) {
     const int64_t v = model->config().vocab_size;
     std::vector<float> prompt = prompt_logits(ids, (int64_t)ids.size());
     std::vector<float> row(prompt.end() - v, prompt.end());
@@ -106,6 +108,12 @@ struct Runner {
     for (int s = 0; s < steps; ++s) {
       const int32_t best = (int32_t)(std::max_element(row.begin(), row.end()) - row.begin());
       out.push_back(best);
+      if (margins) {
+        float second = -INFINITY;
+        for (size_t i = 0; i < row.size(); ++i)
+          if ((int32_t)i != best) second = std::max(second, row[i]);
+        margins->push_back(row[best] - second);
+      }
       BatchEntry e{best, (int32_t)(ids.size() + s), 0, true};
       forward(*model, *k, *pool, cache, scratch, &e, 1, row.data());
     }

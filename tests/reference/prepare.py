@@ -34,6 +34,7 @@ def sha256(path):
 
 
 def convert_all(cria, hf, outdir):
+    os.makedirs(outdir, exist_ok=True)
     cria_mtime = os.path.getmtime(cria)
     for q, extra in QUANTS:
         out = os.path.join(outdir, q + ".cria")
@@ -89,6 +90,21 @@ def main():
                                 back], check=True, stdout=subprocess.DEVNULL)
                 subprocess.run([args.cria, "convert", back, "-o", back_cria, "--quant", "f32"], check=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The trained miniatures, and their held-out text (rebuilt from Debian's
+    # fortunes by the training script, checked against the fixture's sha256).
+    for mini in ("llama-mini", "falcon-mini"):
+        src = os.path.join(ROOT, "examples", "models", mini)
+        if not os.path.exists(os.path.join(src, "config.json")):
+            continue
+        convert_all(args.cria, src, os.path.join(args.out, "mini", mini))
+        fx = json.load(open(os.path.join(FIXTURES, "mini-" + mini.split("-")[0] + ".json")))
+        held = os.path.join(args.out, "mini", mini, "corpus", mini, "heldout.txt")
+        if not os.path.exists(held) or sha256(held) != fx["perplexity"]["file_sha256"]:
+            subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "scripts", "train_miniature.py"), "--model", mini,
+                            "--corpus-only", "--build", os.path.join(args.out, "mini", mini, "corpus")], check=True,
+                           stdout=subprocess.DEVNULL)
+            if sha256(held) != fx["perplexity"]["file_sha256"]:
+                sys.exit(f"prepare: {held} differs from the text the fixture's perplexity was computed on")
     for preset in QUANT_PRESETS:
         hf = os.path.join(args.out, "quant", preset, "hf")
         if not os.path.exists(os.path.join(hf, "config.json")):
