@@ -46,12 +46,15 @@ int cmd_convert(int argc, char** argv) {
   opt.chat_template = chat;
   opt.cancel = &g_cancel;
   Progress bar("convert");
-  std::string last_tensor;
+  // Off a terminal (logs, CI) a plain line at every tenth of the bytes.
+  int next_tenth = 1;
   opt.progress = [&](const ConvertProgress& p) {
     bar.update(p.bytes_done, p.bytes_total, p.tensor);
-    if (p.tensor_done) {
+    if (p.tensor_done && p.bytes_total && p.bytes_done * 10 >= (uint64_t)next_tenth * p.bytes_total) {
+      while (p.bytes_done * 10 >= (uint64_t)next_tenth * p.bytes_total) ++next_tenth;
       char buf[256];
-      std::snprintf(buf, sizeof(buf), "[%zu/%zu] %s", p.index + 1, p.count, p.tensor.c_str());
+      std::snprintf(buf, sizeof(buf), "%3d%% [%zu/%zu tensors] %s", (int)(100 * p.bytes_done / p.bytes_total),
+                    p.index + 1, p.count, p.tensor.c_str());
       bar.line(buf);
     }
   };

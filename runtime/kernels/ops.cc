@@ -14,10 +14,15 @@ void MatmulScratch::reserve(int64_t tokens, int64_t max_cols) {
   s.resize((size_t)(tokens * max_cols / 32 + 1));
 }
 
+// Below this many multiply-adds a matmul runs on the calling thread: handing
+// work to the pool costs microseconds, which small models (the miniatures'
+// layers are 256 wide) never win back.
+constexpr double kParallelMacs = 1 << 20;
+
 void matmul(const KernelTable& k, ThreadPool& pool, const Matrix& w, const float* x, int64_t n, int64_t ldx,
             float* y, int64_t ldy, const float* bias, MatmulScratch& scratch) {
   const int64_t cols = (int64_t)w.cols(), rows = (int64_t)w.rows();
-  const int threads = pool.threads();
+  const int threads = (double)rows * (double)cols * (double)n < kParallelMacs ? 1 : pool.threads();
   if (qtype_is_tiled(w.type)) {
     // Activations quantized once, shared by every row.
     const int64_t nb = cols / 32;
@@ -26,22 +31,28 @@ void matmul(const KernelTable& k, ThreadPool& pool, const Matrix& w, const float
     float* s = scratch.s.data();
     if (ldx == cols || n == 1) {
       auto quant = [&](size_t t) { k.quantize_acts(x + (int64_t)t * ldx, 1, cols, q + t * cols, d + t * nb, s + t * nb); };
-      if (n >= 8) pool.parallel_for((size_t)n, quant);
+      if (n >= 8 && threads > 1) pool.parallel_for((size_t)n, quant);
       else for (int64_t t = 0; t < n; ++t) quant((size_t)t);
     } else {
       for (int64_t t = 0; t < n; ++t) k.quantize_acts(x + t * ldx, 1, cols, q + t * cols, d + t * nb, s + t * nb);
     }
     const QActs acts{q, d, s, cols};
     const int64_t tiles = (int64_t)w.l.tiles;
-    // A few tasks per thread balance cores of uneven speed without making
-    // tasks so small that scheduling shows.
-    const int64_t per = std::max<int64_t>(1, tiles / (threads * 4));
-    const int64_t tasks = (tiles + per - 1) / per;
     auto fn = w.type == QType::kQ4 ? k.matmul_q4 : w.type == QType::kQ8 ? k.matmul_q8 : k.matmul_q4m;
-    pool.parallel_for((size_t)tasks, [&](size_t i) {
-      const int64_t t0 = (int64_t)i * per, t1 = std::min(tiles, t0 + per);
-      fn(w, acts, n, t0, t1, y, ldy);
-    });
+    if (threads == 1) {
+      fn(w, acts, n, 0, tiles, y, ldy);
+    } else {
+      // A few tasks per thread balance cores of uneven speed without making
+      // tasks so small that scheduling shows.
+      const int64_t per = std::max<int64_t>(1, tiles / (threads * 4));
+      const int64_t tasks = (tiles + per - 1) / per;
+      pool.parallel_for((size_t)tasks, [&](size_t i) {
+        const int64_t t0 = (int64_t)i * per, t1 = std::min(tiles, t0 + per);
+        fn(w, acts, n, t0, t1, y, ldy);
+      });
+    }
+  } else if (threads == 1) {
+    k.matmul_float(w, x, n, ldx, 0, rows, y, ldy);
   } else {
     const int64_t per = std::max<int64_t>(16, rows / (threads * 4));
     const int64_t tasks = (rows + per - 1) / per;
@@ -86,7 +97,9 @@ void attention(const KernelTable& k, ThreadPool& pool, const AttnShape& sh, cons
   const int64_t parts = std::min(r, want);
   const int64_t per = (r + parts - 1) / parts;
   const int64_t tasks = n_queries * sh.n_kv_heads * parts;
-  pool.parallel_for((size_t)tasks, [&](size_t task) {
+  double macs = 0;
+  for (int64_t i = 0; i < n_queries; ++i) macs += 2.0 * (double)queries[i].n_pos * (double)(sh.n_heads * d);
+  auto body = [&](size_t task) {
     const int64_t part = (int64_t)task % parts;
     const int64_t g = ((int64_t)task / parts) % sh.n_kv_heads;
     const AttnQuery& aq = queries[(int64_t)task / parts / sh.n_kv_heads];
@@ -143,7 +156,12 @@ void attention(const KernelTable& k, ThreadPool& pool, const AttnShape& sh, cons
       for (int64_t i = 0; i < d; ++i) out[h * d + i] = acc[h * d + i] * inv;
     }
     scratch.release(slot);
-  });
+  };
+  if (macs < kParallelMacs) {
+    for (int64_t i = 0; i < tasks; ++i) body((size_t)i);
+  } else {
+    pool.parallel_for((size_t)tasks, body);
+  }
 }
 
 }  // namespace cria::kernels
