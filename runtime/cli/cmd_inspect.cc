@@ -83,8 +83,10 @@ nlohmann::json to_json(const ModelFile& f, const ModelMeta& m) {
   json ts = json::array();
   uint64_t bytes = 0, params = 0;
   for (const TensorRef& r : f.tensors()) {
+    char sum[17];
+    std::snprintf(sum, sizeof sum, "%016llx", (unsigned long long)r.checksum);
     ts.push_back({{"name", r.name}, {"dtype", qtype_name(r.dtype)}, {"shape", r.shape}, {"group", r.group},
-                  {"offset", r.offset}, {"size", r.size}});
+                  {"offset", r.offset}, {"size", r.size}, {"xxh3", sum}});
     bytes += r.size;
     params += r.numel();
   }

@@ -190,6 +190,31 @@ def _():
     os.remove(OUT)
 
 
+@case("convert: a sharded checkpoint gives the same tensors")
+def _():
+    d = os.path.join(WORK, "sharded")
+    if not os.path.exists(os.path.join(d, "model.safetensors.index.json")):
+        subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "scripts", "gen_checkpoint.py"), "--preset",
+                        "ref-llama31-scaled", "--shards", "3", "--out", d], check=True, stdout=subprocess.DEVNULL)
+    shards = [f for f in os.listdir(d) if f.endswith(".safetensors")]
+    assert len(shards) == 3, shards
+    a, b = os.path.join(WORK, "one.cria"), os.path.join(WORK, "three.cria")
+    for src, out in ((LLAMA, a), (d, b)):
+        rc, _, err = run(["convert", src, "-o", out, "--quant", "q4"])
+        assert rc == 0, err
+    ta = {t["name"]: t["xxh3"] for t in json.loads(run(["inspect", a, "--json"])[1])["tensors"]}
+    tb = {t["name"]: t["xxh3"] for t in json.loads(run(["inspect", b, "--json"])[1])["tensors"]}
+    assert ta == tb
+
+
+@case("convert: a shard named by the index is missing")
+def _():
+    d = copy_ckpt(os.path.join(WORK, "sharded"), "sharded_missing")
+    victim = sorted(f for f in os.listdir(d) if f.endswith(".safetensors"))[1]
+    os.remove(os.path.join(d, victim))
+    expect_error(["convert", d, "-o", OUT], victim, output=OUT)
+
+
 @case("convert: bad options")
 def _():
     rc, _, err = run(["convert", LLAMA, "-o", OUT, "--quant", "q3"])
