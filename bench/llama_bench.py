@@ -6,6 +6,7 @@ bandwidth measured by bench/membw in the same run).
 
     /usr/bin/python3 bench/llama_bench.py [--shapes 1b,8b] [--quants q4_0,q8_0] [--threads 1,2]
                                           [--work /work/ckpt] [-p 512] [-n 128] [-r 3]
+    /usr/bin/python3 bench/llama_bench.py --table-from rows.jsonl   # the table of saved rows
 
 Checkpoints (random weights at the real shapes, by scripts/gen_checkpoint.py
 --full) and their GGUF / .cria conversions are made once in --work (outside
@@ -68,7 +69,13 @@ def main():
     ap.add_argument("-n", type=int, default=128)
     ap.add_argument("-r", type=int, default=3)
     ap.add_argument("--no-llamacpp", action="store_true")
+    ap.add_argument("--table-from", metavar="JSONL",
+                    help="print the table from rows an earlier run wrote to stderr (joins runs)")
     args = ap.parse_args()
+    if args.table_from:
+        with open(args.table_from) as f:
+            print_table([json.loads(line) for line in f if line.startswith("{")])
+        return
     os.makedirs(args.work, exist_ok=True)
     load = os.getloadavg()[0]
     if load > 0.5:
@@ -91,22 +98,29 @@ def main():
                                        str(args.n), str(t), str(args.r)], cwd=os.path.join(ROOT, "bench")))
                 bw = max(bw, json.loads(sh([MEMBW, "--threads", str(t), "--json"]))["read_gb_s"])
                 limit = bw * 1e9 / bpt
-                rows.append((shape, quant, t, bw, limit, c, l, bpt))
-                print(json.dumps({"shape": shape, "quant": quant, "threads": t, "bandwidth_gb_s": bw,
-                                  "limit_tok_s": limit, "cria": c, "llama.cpp": l}), file=sys.stderr)
+                row = {"shape": shape, "quant": quant, "threads": t, "bandwidth_gb_s": bw, "limit_tok_s": limit,
+                       "cria": c, "llama.cpp": l}
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
     print(f"\nmachine: {os.cpu_count()} cores; load average at start {load:.2f}; "
           f"{time.strftime('%Y-%m-%d %H:%M')}; -p {args.p} -n {args.n} -r {args.r}\n")
+    print_table(rows)
+
+
+def print_table(rows):
     print("| shape | weights | threads | read GB/s | decode limit tok/s | cria decode | llama.cpp decode | cria/llama.cpp | "
           "cria % of limit | cria prefill | llama.cpp prefill | cria/llama.cpp | cria TTFT s | cria load s | cria RSS GiB | llama.cpp RSS GiB |")
     print("|" + "---|" * 16)
-    for shape, quant, t, bw, limit, c, l, bpt in rows:
+    for r in rows:
+        c, l, limit = r["cria"], r["llama.cpp"], r["limit_tok_s"]
+        bpt = r["bandwidth_gb_s"] * 1e9 / limit
         ld = l["decode_tok_s"] if l else float("nan")
         lp = l["prefill_tok_s"] if l else float("nan")
-        print(f"| {shape} | {quant} ({bpt / 2**30:.2f} GiB read/token) | {t} | {bw:.1f} | {limit:.2f} | "
-              f"{c['decode_tok_s']:.2f} | {ld:.2f} | {c['decode_tok_s'] / ld:.2f}x | {100 * c['decode_tok_s'] / limit:.0f}% | "
-              f"{c['prefill_tok_s']:.1f} | {lp:.1f} | {c['prefill_tok_s'] / lp:.2f}x | {c['ttft_s']:.2f} | {c['load_s']:.2f} | "
-              f"{c['peak_rss_bytes'] / 2**30:.2f} | {(l['peak_rss_bytes'] / 2**30) if l else float('nan'):.2f} |")
-
+        print(f"| {r['shape']} | {r['quant']} ({bpt / 2**30:.2f} GiB read/token) | {r['threads']} | {r['bandwidth_gb_s']:.1f} | "
+              f"{limit:.2f} | {c['decode_tok_s']:.2f} | {ld:.2f} | {c['decode_tok_s'] / ld:.2f}x | "
+              f"{100 * c['decode_tok_s'] / limit:.0f}% | {c['prefill_tok_s']:.1f} | {lp:.1f} | {c['prefill_tok_s'] / lp:.2f}x | "
+              f"{c['ttft_s']:.2f} | {c['load_s']:.2f} | {c['peak_rss_bytes'] / 2**30:.2f} | "
+              f"{(l['peak_rss_bytes'] / 2**30) if l else float('nan'):.2f} |")
 
 if __name__ == "__main__":
     main()

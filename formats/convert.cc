@@ -6,6 +6,8 @@
 #include <cstring>
 #include <cmath>
 #include <memory>
+#include <atomic>
+#include <future>
 #include <thread>
 #include <vector>
 
@@ -83,30 +85,33 @@ QPlanes chunk_planes(const QLayout& l, uint64_t r0, uint8_t* qchunk, std::vector
   return p;
 }
 
-// Quantizes a chunk on `threads` threads, split at tile boundaries (a tile's
-// bytes interleave 16 rows, so a tile belongs to one thread).
+// Quantizes a chunk on `threads` threads, which take runs of tiles from a
+// shared counter (a tile's bytes interleave 16 rows, so a tile belongs to
+// one thread; small runs keep threads busy while the reader takes a core).
 void quantize_parallel(QType t, const float* x, uint64_t rows, const QLayout& l, QPlanes dst,
                        const QuantOptions& qo, int threads) {
   const uint64_t unit = l.tiles ? kTileRows : 1;
   const uint64_t units = (rows + unit - 1) / unit;
-  auto work = [&](uint64_t u0, uint64_t u1) {
-    const uint64_t a = u0 * unit, b = std::min(rows, u1 * unit);
-    if (a >= b) return;
-    QPlanes p = dst;
-    p.q += l.tiles ? u0 * l.tile_q_bytes : a * l.row_bytes;
-    const uint64_t soff = l.tiles ? u0 * l.tile_s_bytes : a * 4;
-    if (p.s) p.s += soff;
-    if (p.m) p.m += soff;
-    quantize_rows(t, x + a * l.cols, b - a, l, p, qo);
+  const uint64_t per_grab = std::max<uint64_t>(1, (l.tiles ? 4 : 64));
+  std::atomic<uint64_t> next{0};
+  auto work = [&] {
+    for (;;) {
+      const uint64_t u0 = next.fetch_add(per_grab);
+      if (u0 >= units) return;
+      const uint64_t u1 = std::min(units, u0 + per_grab);
+      const uint64_t a = u0 * unit, b = std::min(rows, u1 * unit);
+      QPlanes p = dst;
+      p.q += l.tiles ? u0 * l.tile_q_bytes : a * l.row_bytes;
+      const uint64_t soff = l.tiles ? u0 * l.tile_s_bytes : a * 4;
+      if (p.s) p.s += soff;
+      if (p.m) p.m += soff;
+      quantize_rows(t, x + a * l.cols, b - a, l, p, qo);
+    }
   };
-  const int nt = (int)std::min<uint64_t>(std::max(1, threads), units);
-  if (nt <= 1) {
-    work(0, units);
-    return;
-  }
+  const int nt = (int)std::min<uint64_t>(std::max(1, threads), (units + per_grab - 1) / per_grab);
   std::vector<std::thread> pool;
-  for (int i = 1; i < nt; ++i) pool.emplace_back(work, units * i / nt, units * (i + 1) / nt);
-  work(0, units / nt);
+  for (int i = 1; i < nt; ++i) pool.emplace_back(work);
+  work();
   for (auto& th : pool) th.join();
 }
 
@@ -146,27 +151,41 @@ class Converter {
     }
     const bool exact = a.exact && type == a.exact_type;
     std::vector<uint8_t> splane(l.s_bytes), mplane(l.m_bytes), raw;
-    // Chunks are whole tiles of rows, about kChunkBytes of f32 each.
+    // Chunks are whole tiles of rows, about kChunkBytes of f32 each. While
+    // one chunk is quantized and written, another thread reads the next.
     uint64_t chunk = std::max<uint64_t>(1, std::min<uint64_t>(rows, kChunkBytes / 4 / cols));
     if (l.tiles) chunk = align_up(chunk, kTileRows);
-    std::vector<float> buf(exact ? 0 : chunk * cols);
+    std::vector<float> buf[2];
+    if (!exact) {
+      buf[0].resize(chunk * cols);
+      if (chunk < rows) buf[1].resize(chunk * cols);
+    }
     std::vector<uint8_t> qbuf(chunk_q_bytes(l, chunk));
+    auto read_chunk = [&](uint64_t r0, float* out) -> Status {
+      const uint64_t n = std::min(chunk, rows - r0);
+      CRIA_RETURN_IF_ERROR(gather_rows(src_, a, r0, n, out));
+      for (uint64_t i = 0; i < n * cols; ++i) {
+        if (!std::isfinite(out[i]))
+          return Error(Code::kCorrupt, src_.name() + ": tensor " + spec.name + " holds inf or nan at row " +
+                                           std::to_string(r0 + i / cols));
+      }
+      return Status::Ok();
+    };
+    std::future<Status> next;  // after buf: waited for before buf goes
+    if (!exact) next = std::async(std::launch::async, read_chunk, 0, buf[0].data());
     QuantOptions qo;
     qo.search = opt_.search;
-    for (uint64_t r0 = 0; r0 < rows; r0 += chunk) {
-      if (opt_.cancel && opt_.cancel->load()) return Error(Code::kCancelled, "conversion cancelled");
+    for (uint64_t r0 = 0, ci = 0; r0 < rows; r0 += chunk, ++ci) {
       const uint64_t n = std::min(chunk, rows - r0);
       QPlanes dst = chunk_planes(l, r0, qbuf.data(), splane, mplane);
       if (exact) {
+        if (opt_.cancel && opt_.cancel->load()) return Error(Code::kCancelled, "conversion cancelled");
         CRIA_RETURN_IF_ERROR(copy_exact_rows(a, l, r0, n, dst, &raw));
       } else {
-        CRIA_RETURN_IF_ERROR(gather_rows(src_, a, r0, n, buf.data()));
-        for (uint64_t i = 0; i < n * cols; ++i) {
-          if (!std::isfinite(buf[i]))
-            return Error(Code::kCorrupt, src_.name() + ": tensor " + spec.name + " holds inf or nan at row " +
-                                             std::to_string(r0 + i / cols));
-        }
-        quantize_parallel(type, buf.data(), n, l, dst, qo, opt_.threads);
+        CRIA_RETURN_IF_ERROR(next.get());
+        if (opt_.cancel && opt_.cancel->load()) return Error(Code::kCancelled, "conversion cancelled");
+        if (r0 + chunk < rows) next = std::async(std::launch::async, read_chunk, r0 + chunk, buf[(ci + 1) % 2].data());
+        quantize_parallel(type, buf[ci % 2].data(), n, l, dst, qo, opt_.threads);
       }
       const uint64_t qb = chunk_q_bytes(l, n);
       CRIA_RETURN_IF_ERROR(w_.write(qbuf.data(), qb));
@@ -298,7 +317,12 @@ Status convert_model(const std::string& src_path, const std::string& out, const 
   for (size_t i = 0; i < specs.size(); ++i) c.total_ += w->tensor_size(i);
   for (size_t i = 0; i < specs.size(); ++i) {
     c.index_ = i;
-    CRIA_RETURN_IF_ERROR(c.write_tensor(specs[i], asm_[i], plan[i].dtype, plan[i].group));
+    // The next tensor's bytes are requested while this one is quantized.
+    std::thread ahead;
+    if (i + 1 < specs.size()) ahead = std::thread([&src, &a = asm_[i + 1]] { src->prefetch(a); });
+    Status st = c.write_tensor(specs[i], asm_[i], plan[i].dtype, plan[i].group);
+    if (ahead.joinable()) ahead.join();
+    CRIA_RETURN_IF_ERROR(st);
   }
   return w->finish();
 }

@@ -82,6 +82,13 @@ class GgufSource : public Source {
     return Status::Ok();
   }
 
+  void prefetch(const Assembly& a) const override {
+    for (const Piece& p : a.pieces) {
+      const GgufTensor* gt = g_->find(p.src);
+      if (gt) g_->prefetch(*gt, gt->shape.size() == 1 ? 0 : p.row, gt->shape.size() == 1 ? 1 : p.count);
+    }
+  }
+
   Status read_row_raw(const std::string& t, uint64_t row, std::vector<uint8_t>* out) override {
     return g_->read_row_raw(*g_->find(t), row, out);
   }

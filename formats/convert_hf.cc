@@ -144,6 +144,15 @@ class HfSource : public Source {
     return st_->read_f32(*st, row * cols, n * cols, out);
   }
 
+  void prefetch(const Assembly& a) const override {
+    for (const Piece& p : a.pieces) {
+      const StTensor* st = st_->find(p.src);
+      if (!st) continue;
+      const uint64_t cols = st->shape.size() >= 2 ? st->shape.back() : 1;
+      st_->prefetch(*st, p.row * cols, p.count * cols);
+    }
+  }
+
   Status check_unused() const override {
     for (const StTensor& t : st_->tensors()) {
       if (checker_.used().count(t.name)) continue;

@@ -44,6 +44,10 @@ class Source {
   virtual Status assemble(const TensorSpec& spec, Assembly* out) = 0;
   // Rows of a source tensor as f32 (1-D: elements).
   virtual Status read_rows(const std::string& t, uint64_t row, uint64_t n, float* out) = 0;
+  // Asks the OS to start reading the bytes behind `a` (a hint: the converter
+  // calls it from another thread for the next tensor, so disk reads overlap
+  // quantization).
+  virtual void prefetch(const Assembly& a) const = 0;
   // Raw GGUF blocks of one row (exact copies).
   virtual Status read_row_raw(const std::string& t, uint64_t row, std::vector<uint8_t>* out);
   // Source tensors nothing was assembled from (other than known leftovers)

@@ -228,6 +228,12 @@ const GgufTensor* GgufFile::find(const std::string& name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
+void GgufFile::prefetch(const GgufTensor& t, uint64_t row, uint64_t n) const {
+  uint64_t rb;
+  if (!row_bytes(t.type, t.cols(), &rb)) return;
+  ::posix_fadvise(fd_, (off_t)(t.offset + row * rb), (off_t)(n * rb), POSIX_FADV_WILLNEED);
+}
+
 Status GgufFile::read_row_raw(const GgufTensor& t, uint64_t row, std::vector<uint8_t>* out) const {
   uint64_t rb;
   if (!row_bytes(t.type, t.cols(), &rb))

@@ -73,6 +73,8 @@ class GgufFile {
   // Raw bytes of row r (for exact copies of Q4_0/Q8_0 blocks).
   Status read_row_raw(const GgufTensor& t, uint64_t row, std::vector<uint8_t>* out) const;
   static bool row_bytes(uint32_t type, uint64_t cols, uint64_t* out);
+  // Hints the kernel to read rows [row, row + n) ahead.
+  void prefetch(const GgufTensor& t, uint64_t row, uint64_t n) const;
 
  private:
   GgufFile() = default;

@@ -206,6 +206,12 @@ uint64_t SafetensorsSet::total_bytes() const {
   return n;
 }
 
+void SafetensorsSet::prefetch(const StTensor& t, uint64_t first, uint64_t count) const {
+  const uint64_t esize = t.dtype == StDType::kF32 ? 4 : 2;
+  if ((first + count) * esize > t.end - t.begin) return;
+  ::posix_fadvise(fds_[t.file], (off_t)(t.begin + first * esize), (off_t)(count * esize), POSIX_FADV_WILLNEED);
+}
+
 Status SafetensorsSet::read_f32(const StTensor& t, uint64_t first, uint64_t count, float* out) const {
   const std::string& path = paths_[t.file];
   const uint64_t esize = t.dtype == StDType::kF32 ? 4 : 2;

@@ -46,6 +46,8 @@ class SafetensorsSet {
   const std::vector<std::string>& files() const { return paths_; }
   uint64_t total_bytes() const;
 
+  // Hints the kernel to read elements [first, first + count) ahead.
+  void prefetch(const StTensor& t, uint64_t first, uint64_t count) const;
   // Reads `count` consecutive elements starting at element `first` as f32.
   Status read_f32(const StTensor& t, uint64_t first, uint64_t count, float* out) const;
 

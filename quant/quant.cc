@@ -1,6 +1,7 @@
 #include "quant/quant.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -11,21 +12,23 @@ namespace cria {
 
 namespace {
 
-// The converter spends its time in the scale search; on x86-64 GCC builds
-// the hot functions get an AVX2 clone picked at load time (ifunc).
+// The converter spends its time in the scale search (code_sums below). It is
+// written with GCC/Clang vector types of V = 4, 8 or 16 floats; x86-64 GCC
+// builds pick the widest the CPU has at run time (AVX-512, AVX2, else SSE2).
+// Every width gives the same bits.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__EMSCRIPTEN__)
-#define CRIA_HOT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define CRIA_HOT_CLONES
+#define CRIA_QUANT_X86_DISPATCH 1
 #endif
 
 inline float round_fp16(float x) { return fp16_to_f32(f32_to_fp16(x)); }
 
-inline int nearest_int(float x) { return (int)std::lrintf(x); }
 
 // Round to nearest even for |x| < 2^22 without a library call, so the
 // search loops below vectorize.
 inline float rnd(float x) { return (x + 12582912.0f) - 12582912.0f; }
+
+// Rounds as lrintf does in the default mode; callers clamp first.
+inline int nearest_int(float x) { return (int)rnd(x); }
 
 // Weighted squared error of quantizing x with scale d (and offset m), codes
 // clamped to [qmin, qmax], with x_i ~ d * (q_i + zero) + m.
@@ -46,29 +49,90 @@ struct Sums {
   }
 };
 
-// Codes round((x - m0) * iscale) clamped to [qmin, qmax], and their sums.
-inline __attribute__((always_inline)) Sums code_sums(const float* x, const float* w, int n, float m0, float iscale,
-                                                     float qmin, float qmax) {
+// The candidate-independent sums of a group.
+inline Sums base_sums(const float* x, const float* w, int n) {
   Sums s;
   for (int i = 0; i < n; ++i) {
-    const float q = std::min(std::max(rnd((x[i] - m0) * iscale), qmin), qmax);
     const float wi = w ? w[i] : 1.0f;
     s.sw += wi;
     s.sx += wi * x[i];
     s.sxx += wi * x[i] * x[i];
-    s.sq += wi * q;
-    s.sqq += wi * q * q;
-    s.sxq += wi * x[i] * q;
   }
   return s;
+}
+
+// Sums of several code assignments at once: lane j of m0[g] and is[g] gives
+// the codes round((x - m0) * is) clamped to [qmin, qmax]. V is a float or a
+// 4-float vector (one SSE / NEON / WASM register: wider GCC vectors are
+// split lane by lane on narrower targets); G vectors run side by side. The
+// accumulators stay in registers and lanes are never added together: each
+// candidate sums in element order, so every machine writes the same file.
+template <typename V, int G>
+inline __attribute__((always_inline)) void code_sums(const float* x, const float* w, int n, const V* m0, const V* is,
+                                                     float qmin, float qmax, V* sq, V* sqq, V* sxq) {
+  const V lo = V{} + qmin, hi = V{} + qmax, big = V{} + 12582912.0f;
+  V a[G] = {}, b[G] = {}, c[G] = {};
+  for (int i = 0; i < n; ++i) {
+    const float xi = x[i], wi = w ? w[i] : 1.0f, wxi = wi * xi;
+    for (int g = 0; g < G; ++g) {
+      V q = ((xi - m0[g]) * is[g] + big) - big;  // rnd(), lane-wise
+      q = q < lo ? lo : q;
+      q = q > hi ? hi : q;
+      const V wq = wi * q;
+      a[g] += wq;
+      b[g] += wq * q;
+      c[g] += wxi * q;
+    }
+  }
+  for (int g = 0; g < G; ++g) {
+    sq[g] = a[g];
+    sqq[g] = b[g];
+    sxq[g] = c[g];
+  }
+}
+
+typedef float Lanes4 __attribute__((vector_size(16)));
+
+// Candidates per search, the round-to-nearest start in lane 0 (a multiple
+// of the widest vector; unused lanes repeat lane 0).
+constexpr int kCandidates = 16;
+
+// The search's candidates as vectors of V.
+template <typename V>
+struct CandidateSet {
+  static constexpr int kL = (int)(sizeof(V) / sizeof(float)), kG = kCandidates / kL;
+  float off[kCandidates] = {}, is[kCandidates] = {};
+  void set(int k, float o, float i) {
+    off[k] = o;
+    is[k] = i;
+  }
+  // Fills s[k].sq, .sqq, .sxq for every candidate.
+  inline __attribute__((always_inline)) void sums(const float* x, const float* w, int n, float qmin, float qmax,
+                                                  Sums* s) const {
+    V voff[kG], vis[kG], sq[kG], sqq[kG], sxq[kG];
+    std::memcpy(voff, off, sizeof(off));
+    std::memcpy(vis, is, sizeof(is));
+    code_sums<V, kG>(x, w, n, voff, vis, qmin, qmax, sq, sqq, sxq);
+    for (int k = 0; k < kCandidates; ++k) {
+      s[k].sq = sq[k / kL][k % kL];
+      s[k].sqq = sqq[k / kL][k % kL];
+      s[k].sxq = sxq[k / kL][k % kL];
+    }
+  }
+};
+
+// One candidate: the round-to-nearest start.
+inline void single_sums(const float* x, const float* w, int n, float m0, float is, float qmin, float qmax, Sums* s) {
+  code_sums<float, 1>(x, w, n, &m0, &is, qmin, qmax, &s->sq, &s->sqq, &s->sxq);
 }
 
 // Symmetric: x ~ d * q, q in [qmin, qmax]. Starts from round-to-nearest with
 // the signed extreme mapped onto `qextreme`; the search tries 12 more
 // inverse scales around it, refits d by least squares for each code
 // assignment, rounds d to fp16, and keeps the lowest error.
-CRIA_HOT_CLONES Fit fit_symmetric(const float* x, const float* w, int n, int qmin, int qmax, float qextreme,
-                                  bool search) {
+template <typename V>
+inline __attribute__((always_inline)) Fit fit_symmetric_t(const float* x, const float* w, int n, int qmin, int qmax,
+                                                       float qextreme, bool search) {
   float amax = 0, vmax = 0;
   for (int i = 0; i < n; ++i) {
     const float a = std::fabs(x[i]);
@@ -84,51 +148,128 @@ CRIA_HOT_CLONES Fit fit_symmetric(const float* x, const float* w, int n, int qmi
     return best;
   }
   const float lo = (float)qmin, hi = (float)qmax;
-  {
-    const float d = round_fp16(vmax / qextreme);
-    best.d = d;
-    best.err = code_sums(x, w, n, 0.0f, d != 0 ? 1.0f / d : 0.0f, lo, hi).err(d, 0.0f);
+  const float d0 = round_fp16(vmax / qextreme);
+  const Sums base = base_sums(x, w, n);
+  Sums s[kCandidates];
+  for (Sums& e : s) e = base;
+  const float is0 = d0 != 0 ? 1.0f / d0 : 0.0f;
+  if (!search) {
+    single_sums(x, w, n, 0.0f, is0, lo, hi, &s[0]);
+    return {d0, 0.0f, s[0].err(d0, 0.0f)};
   }
-  if (!search) return best;
-  for (int is = -6; is <= 6; ++is) {
-    if (is == 0) continue;
-    const Sums s = code_sums(x, w, n, 0.0f, (qextreme + 0.1f * (float)is) / vmax, lo, hi);
-    if (s.sqq <= 0) continue;
-    const float d = round_fp16(s.sxq / s.sqq);
-    const float err = s.err(d, 0.0f);
+  CandidateSet<V> c;
+  int k = 0;
+  c.set(k++, 0.0f, is0);
+  for (int step = -6; step <= 6; ++step)
+    if (step != 0) c.set(k++, 0.0f, (qextreme + 0.1f * (float)step) / vmax);
+  for (; k < kCandidates; ++k) c.set(k, 0.0f, is0);
+  c.sums(x, w, n, lo, hi, s);
+  best = {d0, 0.0f, s[0].err(d0, 0.0f)};
+  for (k = 1; k <= 12; ++k) {
+    if (s[k].sqq <= 0) continue;
+    const float d = round_fp16(s[k].sxq / s[k].sqq);
+    const float err = s[k].err(d, 0.0f);
     if (err < best.err) best = {d, 0.0f, err};
   }
   return best;
 }
 
 // Asymmetric: x ~ d * q + m, q in [0, 15].
-CRIA_HOT_CLONES Fit fit_asymmetric(const float* x, const float* w, int n, bool search) {
+template <typename V>
+inline __attribute__((always_inline)) Fit fit_asymmetric_t(const float* x, const float* w, int n, bool search) {
   float mn = x[0], mx = x[0];
   for (int i = 1; i < n; ++i) {
     mn = std::min(mn, x[i]);
     mx = std::max(mx, x[i]);
   }
-  Fit best;
-  {
-    const float d = round_fp16((mx - mn) / 15.0f);
-    const float m = round_fp16(mn);
-    best = {d, m, code_sums(x, w, n, m, d != 0 ? 1.0f / d : 0.0f, 0.0f, 15.0f).err(d, m)};
+  const float d0 = round_fp16((mx - mn) / 15.0f);
+  const float m0 = round_fp16(mn);
+  const Sums base = base_sums(x, w, n);
+  Sums s[kCandidates];
+  for (Sums& e : s) e = base;
+  const float is0 = d0 != 0 ? 1.0f / d0 : 0.0f;
+  if (!search || mx == mn) {
+    single_sums(x, w, n, m0, is0, 0.0f, 15.0f, &s[0]);
+    return {d0, m0, s[0].err(d0, m0)};
   }
-  if (!search || mx == mn) return best;
-  for (int is = -4; is <= 4; ++is) {
+  CandidateSet<V> c;
+  int k = 0;
+  c.set(k++, m0, is0);
+  for (int step = -4; step <= 4; ++step) c.set(k++, mn, (15.0f + 0.25f * (float)step) / (mx - mn));
+  for (; k < kCandidates; ++k) c.set(k, m0, is0);
+  c.sums(x, w, n, 0.0f, 15.0f, s);
+  Fit best = {d0, m0, s[0].err(d0, m0)};
+  for (k = 1; k <= 9; ++k) {
     // Least squares for (d, m) given the codes.
-    const Sums s = code_sums(x, w, n, mn, (15.0f + 0.25f * (float)is) / (mx - mn), 0.0f, 15.0f);
-    const float det = s.sw * s.sqq - s.sq * s.sq;
+    const float det = s[k].sw * s[k].sqq - s[k].sq * s[k].sq;
     if (det <= 0) continue;
-    float d = (s.sw * s.sxq - s.sq * s.sx) / det;
-    float m = (s.sqq * s.sx - s.sq * s.sxq) / det;
+    float d = (s[k].sw * s[k].sxq - s[k].sq * s[k].sx) / det;
+    float m = (s[k].sqq * s[k].sx - s[k].sq * s[k].sxq) / det;
     if (d <= 0) continue;
     d = round_fp16(d);
     m = round_fp16(m);
-    const float err = s.err(d, m);
+    const float err = s[k].err(d, m);
     if (err < best.err) best = {d, m, err};
   }
   return best;
+}
+
+#if CRIA_QUANT_X86_DISPATCH
+typedef float Lanes8 __attribute__((vector_size(32)));
+typedef float Lanes16 __attribute__((vector_size(64)));
+__attribute__((target("avx512f,avx512vl"))) Fit fit_symmetric_avx512(const float* x, const float* w, int n, int qmin,
+                                                                      int qmax, float qextreme, bool search) {
+  return fit_symmetric_t<Lanes16>(x, w, n, qmin, qmax, qextreme, search);
+}
+__attribute__((target("avx2"))) Fit fit_symmetric_avx2(const float* x, const float* w, int n, int qmin, int qmax,
+                                                        float qextreme, bool search) {
+  return fit_symmetric_t<Lanes8>(x, w, n, qmin, qmax, qextreme, search);
+}
+__attribute__((target("avx512f,avx512vl"))) Fit fit_asymmetric_avx512(const float* x, const float* w, int n,
+                                                                       bool search) {
+  return fit_asymmetric_t<Lanes16>(x, w, n, search);
+}
+__attribute__((target("avx2"))) Fit fit_asymmetric_avx2(const float* x, const float* w, int n, bool search) {
+  return fit_asymmetric_t<Lanes8>(x, w, n, search);
+}
+#endif
+
+std::atomic<int> g_vector_limit{2};
+
+// 2: AVX-512, 1: AVX2, 0: SSE2 (or not x86).
+int x86_level() {
+#if CRIA_QUANT_X86_DISPATCH
+  static const int cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") ? 2
+                         : __builtin_cpu_supports("avx2")                                         ? 1
+                                                                                                  : 0;
+  return std::min(cpu, g_vector_limit.load(std::memory_order_relaxed));
+#else
+  return 0;
+#endif
+}
+
+Fit fit_symmetric(const float* x, const float* w, int n, int qmin, int qmax, float qextreme, bool search) {
+#if CRIA_QUANT_X86_DISPATCH
+  switch (x86_level()) {
+    case 2:
+      return fit_symmetric_avx512(x, w, n, qmin, qmax, qextreme, search);
+    case 1:
+      return fit_symmetric_avx2(x, w, n, qmin, qmax, qextreme, search);
+  }
+#endif
+  return fit_symmetric_t<Lanes4>(x, w, n, qmin, qmax, qextreme, search);
+}
+
+Fit fit_asymmetric(const float* x, const float* w, int n, bool search) {
+#if CRIA_QUANT_X86_DISPATCH
+  switch (x86_level()) {
+    case 2:
+      return fit_asymmetric_avx512(x, w, n, search);
+    case 1:
+      return fit_asymmetric_avx2(x, w, n, search);
+  }
+#endif
+  return fit_asymmetric_t<Lanes4>(x, w, n, search);
 }
 
 // Byte offset of column k of tile row r within a tile, and the nibble shift
@@ -150,7 +291,7 @@ void quantize_group(QType t, const float* x, const float* w, uint32_t n, bool se
     g->d = f32_to_fp16(std::fabs(f.d));
     const float d = fp16_to_f32(g->d);
     const float id = d != 0 ? 1.0f / d : 0.0f;
-    for (uint32_t j = 0; j < n; ++j) g->u[j] = (uint8_t)(std::clamp(nearest_int(x[j] * id), -127, 127) + 128);
+    for (uint32_t j = 0; j < n; ++j) g->u[j] = (uint8_t)(nearest_int(std::clamp(x[j] * id, -127.0f, 127.0f)) + 128);
     return;
   }
   const bool asym = t == QType::kQ4M;
@@ -161,8 +302,8 @@ void quantize_group(QType t, const float* x, const float* w, uint32_t n, bool se
   const float m = asym ? fp16_to_f32(g->m) : 0.0f;
   const float id = d != 0 ? 1.0f / d : 0.0f;
   for (uint32_t j = 0; j < n; ++j) {
-    g->u[j] = asym ? (uint8_t)std::clamp(nearest_int((x[j] - m) * id), 0, 15)
-                   : (uint8_t)(std::clamp(nearest_int(x[j] * id), -8, 7) + 8);
+    g->u[j] = asym ? (uint8_t)nearest_int(std::clamp((x[j] - m) * id, 0.0f, 15.0f))
+                   : (uint8_t)(nearest_int(std::clamp(x[j] * id, -8.0f, 7.0f)) + 8);
   }
 }
 
@@ -193,7 +334,7 @@ void quantize_i8c_row(const float* x, uint64_t cols, int8_t* q, float* s) {
   const float d = amax / 127.0f;
   const float id = d != 0 ? 1.0f / d : 0.0f;
   *s = d;
-  for (uint64_t i = 0; i < cols; ++i) q[i] = (int8_t)std::clamp(nearest_int(x[i] * id), -127, 127);
+  for (uint64_t i = 0; i < cols; ++i) q[i] = (int8_t)nearest_int(std::clamp(x[i] * id, -127.0f, 127.0f));
 }
 
 }  // namespace
@@ -302,13 +443,17 @@ void pack_group(QType t, const QLayout& l, uint64_t row, uint64_t gi, const QGro
   uint8_t* q = chunk.q + (rel / kTileRows) * l.tile_q_bytes;
   const uint64_t r = rel % kTileRows;
   const uint64_t k0 = gi * l.group;
-  if (t == QType::kQ8) {
-    for (uint32_t j = 0; j < l.group; ++j) q[q8_offset(r, k0 + j)] = g.u[j];
-  } else {
-    for (uint32_t j = 0; j < l.group; ++j) {
-      uint8_t& b = q[q4_offset(r, k0 + j)];
-      const int sh = q4_shift(k0 + j);
-      b = (uint8_t)((b & ~(0x0f << sh)) | ((g.u[j] & 0x0f) << sh));
+  // Groups are whole 32-column blocks (k0 % 32 == 0): each block's codes
+  // land as 4-byte runs, one per 64-byte chunk (see q4_offset, q8_offset).
+  for (uint32_t b = 0; b < l.group; b += 32) {
+    const uint8_t* u = g.u + b;
+    if (t == QType::kQ8) {
+      uint8_t* dst = q + q8_offset(r, k0 + b);
+      for (int c = 0; c < 8; ++c) std::memcpy(dst + c * 64, u + c * 4, 4);
+    } else {
+      uint8_t* dst = q + q4_offset(r, k0 + b);
+      for (int c = 0; c < 4; ++c)
+        for (int i = 0; i < 4; ++i) dst[c * 64 + i] = (uint8_t)((u[8 * c + i] & 15) | (u[8 * c + 4 + i] & 15) << 4);
     }
   }
   const uint64_t so = (rel / kTileRows) * l.tile_s_bytes + (gi * kTileRows + r) * 2;
@@ -328,6 +473,8 @@ void unpack_group(QType t, const QLayout& l, uint64_t row, uint64_t gi, const ui
   g->m = 0;
   if (t == QType::kQ4M) std::memcpy(&g->m, p.m + so, 2);
 }
+
+int set_quant_vector_limit(int level) { return g_vector_limit.exchange(level); }
 
 void quantize_rows(QType t, const float* src, uint64_t rows, const QLayout& l, QPlanes dst,
                    const QuantOptions& opt) {

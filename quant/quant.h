@@ -105,6 +105,12 @@ struct QuantOptions {
 void quantize_rows(QType t, const float* src, uint64_t rows, const QLayout& l, QPlanes dst,
                    const QuantOptions& opt);
 
+// The scale search runs on vectors of 4, 8 or 16 floats (level 0, 1, 2);
+// x86-64 GCC builds take the widest the CPU has, other builds 4. Every
+// width writes the same bytes; tests lower the limit to prove it. Returns
+// the previous limit.
+int set_quant_vector_limit(int level);
+
 // Reference dequantization of `rows` rows starting at the planes `src`.
 void dequantize_rows(QType t, QPlanesConst src, uint64_t rows, const QLayout& l, float* dst);
 

@@ -331,3 +331,28 @@ TEST_CASE("float types round trip") {
     }
   }
 }
+
+TEST_CASE("every vector width of the scale search writes the same bytes") {
+  std::vector<float> x = heavy(64 * 256, 5);
+  std::vector<float> imp(256);
+  for (size_t i = 0; i < imp.size(); ++i) imp[i] = 0.5f + (float)(i % 7);
+  for (QType t : {QType::kQ8, QType::kQ4, QType::kQ4M}) {
+    for (const float* w : {(const float*)nullptr, (const float*)imp.data()}) {
+      QLayout l;
+      REQUIRE(qlayout(t, 64, 256, 32, &l));
+      std::vector<std::vector<uint8_t>> out;
+      for (int level = 0; level <= 2; ++level) {
+        const int prev = set_quant_vector_limit(level);
+        std::vector<uint8_t> b(l.total, 0);
+        QuantOptions o;
+        o.importance = w;
+        quantize_rows(t, x.data(), 64, l, qplanes_at(b.data(), l, 0), o);
+        set_quant_vector_limit(prev);
+        out.push_back(std::move(b));
+      }
+      CAPTURE(qtype_name(t));
+      CHECK(out[0] == out[1]);
+      CHECK(out[0] == out[2]);
+    }
+  }
+}
