@@ -236,17 +236,15 @@ __attribute__((target("avx2"))) Fit fit_asymmetric_avx2(const float* x, const fl
 
 std::atomic<int> g_vector_limit{2};
 
-// 2: AVX-512, 1: AVX2, 0: SSE2 (or not x86).
-int x86_level() {
 #if CRIA_QUANT_X86_DISPATCH
+// 2: AVX-512, 1: AVX2, 0: SSE2.
+int x86_level() {
   static const int cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") ? 2
                          : __builtin_cpu_supports("avx2")                                         ? 1
                                                                                                   : 0;
   return std::min(cpu, g_vector_limit.load(std::memory_order_relaxed));
-#else
-  return 0;
-#endif
 }
+#endif
 
 Fit fit_symmetric(const float* x, const float* w, int n, int qmin, int qmax, float qextreme, bool search) {
 #if CRIA_QUANT_X86_DISPATCH
