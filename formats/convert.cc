@@ -3,11 +3,11 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <cmath>
-#include <memory>
-#include <atomic>
 #include <future>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -92,7 +92,7 @@ void quantize_parallel(QType t, const float* x, uint64_t rows, const QLayout& l,
                        const QuantOptions& qo, int threads) {
   const uint64_t unit = l.tiles ? kTileRows : 1;
   const uint64_t units = (rows + unit - 1) / unit;
-  const uint64_t per_grab = std::max<uint64_t>(1, (l.tiles ? 4 : 64));
+  const uint64_t per_grab = l.tiles ? 4 : 64;
   std::atomic<uint64_t> next{0};
   auto work = [&] {
     for (;;) {
@@ -176,14 +176,13 @@ class Converter {
     QuantOptions qo;
     qo.search = opt_.search;
     for (uint64_t r0 = 0, ci = 0; r0 < rows; r0 += chunk, ++ci) {
+      if (opt_.cancel && opt_.cancel->load()) return Error(Code::kCancelled, "conversion cancelled");
       const uint64_t n = std::min(chunk, rows - r0);
       QPlanes dst = chunk_planes(l, r0, qbuf.data(), splane, mplane);
       if (exact) {
-        if (opt_.cancel && opt_.cancel->load()) return Error(Code::kCancelled, "conversion cancelled");
         CRIA_RETURN_IF_ERROR(copy_exact_rows(a, l, r0, n, dst, &raw));
       } else {
         CRIA_RETURN_IF_ERROR(next.get());
-        if (opt_.cancel && opt_.cancel->load()) return Error(Code::kCancelled, "conversion cancelled");
         if (r0 + chunk < rows) next = std::async(std::launch::async, read_chunk, r0 + chunk, buf[(ci + 1) % 2].data());
         quantize_parallel(type, buf[ci % 2].data(), n, l, dst, qo, opt_.threads);
       }

@@ -22,7 +22,6 @@ namespace {
 
 inline float round_fp16(float x) { return fp16_to_f32(f32_to_fp16(x)); }
 
-
 // Round to nearest even for |x| < 2^22 without a library call, so the
 // search loops below vectorize.
 inline float rnd(float x) { return (x + 12582912.0f) - 12582912.0f; }
@@ -63,8 +62,8 @@ inline Sums base_sums(const float* x, const float* w, int n) {
 
 // Sums of several code assignments at once: lane j of m0[g] and is[g] gives
 // the codes round((x - m0) * is) clamped to [qmin, qmax]. V is a float or a
-// 4-float vector (one SSE / NEON / WASM register: wider GCC vectors are
-// split lane by lane on narrower targets); G vectors run side by side. The
+// vector of 4, 8 or 16 floats, no wider than the target's registers (GCC
+// splits wider vectors lane by lane); G vectors run side by side. The
 // accumulators stay in registers and lanes are never added together: each
 // candidate sums in element order, so every machine writes the same file.
 template <typename V, int G>
@@ -214,29 +213,33 @@ inline __attribute__((always_inline)) Fit fit_asymmetric_t(const float* x, const
   return best;
 }
 
-#if CRIA_QUANT_X86_DISPATCH
-typedef float Lanes8 __attribute__((vector_size(32)));
-typedef float Lanes16 __attribute__((vector_size(64)));
-__attribute__((target("avx512f,avx512vl"))) Fit fit_symmetric_avx512(const float* x, const float* w, int n, int qmin,
-                                                                      int qmax, float qextreme, bool search) {
-  return fit_symmetric_t<Lanes16>(x, w, n, qmin, qmax, qextreme, search);
+// The scale search of one group: symmetric codes in [qmin, qmax] with the
+// signed extreme on `qextreme`, or asymmetric (Q4M) codes in [0, 15].
+struct FitKind {
+  int qmin, qmax;
+  float qextreme;
+  bool asym;
+};
+constexpr FitKind kFitQ8{-127, 127, 127.0f, false}, kFitQ4{-8, 7, -8.0f, false}, kFitQ4M{0, 15, 0.0f, true};
+
+template <typename V>
+inline __attribute__((always_inline)) Fit fit_t(const float* x, const float* w, int n, const FitKind& k, bool search) {
+  return k.asym ? fit_asymmetric_t<V>(x, w, n, search) : fit_symmetric_t<V>(x, w, n, k.qmin, k.qmax, k.qextreme, search);
 }
-__attribute__((target("avx2"))) Fit fit_symmetric_avx2(const float* x, const float* w, int n, int qmin, int qmax,
-                                                        float qextreme, bool search) {
-  return fit_symmetric_t<Lanes8>(x, w, n, qmin, qmax, qextreme, search);
-}
-__attribute__((target("avx512f,avx512vl"))) Fit fit_asymmetric_avx512(const float* x, const float* w, int n,
-                                                                       bool search) {
-  return fit_asymmetric_t<Lanes16>(x, w, n, search);
-}
-__attribute__((target("avx2"))) Fit fit_asymmetric_avx2(const float* x, const float* w, int n, bool search) {
-  return fit_asymmetric_t<Lanes8>(x, w, n, search);
-}
-#endif
 
 std::atomic<int> g_vector_limit{2};
 
 #if CRIA_QUANT_X86_DISPATCH
+typedef float Lanes8 __attribute__((vector_size(32)));
+typedef float Lanes16 __attribute__((vector_size(64)));
+__attribute__((target("avx512f,avx512vl"))) Fit fit_avx512(const float* x, const float* w, int n, const FitKind& k,
+                                                            bool search) {
+  return fit_t<Lanes16>(x, w, n, k, search);
+}
+__attribute__((target("avx2"))) Fit fit_avx2(const float* x, const float* w, int n, const FitKind& k, bool search) {
+  return fit_t<Lanes8>(x, w, n, k, search);
+}
+
 // 2: AVX-512, 1: AVX2, 0: SSE2.
 int x86_level() {
   static const int cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") ? 2
@@ -246,28 +249,16 @@ int x86_level() {
 }
 #endif
 
-Fit fit_symmetric(const float* x, const float* w, int n, int qmin, int qmax, float qextreme, bool search) {
+Fit fit(const float* x, const float* w, int n, const FitKind& k, bool search) {
 #if CRIA_QUANT_X86_DISPATCH
   switch (x86_level()) {
     case 2:
-      return fit_symmetric_avx512(x, w, n, qmin, qmax, qextreme, search);
+      return fit_avx512(x, w, n, k, search);
     case 1:
-      return fit_symmetric_avx2(x, w, n, qmin, qmax, qextreme, search);
+      return fit_avx2(x, w, n, k, search);
   }
 #endif
-  return fit_symmetric_t<Lanes4>(x, w, n, qmin, qmax, qextreme, search);
-}
-
-Fit fit_asymmetric(const float* x, const float* w, int n, bool search) {
-#if CRIA_QUANT_X86_DISPATCH
-  switch (x86_level()) {
-    case 2:
-      return fit_asymmetric_avx512(x, w, n, search);
-    case 1:
-      return fit_asymmetric_avx2(x, w, n, search);
-  }
-#endif
-  return fit_asymmetric_t<Lanes4>(x, w, n, search);
+  return fit_t<Lanes4>(x, w, n, k, search);
 }
 
 // Byte offset of column k of tile row r within a tile, and the nibble shift
@@ -285,7 +276,7 @@ inline uint64_t q8_offset(uint64_t r, uint64_t k) {
 // Codes and scales of one group, from the fits above.
 void quantize_group(QType t, const float* x, const float* w, uint32_t n, bool search, QGroup* g) {
   if (t == QType::kQ8) {
-    Fit f = fit_symmetric(x, w, (int)n, -127, 127, 127.0f, search);
+    Fit f = fit(x, w, (int)n, kFitQ8, search);
     g->d = f32_to_fp16(std::fabs(f.d));
     const float d = fp16_to_f32(g->d);
     const float id = d != 0 ? 1.0f / d : 0.0f;
@@ -293,7 +284,7 @@ void quantize_group(QType t, const float* x, const float* w, uint32_t n, bool se
     return;
   }
   const bool asym = t == QType::kQ4M;
-  Fit f = asym ? fit_asymmetric(x, w, (int)n, search) : fit_symmetric(x, w, (int)n, -8, 7, -8.0f, search);
+  Fit f = fit(x, w, (int)n, asym ? kFitQ4M : kFitQ4, search);
   g->d = f32_to_fp16(f.d);
   g->m = asym ? f32_to_fp16(f.m) : 0;
   const float d = fp16_to_f32(g->d);
