@@ -19,7 +19,7 @@
 
 namespace cria {
 
-const char* const kConverterVersion = "cria-convert 0.1.0";
+const char* const kConverterVersion = "cria-convert " CRIA_VERSION;
 
 namespace {
 
