@@ -131,6 +131,17 @@ Status ModelFile::init() {
   flatbuffers::Verifier verifier(hdr, p.header_size, vopt);
   if (!fb::VerifyModelBuffer(verifier)) return corrupt("header failed FlatBuffers verification");
   model_ = fb::GetModel(hdr);
+  // The header repeats the version; a disagreement with the preamble means a
+  // damaged or hand-edited file, and a newer major is refused either way.
+  if (model_->format_major() > kFormatMajor)
+    return Error(Code::kUnsupported, "header format version " + std::to_string(model_->format_major()) + "." +
+                                         std::to_string(model_->format_minor()) +
+                                         " is newer than this reader supports (" + std::to_string(kFormatMajor) +
+                                         ".x); update cria");
+  if (model_->format_major() != p.major || model_->format_minor() != p.minor)
+    return corrupt("header format version " + std::to_string(model_->format_major()) + "." +
+                   std::to_string(model_->format_minor()) + " disagrees with the preamble's " +
+                   std::to_string(p.major) + "." + std::to_string(p.minor));
   if (!model_->config()) return corrupt("header has no config");
   config_ = config_from_fb(*model_->config());
   CRIA_RETURN_IF_ERROR(validate_config(config_));
