@@ -65,7 +65,13 @@ int main(int argc, char** argv) {
   kernels::ThreadPool pool(threads);
   kernels::MatmulScratch scratch;
   scratch.reserve(max_n, cols);
-  const kernels::KernelTable& k = kernels::best_table();
+  std::string isa_err;
+  const kernels::KernelTable* kp = kernels::requested_table(&isa_err);
+  if (!kp) {
+    std::fprintf(stderr, "matmul_bench: %s\n", isa_err.c_str());
+    return 1;
+  }
+  const kernels::KernelTable& k = *kp;
   std::printf("| backend | weights | tokens | threads | ms | GFLOP/s | weight GB/s |\n|---|---|---|---|---|---|---|\n");
   auto report = [&](const char* backend, const char* type, int64_t n, double s, double wbytes) {
     std::printf("| %s | %s | %lld | %d | %.2f | %.1f | %.1f |\n", backend, type, (long long)n, threads, s * 1e3,

@@ -416,31 +416,6 @@ void layernorm_neon(const float* x, const float* w, const float* b, float eps, i
   for (; i < n; ++i) y[i] = (x[i] - mean) * inv * w[i] + b[i];
 }
 
-void softmax_neon(float* x, int64_t n) {
-  float32x4_t mx4 = vdupq_n_f32(-INFINITY);
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) mx4 = vmaxq_f32(mx4, vld1q_f32(x + i));
-  float mx = vmaxvq_f32(mx4);
-  for (; i < n; ++i) mx = std::fmax(mx, x[i]);
-  const float32x4_t vm = vdupq_n_f32(mx);
-  float32x4_t s4 = vdupq_n_f32(0.0f);
-  i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const float32x4_t e = exp4(vsubq_f32(vld1q_f32(x + i), vm));
-    vst1q_f32(x + i, e);
-    s4 = vaddq_f32(s4, e);
-  }
-  float sum = vaddvq_f32(s4);
-  for (; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
-  }
-  const float inv = 1.0f / sum;
-  i = 0;
-  for (; i + 4 <= n; i += 4) vst1q_f32(x + i, vmulq_n_f32(vld1q_f32(x + i), inv));
-  for (; i < n; ++i) x[i] *= inv;
-}
-
 void swiglu_neon(const float* gate, const float* up, int64_t n, float* out) {
   const float32x4_t one = vdupq_n_f32(1.0f);
   int64_t i = 0;
@@ -527,7 +502,6 @@ const KernelTable& neon_table() {
     k.attn_values_f32 = attn_values_neon<float>;
     k.rmsnorm = rmsnorm_neon;
     k.layernorm = layernorm_neon;
-    k.softmax = softmax_neon;
     k.swiglu = swiglu_neon;
     k.gelu = gelu_neon;
     k.add = add_neon;

@@ -32,6 +32,7 @@ CpuFeatures detect() {
   if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
     f.avx2 = ymm_os && (b & (1u << 5));
     f.avx512f = zmm_os && (b & (1u << 16));
+    f.avx512dq = zmm_os && (b & (1u << 17));
     f.avx512bw = zmm_os && (b & (1u << 30));
     f.avx512vl = zmm_os && (b & (1u << 31));
     f.avx512vnni = zmm_os && (c & (1u << 11));
@@ -44,6 +45,9 @@ CpuFeatures detect() {
   const unsigned long hw2 = getauxval(AT_HWCAP2);
 #ifdef HWCAP_ASIMDDP
   f.dotprod = hw & HWCAP_ASIMDDP;
+#endif
+#if defined(HWCAP_FPHP) && defined(HWCAP_ASIMDHP)
+  f.fp16 = (hw & HWCAP_FPHP) && (hw & HWCAP_ASIMDHP);
 #endif
 #ifdef HWCAP2_I8MM
   f.i8mm = hw2 & HWCAP2_I8MM;

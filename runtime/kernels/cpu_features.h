@@ -6,8 +6,8 @@ namespace cria::kernels {
 
 struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
-  bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false;
-  bool neon = false, dotprod = false, i8mm = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512vnni = false;
+  bool neon = false, dotprod = false, fp16 = false, i8mm = false;  // fp16: FEAT_FP16 scalar + vector
 };
 
 const CpuFeatures& cpu_features();

@@ -1,6 +1,7 @@
 // Picks the kernel table for the running CPU. Each SIMD table lives in its
 // own translation unit compiled with that ISA's flags; it is only called
-// after the CPU reports the features it needs.
+// after the CPU reports every feature those flags let the compiler use
+// (runtime/kernels/CMakeLists.txt lists the flags next to each file).
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -46,13 +47,14 @@ std::vector<const KernelTable*> available_tables() {
   if (f.avx2 && f.fma && f.f16c) out.push_back(&avx2_table());
 #endif
 #if defined(CRIA_KERNELS_AVX512)
-  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) out.push_back(&avx512_table());
+  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni && f.fma && f.f16c)
+    out.push_back(&avx512_table());
 #endif
 #if defined(CRIA_KERNELS_NEON)
   out.push_back(&neon_table());
 #endif
 #if defined(CRIA_KERNELS_NEONDOT)
-  if (f.dotprod) out.push_back(&neondot_table());
+  if (f.dotprod && f.fp16) out.push_back(&neondot_table());
 #endif
 #if defined(CRIA_KERNELS_WASM)
   out.push_back(&wasm_table());
@@ -66,16 +68,21 @@ const KernelTable* table_for(Isa isa) {
   return nullptr;
 }
 
-const KernelTable& best_table() {
-  static const KernelTable* best = [] {
-    std::vector<const KernelTable*> all = available_tables();
-    if (const char* want = std::getenv("CRIA_ISA")) {
-      for (const KernelTable* t : all)
-        if (!std::strcmp(isa_name(t->isa), want)) return t;
-    }
-    return all.back();
-  }();
-  return *best;
+const KernelTable& best_table() { return *available_tables().back(); }
+
+const KernelTable* requested_table(std::string* err) {
+  const char* want = std::getenv("CRIA_ISA");
+  if (!want || !*want) return &best_table();
+  std::string names;
+  for (const KernelTable* t : available_tables()) {
+    if (!std::strcmp(isa_name(t->isa), want)) return t;
+    names += (names.empty() ? "" : ", ") + std::string(isa_name(t->isa));
+  }
+  if (err) {
+    *err = std::string("CRIA_ISA=") + want + " is not a kernel table this build and CPU have (valid here: " + names +
+           ")";
+  }
+  return nullptr;
 }
 
 }  // namespace cria::kernels

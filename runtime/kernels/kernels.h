@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "quant/quant.h"
@@ -76,7 +77,6 @@ struct KernelTable {
   // Row ops on n values.
   void (*rmsnorm)(const float* x, const float* w, float eps, int64_t n, float* y);
   void (*layernorm)(const float* x, const float* w, const float* b, float eps, int64_t n, float* y);
-  void (*softmax)(float* x, int64_t n);
   // out = silu(gate) * up
   void (*swiglu)(const float* gate, const float* up, int64_t n, float* out);
   // x = gelu(x), exact (erf) form
@@ -91,9 +91,13 @@ struct KernelTable {
 
 // Tables compiled into this binary that the running CPU supports, best last.
 std::vector<const KernelTable*> available_tables();
-// The best available table (overridable with CRIA_ISA=scalar|avx2|... for
-// tests and benchmarks).
+// The best available table.
 const KernelTable& best_table();
+// The table the CRIA_ISA environment variable names (scalar|avx2|
+// avx512vnni|neon|neon-dotprod|wasm-simd128), or the best one when it is
+// unset. A name this build or CPU lacks gives nullptr and, in *err, a
+// message listing the valid names.
+const KernelTable* requested_table(std::string* err);
 const KernelTable& scalar_table();
 const KernelTable* table_for(Isa isa);  // nullptr when not compiled in or unsupported
 

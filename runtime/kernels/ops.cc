@@ -70,23 +70,36 @@ void AttnScratch::reserve(int threads, int64_t max_heads, int64_t head_dim) {
   // Per slot: scores (heads x chunk), partial output and accumulators
   // (heads x head_dim each), running max and sum (heads each).
   per_slot_ = max_heads * (kAttnChunk + 2 * head_dim + 2);
-  buf_.assign((size_t)(per_slot_ * std::max(1, threads)), 0.0f);
-  used_.store(0);
+  slots_ = std::max(1, threads);
+  buf_.assign((size_t)(per_slot_ * slots_), 0.0f);
+  const int words = (slots_ + 63) / 64;
+  used_ = std::make_unique<std::atomic<uint64_t>[]>((size_t)words);
+  for (int w = 0; w < words; ++w) {
+    // Bits past the last slot are permanently taken.
+    const int in_word = std::min(64, slots_ - 64 * w);
+    used_[w].store(in_word == 64 ? 0 : ~uint64_t(0) << in_word);
+  }
 }
 
 float* AttnScratch::acquire(int* slot) {
-  for (;;) {
-    uint32_t cur = used_.load(std::memory_order_relaxed);
-    const int free_bit = __builtin_ctz(~cur);
-    if ((int64_t)(free_bit + 1) * per_slot_ > (int64_t)buf_.size()) continue;  // all busy: wait
-    if (used_.compare_exchange_weak(cur, cur | (1u << free_bit), std::memory_order_acquire)) {
-      *slot = free_bit;
-      return buf_.data() + (int64_t)free_bit * per_slot_;
+  const int words = (slots_ + 63) / 64;
+  for (;;) {  // a slot frees as soon as a running task ends
+    for (int w = 0; w < words; ++w) {
+      uint64_t cur = used_[w].load(std::memory_order_relaxed);
+      while (cur != ~uint64_t(0)) {
+        const int bit = __builtin_ctzll(~cur);
+        if (used_[w].compare_exchange_weak(cur, cur | (uint64_t(1) << bit), std::memory_order_acquire)) {
+          *slot = 64 * w + bit;
+          return buf_.data() + (int64_t)*slot * per_slot_;
+        }
+      }
     }
   }
 }
 
-void AttnScratch::release(int slot) { used_.fetch_and(~(1u << slot), std::memory_order_release); }
+void AttnScratch::release(int slot) {
+  used_[slot / 64].fetch_and(~(uint64_t(1) << (slot % 64)), std::memory_order_release);
+}
 
 void attention(const KernelTable& k, ThreadPool& pool, const AttnShape& sh, const AttnQuery* queries,
                int64_t n_queries, AttnScratch& scratch) {

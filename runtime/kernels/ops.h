@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
 #include <cstdint>
 #include <vector>
 
@@ -24,17 +25,21 @@ struct MatmulScratch {
 void matmul(const KernelTable& k, ThreadPool& pool, const Matrix& w, const float* x, int64_t n, int64_t ldx,
             float* y, int64_t ldy, const float* bias, MatmulScratch& scratch);
 
-// Per-thread scratch for attention, claimed by tasks through a bit mask.
+// Per-thread scratch for attention: one slot per pool thread, claimed by
+// tasks through a bit mask of as many 64-bit words as the thread count needs
+// (at most `threads` tasks run at once, so a free slot always exists).
 class AttnScratch {
  public:
   void reserve(int threads, int64_t max_heads_per_task, int64_t head_dim);
   float* acquire(int* slot);
   void release(int slot);
+  int slots() const { return slots_; }
 
  private:
   std::vector<float> buf_;
   int64_t per_slot_ = 0;
-  std::atomic<uint32_t> used_{0};
+  int slots_ = 0;
+  std::unique_ptr<std::atomic<uint64_t>[]> used_;
 };
 
 constexpr int64_t kAttnChunk = 64;  // cache rows scored per online-softmax step

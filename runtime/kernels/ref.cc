@@ -158,18 +158,6 @@ void ref_layernorm(const float* x, const float* w, const float* b, float eps, in
   for (int64_t i = 0; i < n; ++i) y[i] = (float)((double)x[i] - mean) * inv * w[i] + b[i];
 }
 
-void ref_softmax(float* x, int64_t n) {
-  float mx = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) mx = std::fmax(mx, x[i]);
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
-  }
-  const float inv = (float)(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
-}
-
 void ref_swiglu(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
@@ -209,7 +197,6 @@ const KernelTable& scalar_table() {
     k.attn_values_f32 = ref_attn_values<float>;
     k.rmsnorm = ref_rmsnorm;
     k.layernorm = ref_layernorm;
-    k.softmax = ref_softmax;
     k.swiglu = ref_swiglu;
     k.gelu = ref_gelu;
     k.add = ref_add;

@@ -8,7 +8,6 @@ namespace cria::kernels {
 
 void ref_rmsnorm(const float* x, const float* w, float eps, int64_t n, float* y);
 void ref_layernorm(const float* x, const float* w, const float* b, float eps, int64_t n, float* y);
-void ref_softmax(float* x, int64_t n);
 void ref_swiglu(const float* gate, const float* up, int64_t n, float* out);
 void ref_gelu(float* x, int64_t n);
 void ref_add(float* y, const float* x, int64_t n);

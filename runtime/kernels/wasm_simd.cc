@@ -483,30 +483,6 @@ void rmsnorm_wasm(const float* x, const float* w, float eps, int64_t n, float* y
   for (; i < n; ++i) y[i] = w[i] * (x[i] * inv);
 }
 
-void softmax_wasm(float* x, int64_t n) {
-  v128_t mx = wasm_f32x4_splat(-INFINITY);
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) mx = wasm_f32x4_max(mx, wasm_v128_load(x + i));
-  float m = hmax(mx);
-  for (; i < n; ++i) m = std::fmax(m, x[i]);
-  const v128_t vm = wasm_f32x4_splat(m);
-  v128_t sum = wasm_f32x4_splat(0.0f);
-  for (i = 0; i + 4 <= n; i += 4) {
-    const v128_t e = exp4(wasm_f32x4_sub(wasm_v128_load(x + i), vm));
-    wasm_v128_store(x + i, e);
-    sum = wasm_f32x4_add(sum, e);
-  }
-  float s = hsum(sum);
-  for (; i < n; ++i) {
-    x[i] = std::exp(x[i] - m);
-    s += x[i];
-  }
-  const float inv = 1.0f / s;
-  const v128_t vinv = wasm_f32x4_splat(inv);
-  for (i = 0; i + 4 <= n; i += 4) wasm_v128_store(x + i, wasm_f32x4_mul(wasm_v128_load(x + i), vinv));
-  for (; i < n; ++i) x[i] *= inv;
-}
-
 void swiglu_wasm(const float* gate, const float* up, int64_t n, float* out) {
   const v128_t one = wasm_f32x4_splat(1.0f);
   int64_t i = 0;
@@ -559,7 +535,6 @@ const KernelTable& wasm_table() {
     k.attn_scores_f32 = attn_scores_f32_wasm;
     k.attn_values_f32 = attn_values_f32_wasm;
     k.rmsnorm = rmsnorm_wasm;
-    k.softmax = softmax_wasm;
     k.swiglu = swiglu_wasm;
     k.add = add_wasm;
     k.rope = rope_wasm;

@@ -274,26 +274,6 @@ void swiglu_avx2(const float* gate, const float* up, int64_t n, float* out) {
   ref_swiglu(gate + i, up + i, n - i, out + i);
 }
 
-void softmax_avx2(float* x, int64_t n) {
-  float mx = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
-  const __m256 vm = _mm256_set1_ps(mx);
-  __m256 sum8 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
-    _mm256_storeu_ps(x + i, e);
-    sum8 = _mm256_add_ps(sum8, e);
-  }
-  float sum = hsum256(sum8);
-  for (; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
-  }
-  const float inv = 1.0f / sum;
-  for (int64_t k = 0; k < n; ++k) x[k] *= inv;
-}
-
 void add_avx2(float* y, const float* x, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
@@ -321,7 +301,6 @@ const KernelTable& avx2_table() {
     k.attn_scores_f16 = attn_scores_f16_avx2;
     k.attn_values_f16 = attn_values_f16_avx2;
     k.swiglu = swiglu_avx2;
-    k.softmax = softmax_avx2;
     k.add = add_avx2;
     k.f32_to_f16 = f32_to_f16_avx2;
     return k;

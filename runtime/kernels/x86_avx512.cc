@@ -282,24 +282,6 @@ void layernorm_avx512(const float* x, const float* w, const float* b, float eps,
   }
 }
 
-void softmax_avx512(float* x, int64_t n) {
-  __m512 mx = _mm512_set1_ps(-INFINITY);
-  for (int64_t i = 0; i < n; i += 16) mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail_mask(n - i), x + i));
-  const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-  __m512 sum = _mm512_setzero_ps();
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 m = tail_mask(n - i);
-    const __m512 e = _mm512_maskz_mov_ps(m, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm)));
-    _mm512_mask_storeu_ps(x + i, m, e);
-    sum = _mm512_add_ps(sum, e);
-  }
-  const __m512 inv = _mm512_set1_ps(1.0f / hsum(sum));
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 m = tail_mask(n - i);
-    _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
-  }
-}
-
 void swiglu_avx512(const float* gate, const float* up, int64_t n, float* out) {
   const __m512 one = _mm512_set1_ps(1.0f);
   for (int64_t i = 0; i < n; i += 16) {
@@ -377,7 +359,6 @@ const KernelTable& avx512_table() {
     k.attn_values_f16 = attn_values_f16_avx512;
     k.rmsnorm = rmsnorm_avx512;
     k.layernorm = layernorm_avx512;
-    k.softmax = softmax_avx512;
     k.swiglu = swiglu_avx512;
     k.gelu = gelu_avx512;
     k.add = add_avx512;
