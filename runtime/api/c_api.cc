@@ -32,9 +32,40 @@ namespace {
 
 thread_local std::string g_error;
 
+// The C enums are the ABI: their values are fixed in cria.h and mapped here
+// case by case, never cast, so renumbering a C++ enum cannot change them.
+cria_status to_c(cria::Code c) {
+  switch (c) {
+    case cria::Code::kOk: return CRIA_OK;
+    case cria::Code::kInvalidArgument: return CRIA_ERR_INVALID_ARGUMENT;
+    case cria::Code::kNotFound: return CRIA_ERR_NOT_FOUND;
+    case cria::Code::kIo: return CRIA_ERR_IO;
+    case cria::Code::kCorrupt: return CRIA_ERR_CORRUPT;
+    case cria::Code::kUnsupported: return CRIA_ERR_UNSUPPORTED;
+    case cria::Code::kOutOfRange: return CRIA_ERR_OUT_OF_RANGE;
+    case cria::Code::kCancelled: return CRIA_ERR_CANCELLED;
+    case cria::Code::kOutOfMemory: return CRIA_ERR_OUT_OF_MEMORY;
+    case cria::Code::kInternal: return CRIA_ERR_INTERNAL;
+  }
+  return CRIA_ERR_INTERNAL;
+}
+
+cria_stop_reason to_c(cria::StopReason r) {
+  switch (r) {
+    case cria::StopReason::kNone: return CRIA_STOP_NONE;
+    case cria::StopReason::kEos: return CRIA_STOP_EOS;
+    case cria::StopReason::kMaxTokens: return CRIA_STOP_MAX_TOKENS;
+    case cria::StopReason::kStopString: return CRIA_STOP_STRING;
+    case cria::StopReason::kContextFull: return CRIA_STOP_CONTEXT_FULL;
+    case cria::StopReason::kCancelled: return CRIA_STOP_CANCELLED;
+    case cria::StopReason::kCallback: return CRIA_STOP_CALLBACK;
+  }
+  return CRIA_STOP_NONE;
+}
+
 cria_status fail(const cria::Status& s) {
   g_error = s.message();
-  return (cria_status)s.code();
+  return to_c(s.code());
 }
 
 cria_status fail(cria_status code, const std::string& msg) {
@@ -135,9 +166,13 @@ extern "C" {
 
 const char* cria_last_error(void) { return g_error.c_str(); }
 
-const char* cria_status_name(cria_status s) { return cria::code_name((cria::Code)s); }
+const char* cria_status_name(cria_status s) {
+  for (int c = (int)cria::Code::kOk; c <= (int)cria::Code::kInternal; ++c)
+    if (to_c((cria::Code)c) == s) return cria::code_name((cria::Code)c);
+  return "unknown status";
+}
 
-const char* cria_version(void) { return "0.1.0"; }
+const char* cria_version(void) { return CRIA_VERSION; }
 
 cria_status cria_model_load(const char* path, const void* reserved, cria_model** out) {
   (void)reserved;
@@ -345,7 +380,7 @@ cria_status cria_generate(cria_session* s, const cria_generate_params* p, cria_t
     result->prefill_seconds = stats.prefill_s;
     result->decode_seconds = stats.decode_s;
     result->time_to_first_token = stats.first_token_s;
-    result->stop_reason = out.empty() ? CRIA_STOP_NONE : (cria_stop_reason)out[0].reason;
+    result->stop_reason = out.empty() ? CRIA_STOP_NONE : to_c(out[0].reason);
   }
   return CRIA_OK;
 }

@@ -49,13 +49,15 @@ int cmd_bench(int argc, char** argv) {
   if (a.given("--threads") && !check_threads(threads, &err)) return usage_error(err, a.usage());
   if (n_prompt < 1 || n_gen < 1 || reps < 1) return usage_error("-p, -n and -r must be positive", a.usage());
   double load_s = 0;
-  cria_model* m = load_model(model_path, &load_s);
-  if (!m) return 1;
+  ModelPtr m_owner = load_model(model_path, &load_s);
+  if (!m_owner) return 1;
+  cria_model* m = m_owner.get();
   cria_model_info info;
   cria_model_get_info(m, &info);
-  cria_session* s = open_session(m, std::min<int64_t>(n_prompt + n_gen + 1, info.context_length), threads, 1,
+  SessionPtr s_owner = open_session(m, std::min<int64_t>(n_prompt + n_gen + 1, info.context_length), threads, 1,
                                  std::min<int64_t>(n_prompt, 512));
-  if (!s) return 1;
+  if (!s_owner) return 1;
+  cria_session* s = s_owner.get();
   // A pseudo-random prompt of ordinary (non-special) ids, different in every
   // repetition: a session reuses the cache rows of a prompt prefix it saw
   // in the previous call, which would flatter prefill.
@@ -110,8 +112,6 @@ int cmd_bench(int argc, char** argv) {
                   median(ttft), load_s, human_bytes((double)rss).c_str());
     }
   }
-  cria_session_free(s);
-  cria_model_free(m);
   return rc;
 }
 

@@ -56,16 +56,17 @@ int cmd_chat(int argc, char** argv) {
   std::string err;
   if (a.given("--threads") && !check_threads(threads, &err)) return usage_error(err, a.usage());
   if (max_new < 1) return usage_error("--max-new-tokens must be at least 1", a.usage());
-  cria_model* m = load_model(model_path);
-  if (!m) return 1;
+  ModelPtr m_owner = load_model(model_path);
+  if (!m_owner) return 1;
+  cria_model* m = m_owner.get();
   cria_model_info info;
   cria_model_get_info(m, &info);
   if (std::string(info.chat_template) == "none") {
-    cria_model_free(m);
     return fail(model_path + ": this model has no chat template (a base model); use cria run with a plain prompt");
   }
-  cria_session* s = open_session(m, ctx, threads);
-  if (!s) return 1;
+  SessionPtr s_owner = open_session(m, ctx, threads);
+  if (!s_owner) return 1;
+  cria_session* s = s_owner.get();
   const bool tty = isatty(STDIN_FILENO);
   if (tty) std::fprintf(stderr, "cria chat: %s (%s). Ctrl-C stops an answer, Ctrl-D exits.\n", model_path.c_str(), info.chat_template);
   std::vector<std::string> roles, contents;
@@ -127,8 +128,6 @@ int cmd_chat(int argc, char** argv) {
   }
   std::signal(SIGINT, SIG_DFL);
   g_chat_session = nullptr;
-  cria_session_free(s);
-  cria_model_free(m);
   return rc;
 }
 

@@ -46,23 +46,23 @@ int cmd_perplexity(int argc, char** argv) {
   if (ctx < 4) return usage_error("--ctx must be at least 4", a.usage());
   std::string text;
   if (!read_file(file, &text)) return 1;
-  cria_model* m = load_model(model_path);
-  if (!m) return 1;
+  ModelPtr m_owner = load_model(model_path);
+  if (!m_owner) return 1;
+  cria_model* m = m_owner.get();
   cria_model_info info;
   cria_model_get_info(m, &info);
   if (ctx > info.context_length) {
-    cria_model_free(m);
     return fail("--ctx " + std::to_string(ctx) + " exceeds the model's context of " + std::to_string(info.context_length));
   }
   size_t n = 0;
   std::vector<int32_t> ids(text.size() + 8);
   if (cria_tokenize(m, text.data(), text.size(), info.add_bos, compat ? 0 : 1, ids.data(), ids.size(), &n) != CRIA_OK) {
-    cria_model_free(m);
     return api_fail(file.c_str());
   }
   ids.resize(n);
-  cria_session* s = open_session(m, ctx, threads);
-  if (!s) return 1;
+  SessionPtr s_owner = open_session(m, ctx, threads);
+  if (!s_owner) return 1;
+  cria_session* s = s_owner.get();
   double nll = 0;
   int64_t count = 0, chunk_no = 0;
   std::vector<double> lp(ctx);
@@ -99,8 +99,6 @@ int cmd_perplexity(int argc, char** argv) {
       std::printf("perplexity: %.6f\n", std::exp(nll / (double)count));
     }
   }
-  cria_session_free(s);
-  cria_model_free(m);
   return rc;
 }
 

@@ -116,8 +116,9 @@ int cmd_run(int argc, char** argv) {
   if (!system.empty() && !chat) return usage_error("--system needs --chat", a.usage());
 
   double load_s = 0;
-  cria_model* model = load_model(model_path, &load_s);
-  if (!model) return 1;
+  ModelPtr model_owner = load_model(model_path, &load_s);
+  if (!model_owner) return 1;
+  cria_model* model = model_owner.get();
   cria_generate_params p;
   cria_generate_params_init(model, &p);
   p.prompt = prompt.c_str();
@@ -146,7 +147,6 @@ int cmd_run(int argc, char** argv) {
     char* end = nullptr;
     long v = std::strtol(e.c_str(), &end, 10);
     if (e.empty() || *end || v < 0) {
-      cria_model_free(model);
       return usage_error("--eos-id expects a token id, got '" + e + "'", a.usage());
     }
     eos.push_back((int32_t)v);
@@ -161,18 +161,17 @@ int cmd_run(int argc, char** argv) {
   if (print_prompt) {
     size_t len = 0;
     if (cria_render_prompt(model, &p, nullptr, 0, &len) != CRIA_OK) {
-      cria_model_free(model);
       return api_fail();
     }
     std::string text(len, '\0');
     cria_render_prompt(model, &p, text.data(), text.size(), &len);
     std::fwrite(text.data(), 1, text.size(), stdout);
-    cria_model_free(model);
     return 0;
   }
 
-  cria_session* session = open_session(model, ctx, threads, n_out);
-  if (!session) return 1;
+  SessionPtr session_owner = open_session(model, ctx, threads, n_out);
+  if (!session_owner) return 1;
+  cria_session* session = session_owner.get();
   RunOutput out;
   out.n_seq = (int32_t)n_out;
   out.texts.resize(n_out);
@@ -206,8 +205,6 @@ int cmd_run(int argc, char** argv) {
       std::fprintf(stderr, "cria: stopped because the context (%d tokens) is full; use --ctx to allow more\n",
                    cria_session_n_ctx(session));
   }
-  cria_session_free(session);
-  cria_model_free(model);
   return rc;
 }
 

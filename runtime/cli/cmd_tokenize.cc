@@ -51,8 +51,9 @@ int cmd_tokenize(int argc, char** argv) {
   if (model_path.empty()) return usage_error("missing -m FILE", a.usage());
   if (a.given("--text") == !file.empty()) return usage_error("give exactly one of --text and --file", a.usage());
   if (!file.empty() && !read_file(file, &text)) return 1;
-  cria_model* m = load_model(model_path);
-  if (!m) return 1;
+  ModelPtr m_owner = load_model(model_path);
+  if (!m_owner) return 1;
+  cria_model* m = m_owner.get();
   bool ok = true;
   if (lines) {
     size_t start = 0;
@@ -66,7 +67,6 @@ int cmd_tokenize(int argc, char** argv) {
     ok = print_ids(m, text, bos, !no_special);
   }
   int rc = ok ? 0 : api_fail();
-  cria_model_free(m);
   return rc;
 }
 

@@ -15,7 +15,7 @@ int api_fail(const char* what) {
   return 1;
 }
 
-cria_model* load_model(const std::string& path, double* seconds) {
+ModelPtr load_model(const std::string& path, double* seconds) {
   const auto t0 = std::chrono::steady_clock::now();
   cria_model* m = nullptr;
   if (cria_model_load(path.c_str(), nullptr, &m) != CRIA_OK) {
@@ -23,10 +23,10 @@ cria_model* load_model(const std::string& path, double* seconds) {
     return nullptr;
   }
   if (seconds) *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return m;
+  return ModelPtr(m);
 }
 
-cria_session* open_session(cria_model* m, int64_t ctx, int64_t threads, int64_t n_seq, int64_t batch) {
+SessionPtr open_session(cria_model* m, int64_t ctx, int64_t threads, int64_t n_seq, int64_t batch) {
   cria_session_options so;
   cria_session_options_init(&so);
   so.n_ctx = (int32_t)ctx;
@@ -36,10 +36,9 @@ cria_session* open_session(cria_model* m, int64_t ctx, int64_t threads, int64_t 
   cria_session* s = nullptr;
   if (cria_session_create(m, &so, &s) != CRIA_OK) {
     api_fail();
-    cria_model_free(m);
     return nullptr;
   }
-  return s;
+  return SessionPtr(s);
 }
 
 bool read_file(const std::string& path, std::string* out) {

@@ -1,17 +1,30 @@
 // Pieces shared by the commands that run a model through the public API.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "cria/cria.h"
 
 namespace cria::cli {
 
-// Loads a model; on failure prints the error and returns nullptr.
-cria_model* load_model(const std::string& path, double* seconds = nullptr);
-// Creates a session (0 means the default for ctx, threads and batch); on
-// failure prints the error, frees the model and returns nullptr.
-cria_session* open_session(cria_model* m, int64_t ctx, int64_t threads, int64_t n_seq = 1, int64_t batch = 0);
+// Owning handles: a command holds its model and session in these, so every
+// return path frees each exactly once (the session before the model).
+struct ModelFree {
+  void operator()(cria_model* m) const { cria_model_free(m); }
+};
+struct SessionFree {
+  void operator()(cria_session* s) const { cria_session_free(s); }
+};
+using ModelPtr = std::unique_ptr<cria_model, ModelFree>;
+using SessionPtr = std::unique_ptr<cria_session, SessionFree>;
+
+// Loads a model; on failure prints the error and returns null.
+ModelPtr load_model(const std::string& path, double* seconds = nullptr);
+// Creates a session on `m` (0 means the default for ctx, threads and batch);
+// on failure prints the error and returns null. The model stays the
+// caller's either way.
+SessionPtr open_session(cria_model* m, int64_t ctx, int64_t threads, int64_t n_seq = 1, int64_t batch = 0);
 // Reads a whole file into `out`; false (and an error printed) on failure.
 bool read_file(const std::string& path, std::string* out);
 // "cria: <last error>" to stderr, status 1.

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "cria/cria.h"
 #include "runtime/cli/commands.h"
 
 namespace {
@@ -36,7 +37,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!std::strcmp(argv[1], "--version")) {
-    std::printf("cria 0.1.0\n");
+    std::printf("cria %s\n", cria_version());
     return 0;
   }
   for (const Command& c : kCommands)

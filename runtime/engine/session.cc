@@ -45,12 +45,13 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   s->tok_ = std::move(tokenizer);
   int threads = opt.threads;
   if (threads == 0) threads = (int)std::max(1u, std::thread::hardware_concurrency());
-  threads = std::min(threads, 32);  // the attention scratch hands out 32 slots
   int64_t n_ctx = opt.n_ctx ? opt.n_ctx : std::min<int64_t>(c.max_position_embeddings, 4096);
   if (n_ctx > (int64_t)c.max_position_embeddings)
     return Error(Code::kInvalidArgument, "context length " + std::to_string(n_ctx) + " exceeds the model's " +
                                              std::to_string(c.max_position_embeddings));
-  s->k_ = &kernels::best_table();
+  std::string isa_err;
+  s->k_ = kernels::requested_table(&isa_err);
+  if (!s->k_) return Error(Code::kInvalidArgument, isa_err);
   s->pool_ = std::make_unique<kernels::ThreadPool>(threads);
   s->cache_.init(c, opt.n_seq, n_ctx, opt.kv_f32);
   s->batch_cap_ = std::max<int64_t>(std::min<int64_t>(opt.batch, n_ctx), opt.n_seq);

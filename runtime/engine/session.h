@@ -35,7 +35,16 @@ struct SessionOptions {
   bool kv_f32 = false;    // f32 KV cache instead of f16
 };
 
-enum class StopReason { kNone, kEos, kMaxTokens, kStopString, kContextFull, kCancelled, kCallback };
+// Values are stable (logged, and mapped one by one to cria_stop_reason).
+enum class StopReason : int {
+  kNone = 0,
+  kEos = 1,
+  kMaxTokens = 2,
+  kStopString = 3,
+  kContextFull = 4,
+  kCancelled = 5,
+  kCallback = 6,
+};
 const char* stop_reason_name(StopReason r);
 
 struct GenerateRequest {

@@ -67,3 +67,31 @@ TEST_CASE("one model, several sessions on several threads") {
   for (int i = 1; i < 4; ++i) CHECK(out[i] == out[0]);  // greedy: the same text on every thread
   CHECK(out[0].rfind("error", 0) != 0);
 }
+
+TEST_CASE("C ABI: status and stop-reason values are mapped, not cast") {
+  // Every status the library can return has its own name; a value outside
+  // the enum (a caller's bug, or a newer library) is named, not UB.
+  const cria_status all[] = {CRIA_OK, CRIA_ERR_INVALID_ARGUMENT, CRIA_ERR_NOT_FOUND, CRIA_ERR_IO,
+                             CRIA_ERR_CORRUPT, CRIA_ERR_UNSUPPORTED, CRIA_ERR_OUT_OF_RANGE, CRIA_ERR_CANCELLED,
+                             CRIA_ERR_OUT_OF_MEMORY, CRIA_ERR_INTERNAL};
+  std::vector<std::string> names;
+  for (cria_status s : all) {
+    names.emplace_back(cria_status_name(s));
+    CHECK(names.back() != "unknown status");
+  }
+  for (size_t i = 0; i < names.size(); ++i)
+    for (size_t j = i + 1; j < names.size(); ++j) CHECK(names[i] != names[j]);
+  CHECK(std::string(cria_status_name((cria_status)42)) == "unknown status");
+  CHECK(std::string(cria_status_name((cria_status)-1)) == "unknown status");
+
+  // Stop reasons of real generations arrive as the C values.
+  auto model = cria::cpp::Model::load(kModel);
+  REQUIRE(model);
+  cria::cpp::Session session(*model);
+  cria::cpp::GenerateOptions opt;
+  opt.max_new_tokens = 3;
+  auto r = session.generate("Once upon a time", opt, nullptr);
+  REQUIRE_MESSAGE(r, r.error());
+  CHECK(r->stop_reason == CRIA_STOP_MAX_TOKENS);
+  CHECK((int)CRIA_STOP_MAX_TOKENS == 2);
+}

@@ -21,8 +21,9 @@ WORK = os.path.abspath(sys.argv[2])
 results = []
 
 
-def run(args, timeout=300, stdin=None):
-    p = subprocess.run([CRIA] + args, capture_output=True, timeout=timeout, input=stdin)
+def run(args, timeout=300, stdin=None, env=None):
+    p = subprocess.run([CRIA] + args, capture_output=True, timeout=timeout, input=stdin,
+                       env=None if env is None else {**os.environ, **env})
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
@@ -39,8 +40,8 @@ def case(name):
     return wrap
 
 
-def expect_error(args, must_name, contains=None, output=None):
-    rc, out, err = run(args)
+def expect_error(args, must_name, contains=None, output=None, env=None):
+    rc, out, err = run(args, env=env)
     lines = [l for l in err.splitlines() if l.strip()]
     assert rc == 1, f"exit status {rc}, stderr: {err[-2000:]}"
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}: {err[-2000:]}"
@@ -257,6 +258,17 @@ def _():
     expect_error(["inspect", p], p, "newer")
 
 
+@case("one version everywhere: --version, the library and the converter match CMakeLists.txt")
+def _():
+    import re
+    want = re.search(r"project\(cria VERSION ([0-9.]+)", open(os.path.join(ROOT, "CMakeLists.txt")).read()).group(1)
+    rc, out, err = run(["--version"])
+    assert rc == 0 and out.strip() == f"cria {want}", (out, err)
+    rc, out, err = run(["inspect", GOOD, "--json"])
+    assert rc == 0, err
+    assert json.loads(out)["provenance"]["converter"] == f"cria-convert {want}", out[:800]
+
+
 @case("cria: flipped byte in tensor data is caught by --verify")
 def _():
     pre = open(GOOD, "rb").read(64)
@@ -309,6 +321,22 @@ def _():
     expect_error(["run", "-m", p, "-p", "x"], p, "unknown architecture")
 
 
+@case("cria: newer major version in the header (not only the preamble)")
+def _():
+    import xxhash
+    b = bytearray(open(GOOD, "rb").read())
+    hdr_size = struct.unpack_from("<Q", b, 16)[0]
+    base = 64
+    model = base + struct.unpack_from("<I", b, base)[0]
+    major = fb_field(b, model, 0)               # Model.format_major
+    assert major is not None and struct.unpack_from("<H", b, major)[0] == 1, "expected format_major 1 stored"
+    struct.pack_into("<H", b, major, 7)
+    struct.pack_into("<Q", b, 48, xxhash.xxh3_64_intdigest(bytes(b[base:base + hdr_size])))
+    p = os.path.join(WORK, "hdr-major.cria")
+    open(p, "wb").write(bytes(b))
+    expect_error(["inspect", p], p, "header format version 7.0 is newer")
+
+
 # ---- run / chat / tokenize ------------------------------------------------------
 
 @case("run: generates and reports speed")
@@ -316,6 +344,14 @@ def _():
     rc, out, err = run(["run", "-m", GOOD, "-p", "Hello", "-n", "8", "--greedy"])
     assert rc == 0, err
     assert "tok/s" in err, err
+
+
+@case("run: an unknown CRIA_ISA is an error that lists the valid names")
+def _():
+    line = expect_error(["run", "-m", GOOD, "-p", "Hello", "-n", "2"], "CRIA_ISA=frob", env={"CRIA_ISA": "frob"})
+    assert "valid here: scalar" in line, line
+    rc, out, err = run(["run", "-m", GOOD, "-p", "Hello", "-n", "2", "--greedy"], env={"CRIA_ISA": "scalar"})
+    assert rc == 0, err
 
 
 @case("run: same seed, same output")

@@ -1,6 +1,7 @@
 // Sessions, batching, sampling and text streaming.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -107,6 +108,37 @@ TEST_CASE("greedy generation is deterministic and num_return_sequences repeats i
   REQUIRE(s->generate(r, nullptr, &three, &st).ok());
   REQUIRE(three.size() == 3);
   for (const SequenceResult& x : three) CHECK(x.tokens == one[0].tokens);
+}
+
+TEST_CASE("any thread count: more pool threads than one 32- or 64-bit mask holds") {
+  // The attention scratch used to hand out slots from one 32-bit mask, so
+  // sessions were capped at 32 threads; 70 threads take two words.
+  kernels::AttnScratch sc;
+  sc.reserve(70, 4, 64);
+  REQUIRE(sc.slots() == 70);
+  std::vector<int> got;
+  std::vector<float*> bufs;
+  for (int i = 0; i < 70; ++i) {
+    int slot = -1;
+    bufs.push_back(sc.acquire(&slot));
+    got.push_back(slot);
+  }
+  std::sort(got.begin(), got.end());
+  for (int i = 0; i < 70; ++i) CHECK(got[i] == i);
+  sc.release(37);
+  int slot = -1;
+  CHECK(sc.acquire(&slot) == bufs[37]);  // slot 37 again: the other 69 are still held
+  CHECK(slot == 37);
+  // A whole session on 40 threads (2 cores: oversubscribed, but correct).
+  Loaded l = load(Arch::kLlama, QType::kQ4);
+  auto s2 = session(l, 128, 1, 2);
+  auto s40 = session(l, 128, 1, 40);
+  CHECK(s40->threads() == 40);
+  std::vector<SequenceResult> a, b;
+  GenerateStats st;
+  REQUIRE(s2->generate(request(prompt_of(12, 3), 12), nullptr, &a, &st).ok());
+  REQUIRE(s40->generate(request(prompt_of(12, 3), 12), nullptr, &b, &st).ok());
+  CHECK(a[0].tokens == b[0].tokens);
 }
 
 TEST_CASE("a follow-up prompt reuses the cached prefix and gives the same tokens") {
