@@ -142,10 +142,10 @@ class GgufSource : public Source {
     if (base == "tok_embd") return whole("token_embd.weight", spec.shape);
     if (base == "output_norm") return whole("output_norm." + kind, spec.shape);
     if (base == "output") return whole("output.weight", spec.shape);
-    if (base == "attn_norm") return whole(p + "attn_norm." + kind, spec.shape);
     if (base == "attn_out") return lin(p + "attn_output", h, c.q_dim());
     if (base == "ffn_down") return lin(p + "ffn_down", h, c.intermediate_size);
     if (c.arch == Arch::kLlama) {
+      if (base == "attn_norm") return whole(p + "attn_norm." + kind, spec.shape);
       if (base == "ffn_norm") return whole(p + "ffn_norm.weight", spec.shape);
       if (base == "attn_qkv") {
         CRIA_RETURN_IF_ERROR(unpermuted(p + "attn_q", c.num_heads));
@@ -157,8 +157,14 @@ class GgufSource : public Source {
         return lin(p + "ffn_up", c.intermediate_size, h);
       }
     } else {
+      // llama.cpp's tensor_mapping (gguf-py) stores Falcon-40B's two norms as
+      // attn_norm <- ln_mlp and attn_norm_2 <- ln_attn, and its falcon graph
+      // feeds attention from attn_norm_2 and the MLP from attn_norm. One-norm
+      // layouts (7B, 11B) keep input_layernorm in attn_norm.
+      const bool two = c.block == BlockKind::kParallelTwoNorms;
+      if (base == "attn_norm") return whole(p + (two ? "attn_norm_2." : "attn_norm.") + kind, spec.shape);
+      if (base == "ffn_norm") return whole(p + "attn_norm." + kind, spec.shape);
       // llama.cpp already reorders Falcon's fused QKV into [Q; K; V].
-      if (base == "ffn_norm") return whole(p + "attn_norm_2." + kind, spec.shape);
       if (base == "attn_qkv") return lin(p + "attn_qkv", c.qkv_dim(), h);
       if (base == "ffn_up") return lin(p + "ffn_up", c.intermediate_size, h);
     }

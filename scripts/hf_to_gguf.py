@@ -60,8 +60,10 @@ LLAMA_NAMES = [(r"model\.embed_tokens\.(\w+)", "token_embd.{0}"),
 FALCON_NAMES = [(r"transformer\.word_embeddings\.(\w+)", "token_embd.{0}"),
                 (r"transformer\.ln_f\.(\w+)", "output_norm.{0}"),
                 (r"lm_head\.(\w+)", "output.{0}"),
-                (r"transformer\.h\.(\d+)\.(?:input_layernorm|ln_attn)\.(\w+)", "blk.{0}.attn_norm.{1}"),
-                (r"transformer\.h\.(\d+)\.ln_mlp\.(\w+)", "blk.{0}.attn_norm_2.{1}"),
+                # gguf-py tensor_mapping: ATTN_NORM <- input_layernorm (falcon7b) and
+                # ln_mlp (falcon40b); ATTN_NORM_2 <- ln_attn (falcon40b).
+                (r"transformer\.h\.(\d+)\.(?:input_layernorm|ln_mlp)\.(\w+)", "blk.{0}.attn_norm.{1}"),
+                (r"transformer\.h\.(\d+)\.ln_attn\.(\w+)", "blk.{0}.attn_norm_2.{1}"),
                 (r"transformer\.h\.(\d+)\.self_attention\.query_key_value\.(\w+)", "blk.{0}.attn_qkv.{1}"),
                 (r"transformer\.h\.(\d+)\.self_attention\.dense\.(\w+)", "blk.{0}.attn_output.{1}"),
                 (r"transformer\.h\.(\d+)\.mlp\.dense_h_to_4h\.(\w+)", "blk.{0}.ffn_up.{1}"),

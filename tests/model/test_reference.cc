@@ -68,12 +68,20 @@ TEST_CASE("f32 logits and greedy tokens match the PyTorch reference") {
       Runner r2(kData + name + "/f32.cria", *table, 1, 64, true);
       CHECK(max_diff(got, r2.prompt_logits(fx.prompt, 17)) <= 1e-4 * fx.max_abs);
       CHECK(r.greedy(fx.prompt, (int)fx.greedy.size()) == fx.greedy);
-      // The default f16 cache, reported.
+      // The default f16 cache. Storing K and V in f16 rounds each element by
+      // at most 2^-11 relative; that error passes through attention and every
+      // later layer, so the logits move by the same relative order. Bar:
+      // 8 x 2^-11 x max|logit| (measured 2026-12-02 on scalar/AVX2/AVX-512:
+      // 0.47-2.04 x 2^-11 x max|logit| over the seven fixtures, greedy 32/32).
       Runner r3(kData + name + "/f32.cria", *table, 2, 64, false);
       const double w16 = max_diff(r3.prompt_logits(fx.prompt, 64), fx.logits);
       const int agree = agreeing_prefix(r3.greedy(fx.prompt, (int)fx.greedy.size()), fx.greedy);
-      MESSAGE(name << " [" << isa << "] f32 weights, f16 cache: max |dlogit| = " << w16 << ", greedy agrees for "
-                   << agree << "/" << fx.greedy.size());
+      const double f16_step = std::ldexp(1.0, -11) * fx.max_abs;
+      MESSAGE(name << " [" << isa << "] f32 weights, f16 cache: max |dlogit| = " << w16 << " = "
+                   << w16 / f16_step << " x 2^-11 x max|logit|, greedy agrees for " << agree << "/"
+                   << fx.greedy.size());
+      CHECK(w16 <= 8 * f16_step);
+      CHECK(agree == (int)fx.greedy.size());
     }
   }
 }
@@ -90,6 +98,12 @@ TEST_CASE("GGUF imports: f32 logits match, quantized weights are bit-exact") {
     const double worst = max_diff(r.prompt_logits(fx.prompt, 64), fx.logits);
     MESSAGE(std::string(name) << " GGUF f32 import: max |dlogit| = " << worst);
     CHECK(worst <= 1e-3 * fx.max_abs);
+    // Tensor names from llama.cpp's gguf-py mapping, independent of our
+    // writer (tests/reference/gguf_llamacpp_names.py): same logits.
+    Runner rn(gdir + name + "/f32-llamacpp-names.cria", kernels::best_table(), 2, 64, true);
+    const double worst_n = max_diff(rn.prompt_logits(fx.prompt, 64), fx.logits);
+    MESSAGE(std::string(name) << " GGUF f32 with llama.cpp's names: max |dlogit| = " << worst_n);
+    CHECK(worst_n <= 1e-3 * fx.max_abs);
     for (const char* gt : {"q8_0", "q4_0"}) {
       auto keep = ModelFile::open(gdir + name + "/" + gt + ".cria");
       auto back = ModelFile::open(gdir + name + "/" + gt + "-back.cria");
@@ -139,16 +153,29 @@ TEST_CASE("quantized weights: logits close to f32 on HF-initialised presets") {
   }
 }
 
-TEST_CASE("quantized weights on the sharp fixture models (reported)") {
+TEST_CASE("quantized weights on the sharp fixture models") {
+  // The fixtures are deliberately sharp (large random weights), so each
+  // matmul's quantization error compounds through the layers and the q4
+  // logits drift far more than on the HF-initialised presets above. Bars:
+  // the lowest cosine measured over the seven fixtures (2026-12-02, this
+  // test's MESSAGE lines) with its distance from 1 allowed to grow by half,
+  // bar = 1 - 1.5 x (1 - measured). A wrong scale, nibble order or row
+  // permutation gives cosines near 0, far below every bar.
+  struct Bar {
+    const char* file;
+    double measured;
+  };
+  const Bar bars[] = {{"f16", 0.999994}, {"q8", 0.997798}, {"q4", 0.803592}, {"q4g128", 0.740486}};
   for (const std::string& name : fixture_names("ref-")) {
     Fixture fx = load_fixture(name);
-    for (const QuantCase& q : kQuants) {
-      Runner r(kData + name + "/" + q.file + ".cria", kernels::best_table(), 2, 64, false);
+    for (const Bar& b : bars) {
+      Runner r(kData + name + "/" + b.file + ".cria", kernels::best_table(), 2, 64, false);
       const double cos = min_cosine(r.prompt_logits(fx.prompt, 64), fx.logits, fx.vocab);
       const int agree = agreeing_prefix(r.greedy(fx.prompt, (int)fx.greedy.size()), fx.greedy);
-      MESSAGE(name << " " << std::string(q.file) << ": min cosine " << cos << ", greedy agrees for " << agree << "/"
-                   << fx.greedy.size());
-      CHECK(cos > 0.5);  // sanity: the right model, not noise
+      const double bar = 1 - 1.5 * (1 - b.measured);
+      MESSAGE(name << " " << std::string(b.file) << ": min cosine " << cos << " (bar " << bar << "), greedy agrees for "
+                   << agree << "/" << fx.greedy.size());
+      CHECK(cos >= bar);
     }
   }
 }

@@ -73,8 +73,10 @@ def main():
             d = os.path.join(args.out, "gguf", name)
             os.makedirs(d, exist_ok=True)
             gguf = os.path.join(d, gt + ".gguf")
-            if not os.path.exists(gguf) or os.path.getmtime(gguf) < os.path.getmtime(os.path.join(hf, "model.safetensors")):
-                subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "scripts", "hf_to_gguf.py"), hf, "--out", gguf,
+            writer = os.path.join(ROOT, "scripts", "hf_to_gguf.py")
+            if not os.path.exists(gguf) or os.path.getmtime(gguf) < max(os.path.getmtime(os.path.join(hf, "model.safetensors")),
+                                                                        os.path.getmtime(writer)):
+                subprocess.run(["/usr/bin/python3", writer, hf, "--out", gguf,
                                 "--type", gt], check=True, stdout=subprocess.DEVNULL)
             keep = os.path.join(d, gt + ".cria")
             if not os.path.exists(keep) or os.path.getmtime(keep) < max(os.path.getmtime(args.cria), os.path.getmtime(gguf)):
@@ -90,6 +92,20 @@ def main():
                                 back], check=True, stdout=subprocess.DEVNULL)
                 subprocess.run([args.cria, "convert", back, "-o", back_cria, "--quant", "f32"], check=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The same f32 weights under tensor names taken from llama.cpp's own
+    # mapping (not hf_to_gguf.py's): the importer must agree with the peer.
+    for name in GGUF_FIXTURES:
+        hf = os.path.join(args.out, "ref", name, "hf")
+        d = os.path.join(args.out, "gguf", name)
+        gguf = os.path.join(d, "f32-llamacpp-names.gguf")
+        script = os.path.join(ROOT, "tests", "reference", "gguf_llamacpp_names.py")
+        if not os.path.exists(gguf) or os.path.getmtime(gguf) < max(os.path.getmtime(os.path.join(hf, "model.safetensors")),
+                                                                    os.path.getmtime(script)):
+            subprocess.run(["/usr/bin/python3", script, hf, gguf], check=True, stdout=subprocess.DEVNULL)
+        cria = os.path.join(d, "f32-llamacpp-names.cria")
+        if not os.path.exists(cria) or os.path.getmtime(cria) < max(os.path.getmtime(args.cria), os.path.getmtime(gguf)):
+            subprocess.run([args.cria, "convert", gguf, "-o", cria], check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
     # The trained miniatures, and their held-out text (rebuilt from Debian's
     # fortunes by the training script, checked against the fixture's sha256).
     for mini in ("llama-mini", "falcon-mini"):
