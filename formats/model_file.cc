@@ -15,6 +15,7 @@
 #include <cstring>
 #include <map>
 
+#include "formats/checksum_stream.h"
 #include "formats/meta_io.h"
 #include "formats/tensors.h"
 
@@ -97,11 +98,11 @@ Result<std::unique_ptr<ModelFile>> ModelFile::from_memory(const uint8_t* data, s
   return f;
 }
 
-Status ModelFile::init() {
+Result<const fb::Model*> verify_header(const uint8_t* base, uint64_t size, Preamble* out) {
   auto corrupt = [](const std::string& m) { return Error(Code::kCorrupt, m); };
-  if (size_ < kPreambleSize) return corrupt("not a cria model file (too short)");
-  std::memcpy(&preamble_, base_, sizeof(preamble_));
-  const Preamble& p = preamble_;
+  if (size < kPreambleSize) return corrupt("not a cria model file (too short)");
+  Preamble p;
+  std::memcpy(&p, base, sizeof(p));
   if (std::memcmp(p.magic, "CRIA", 4) != 0) return corrupt("not a cria model file (bad magic)");
   if (p.major > kFormatMajor) {
     return Error(Code::kUnsupported,
@@ -110,38 +111,48 @@ Status ModelFile::init() {
                      ".x); update cria");
   }
   if (p.major == 0) return corrupt("bad format version 0");
-  if (p.file_size != size_) {
-    if (size_ < p.file_size)
+  if (p.file_size != size) {
+    if (size < p.file_size)
       return corrupt("truncated: header says " + std::to_string(p.file_size) + " bytes, file has " +
-                     std::to_string(size_));
-    return corrupt("file is " + std::to_string(size_) + " bytes but its header says " +
+                     std::to_string(size));
+    return corrupt("file is " + std::to_string(size) + " bytes but its header says " +
                    std::to_string(p.file_size));
   }
   if (p.header_offset != kPreambleSize || p.header_size == 0 ||
-      p.header_size > size_ - kPreambleSize || p.header_size > (1ull << 31))
+      p.header_size > size - kPreambleSize || p.header_size > (1ull << 31))
     return corrupt("header size out of range");
   if (p.data_offset % kDataAlign != 0 || p.data_offset < kPreambleSize + p.header_size ||
-      p.data_offset > size_ || p.data_size > size_ - p.data_offset)
+      p.data_offset > size || p.data_size > size - p.data_offset)
     return corrupt("data segment out of range");
-  const uint8_t* hdr = base_ + p.header_offset;
+  const uint8_t* hdr = base + p.header_offset;
   if (checksum_bytes(hdr, p.header_size) != p.header_checksum) return corrupt("header checksum mismatch");
   flatbuffers::Verifier::Options vopt;
   vopt.max_tables = 1u << 24;
   vopt.max_depth = 16;
   flatbuffers::Verifier verifier(hdr, p.header_size, vopt);
   if (!fb::VerifyModelBuffer(verifier)) return corrupt("header failed FlatBuffers verification");
-  model_ = fb::GetModel(hdr);
+  const fb::Model* model = fb::GetModel(hdr);
   // The header repeats the version; a disagreement with the preamble means a
   // damaged or hand-edited file, and a newer major is refused either way.
-  if (model_->format_major() > kFormatMajor)
-    return Error(Code::kUnsupported, "header format version " + std::to_string(model_->format_major()) + "." +
-                                         std::to_string(model_->format_minor()) +
+  if (model->format_major() > kFormatMajor)
+    return Error(Code::kUnsupported, "header format version " + std::to_string(model->format_major()) + "." +
+                                         std::to_string(model->format_minor()) +
                                          " is newer than this reader supports (" + std::to_string(kFormatMajor) +
                                          ".x); update cria");
-  if (model_->format_major() != p.major || model_->format_minor() != p.minor)
-    return corrupt("header format version " + std::to_string(model_->format_major()) + "." +
-                   std::to_string(model_->format_minor()) + " disagrees with the preamble's " +
+  if (model->format_major() != p.major || model->format_minor() != p.minor)
+    return corrupt("header format version " + std::to_string(model->format_major()) + "." +
+                   std::to_string(model->format_minor()) + " disagrees with the preamble's " +
                    std::to_string(p.major) + "." + std::to_string(p.minor));
+  *out = p;
+  return model;
+}
+
+Status ModelFile::init() {
+  auto corrupt = [](const std::string& m) { return Error(Code::kCorrupt, m); };
+  auto header = verify_header(base_, size_, &preamble_);
+  if (!header.ok()) return header.status();
+  model_ = *header;
+  const Preamble& p = preamble_;
   if (!model_->config()) return corrupt("header has no config");
   config_ = config_from_fb(*model_->config());
   CRIA_RETURN_IF_ERROR(validate_config(config_));
@@ -249,23 +260,20 @@ const TensorRef* ModelFile::find(std::string_view name) const {
 ModelMeta ModelFile::meta() const { return meta_from_fb(*model_); }
 
 Status ModelFile::verify_checksums(const std::function<void(uint64_t, uint64_t)>& progress) const {
-  uint64_t total = 0, done = 0;
-  for (const TensorRef& t : tensors_) total += t.size;
+  std::vector<ChecksumStream::Entry> entries;
   for (const TensorRef& t : tensors_) {
-    // Hash in slices so progress can be reported on multi-GB tensors.
-    XXH3_state_t state;
-    XXH3_64bits_reset(&state);
-    const uint64_t slice = 64ull << 20;
-    for (uint64_t o = 0; o < t.size; o += slice) {
-      const uint64_t n = std::min(slice, t.size - o);
-      XXH3_64bits_update(&state, t.data + o, n);
-      done += n;
-      if (progress) progress(done, total);
-    }
-    if (XXH3_64bits_digest(&state) != t.checksum)
-      return Error(Code::kCorrupt, path_ + ": checksum mismatch in tensor " + std::string(t.name));
+    const uint64_t begin = preamble_.data_offset + t.offset;
+    entries.push_back({std::string(t.name), begin, begin + t.size, t.checksum});
   }
-  return Status::Ok();
+  ChecksumStream stream(std::move(entries), path_);
+  // Hash in slices so progress can be reported on multi-GB files.
+  const uint64_t slice = 64ull << 20;
+  for (uint64_t have = 0; have < size_;) {
+    have = std::min(size_, have + slice);
+    CRIA_RETURN_IF_ERROR(stream.advance(base_, have));
+    if (progress) progress(stream.hashed(), stream.total());
+  }
+  return stream.finish();
 }
 
 }  // namespace cria

@@ -124,4 +124,10 @@ class ModelFile {
 // Shared by the reader and the writer.
 uint64_t checksum_bytes(const void* data, size_t size);
 
+// Checks the preamble of a file of `size` bytes (the declared size, for a
+// file still arriving) and the header it describes, which must be present:
+// version, sizes, header checksum, FlatBuffers verification. Fills *p.
+// Tensors are not looked at.
+Result<const fb::Model*> verify_header(const uint8_t* base, uint64_t size, Preamble* p);
+
 }  // namespace cria

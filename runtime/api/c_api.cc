@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/checksum_stream.h"
 #include "runtime/engine/session.h"
 #include "runtime/model/model.h"
 #include "runtime/tokenizer/chat.h"
@@ -21,6 +22,10 @@ struct cria_model {
   cria::GenerationDefaults gen;
   std::string arch, hf_arch, chat_name;
   uint64_t parameters = 0, tensor_bytes = 0;
+};
+
+struct cria_verifier {
+  std::unique_ptr<cria::ChecksumStream> stream;
 };
 
 struct cria_session {
@@ -191,6 +196,47 @@ cria_status cria_model_load_from_memory(const void* data, size_t size, const cha
 
 void cria_model_free(cria_model* model) { delete model; }
 
+cria_status cria_verifier_create(const void* file, uint64_t have, uint64_t file_size, const char* name,
+                                 cria_verifier** out) {
+  if (!file || !out) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_verifier_create: file and out are required");
+  const std::string fname = name ? name : "<memory>";
+  const auto* bytes = static_cast<const uint8_t*>(file);
+  cria::Preamble p;
+  if (have < cria::kPreambleSize) return fail(CRIA_ERR_INVALID_ARGUMENT, fname + ": the preamble has not arrived yet");
+  std::memcpy(&p, bytes, sizeof(p));
+  if (p.header_offset > file_size || p.header_size > file_size - p.header_offset ||
+      have < p.header_offset + p.header_size) {
+    // Let the header check name what is wrong with an impossible preamble.
+    if (have >= file_size) return fail(cria::verify_header(bytes, file_size, &p).status().with_prefix(fname));
+    return fail(CRIA_ERR_INVALID_ARGUMENT, fname + ": the header has not arrived yet");
+  }
+  auto s = cria::ChecksumStream::for_header(bytes, file_size, fname);
+  if (!s.ok()) return fail(s.status());
+  auto* v = new cria_verifier();
+  v->stream = std::move(s).value();
+  cria::Status st = v->stream->advance(bytes, have);
+  if (!st.ok()) {
+    delete v;
+    return fail(st);
+  }
+  *out = v;
+  return CRIA_OK;
+}
+
+cria_status cria_verifier_update(cria_verifier* v, const void* file, uint64_t have) {
+  if (!v || !file) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_verifier_update: verifier and file are required");
+  cria::Status st = v->stream->advance(static_cast<const uint8_t*>(file), have);
+  return st.ok() ? CRIA_OK : fail(st);
+}
+
+cria_status cria_verifier_finish(const cria_verifier* v) {
+  if (!v) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_verifier_finish: verifier is required");
+  cria::Status st = v->stream->finish();
+  return st.ok() ? CRIA_OK : fail(st);
+}
+
+void cria_verifier_free(cria_verifier* v) { delete v; }
+
 cria_status cria_model_get_info(const cria_model* m, cria_model_info* out) {
   if (!m || !out) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_model_get_info: model and out are required");
   const cria::ModelConfig& c = m->model->config();
@@ -202,6 +248,7 @@ cria_status cria_model_get_info(const cria_model* m, cria_model_info* out) {
   out->num_layers = (int32_t)c.num_layers;
   out->num_heads = (int32_t)c.num_heads;
   out->num_kv_heads = (int32_t)c.num_kv_heads;
+  out->head_dim = (int32_t)c.head_dim;
   out->context_length = (int32_t)c.max_position_embeddings;
   out->bos_id = m->tok->bos_id();
   out->add_bos = m->tok->add_bos();

@@ -20,6 +20,7 @@ TEST_CASE("C++ wrapper: load, tokenize, stream, errors") {
   auto model = cria::cpp::Model::load(kModel);
   REQUIRE_MESSAGE(model, model.error());
   CHECK(std::string(model->info().architecture) == "llama");
+  CHECK(model->info().head_dim == 64);  // tests/reference/fixtures: ref-llama31-scaled has head_dim 64
   auto ids = model->tokenize("hello world");
   REQUIRE(ids);
   CHECK(model->detokenize(*ids) == "hello world");

@@ -5,8 +5,11 @@
 #include <cstring>
 #include <dirent.h>
 
+#include <algorithm>
 #include <map>
+#include <random>
 
+#include "formats/checksum_stream.h"
 #include "formats/model_file.h"
 #include "formats/model_writer.h"
 #include "quant/quant.h"
@@ -327,4 +330,62 @@ TEST_CASE("from_memory reads the same file") {
   CHECK((*f)->verify_checksums().ok());
   CHECK((*f)->find("output.weight") != nullptr);
   CHECK((*f)->find("nope") == nullptr);
+}
+
+TEST_CASE("checksums verified while the bytes stream in") {
+  const std::string path = temp_dir() + "/stream.cria";
+  write_model(path, tiny_meta(), QType::kQ8);
+  const std::string b = read_file(path);
+  const auto* bytes = reinterpret_cast<const uint8_t*>(b.data());
+  Preamble pre;
+  std::memcpy(&pre, bytes, 64);
+  const uint64_t header_end = pre.header_offset + pre.header_size;
+  // Tensor positions from the reader, to aim a corruption.
+  auto f = ModelFile::open(path);
+  REQUIRE(f.ok());
+  std::vector<std::pair<std::string, uint64_t>> ends;  // name, absolute end, in data order
+  for (const TensorRef& t : (*f)->tensors()) ends.push_back({std::string(t.name), pre.data_offset + t.offset + t.size});
+  REQUIRE(ends.size() >= 3);
+
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 4; ++trial) {
+    // A good file in random chunk sizes (1 byte .. 64 KiB).
+    auto s = ChecksumStream::for_header(bytes, b.size(), "stream.cria");
+    REQUIRE_MESSAGE(s.ok(), s.status().message());
+    uint64_t have = header_end;
+    while (have < b.size()) {
+      have = std::min<uint64_t>(b.size(), have + 1 + rng() % 65536);
+      REQUIRE((*s)->advance(bytes, have).ok());
+    }
+    CHECK((*s)->finish().ok());
+    CHECK((*s)->hashed() == (*s)->total());
+  }
+
+  // One flipped byte in the middle tensor: refused as soon as that tensor's
+  // last byte arrives, naming it, not at the end of the file.
+  const auto& [name, end] = ends[ends.size() / 2];
+  std::string bad = b;
+  bad[end - 1] ^= 0x10;
+  const auto* bad_bytes = reinterpret_cast<const uint8_t*>(bad.data());
+  auto s = ChecksumStream::for_header(bad_bytes, bad.size(), "bad.cria");
+  REQUIRE(s.ok());
+  CHECK((*s)->advance(bad_bytes, end - 1).ok());
+  Status st = (*s)->advance(bad_bytes, end);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.code() == Code::kCorrupt);
+  CHECK(st.message() == "bad.cria: checksum mismatch in tensor " + name);
+  CHECK_FALSE((*s)->finish().ok());
+
+  // A stream that stops early is not complete.
+  auto s2 = ChecksumStream::for_header(bytes, b.size(), "short.cria");
+  REQUIRE(s2.ok());
+  REQUIRE((*s2)->advance(bytes, b.size() - 1).ok());
+  CHECK((*s2)->finish().message().find("is incomplete") != std::string::npos);
+
+  // A damaged header is refused before any tensor.
+  std::string hb = b;
+  hb[64 + pre.header_size / 2] ^= 1;
+  auto s3 = ChecksumStream::for_header(reinterpret_cast<const uint8_t*>(hb.data()), hb.size(), "h.cria");
+  REQUIRE_FALSE(s3.ok());
+  CHECK(s3.status().message() == "h.cria: header checksum mismatch");
 }

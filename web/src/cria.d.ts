@@ -85,6 +85,7 @@ export interface ModelInfo {
   file_size: number;
   parameters: number;
   bits_per_weight: number;
+  head_dim: number;
   kv_bytes_per_token: number;
 }
 

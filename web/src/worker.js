@@ -311,14 +311,33 @@
       src.cancel();
       throw e;
     }
-    // Stream the bytes straight into wasm memory.
+    // Stream the bytes straight into wasm memory, checking each tensor's
+    // checksum as soon as its last byte is in (no second pass): a corrupted
+    // download is refused, naming the tensor, and never cached.
     let off = 0;
     let lastReport = 0;
     const phase = src.cached ? 'reading cache' : 'downloading';
+    const headerEnd = readU64(head, 8) + readU64(head, 16);
+    const namePtr = allocString(name);
+    let verifier = 0;
+    const verify = () => {
+      if (!verifier) {
+        if (off < headerEnd && off < total) return;
+        verifier = M._crw_verify_begin(modelPtr, off, total, namePtr) >>> 0;
+        if (!verifier) throw new Error(lastError());
+      } else if (!M._crw_verify_update(verifier, modelPtr, off)) {
+        throw new Error(lastError());
+      }
+    };
+    const dropVerifier = () => {
+      if (verifier) M._crw_verify_end(verifier);
+      verifier = 0;
+    };
     const store = (chunk) => {
       if (off + chunk.length > total) throw new Error(`${name} is larger than announced (${total} bytes)`);
       heap().set(chunk, modelPtr + off);
       off += chunk.length;
+      verify();
       const now = Date.now();
       if (now - lastReport > 100) {
         lastReport = now;
@@ -334,18 +353,30 @@
       }
     } catch (e) {
       src.cancel();
+      dropVerifier();
+      M._free(namePtr);
       M._crw_free(modelPtr);
       modelPtr = 0;
       throw e;
     }
     post({ type: 'progress', id, phase, loaded: off, total });
     if (off < total) {
+      dropVerifier();
+      M._free(namePtr);
       M._crw_free(modelPtr);
       modelPtr = 0;
       throw new Error(`${name}: the download ended after ${off} of ${total} bytes`);
     }
     post({ type: 'progress', id, phase: 'verifying', loaded: off, total });
-    const namePtr = allocString(name);
+    const complete = verifier && M._crw_verify_end(verifier);
+    verifier = 0;
+    if (!complete) {
+      const err = lastError();
+      M._free(namePtr);
+      M._crw_free(modelPtr);
+      modelPtr = 0;
+      throw new Error(err);
+    }
     model = M._crw_model_load(modelPtr, off, namePtr) >>> 0;
     M._free(namePtr);
     if (!model) {

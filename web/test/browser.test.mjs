@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { startServer } from '../serve.mjs';
-import { corruptedCopy, demoModel, DIST, launchChromium, nativeAnswer, PROMPT, TEST_MODEL } from './helpers.mjs';
+import { corruptedCopy, corruptedDataCopy, demoModel, DIST, launchChromium, nativeAnswer, PROMPT, TEST_MODEL } from './helpers.mjs';
 
 const model = demoModel();
 const want = nativeAnswer(model.file, PROMPT, model.tokens);
@@ -156,6 +156,26 @@ for (const isolation of [true, false]) {
       await page.setInputFiles('#model-file', model.file);
       await page.waitForFunction((k) => Number(document.body.dataset.loads) > k, loads, { timeout: TIMEOUT });
       assert.equal(await page.isHidden('#error'), true);
+      assert.equal(await ask(page, PROMPT), want);
+    });
+
+    test('a download with a corrupted tensor is refused, naming it, and never cached', async () => {
+      const bad = path.join(DIST, 'models', `flipped-${process.pid}.cria`);
+      fs.writeFileSync(bad, corruptedDataCopy(model.file));
+      const url = `${server.url}/dist/models/${path.basename(bad)}`;
+      try {
+        await page.fill('#model-url', url);
+        await page.click('#load-url');
+        assert.match(await errorText(page), /Could not load flipped-\d+\.cria: .*checksum mismatch in tensor \S+/);
+        const cached = await page.evaluate(async (u) => {
+          const names = await caches.keys();
+          for (const n of names) if (await (await caches.open(n)).match(u)) return n;
+          return null;
+        }, url);
+        assert.equal(cached, null);
+      } finally {
+        fs.rmSync(bad);
+      }
       assert.equal(await ask(page, PROMPT), want);
     });
 

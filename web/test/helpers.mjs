@@ -50,6 +50,16 @@ export function corruptedCopy(file) {
   return bytes;
 }
 
+// A copy with one byte flipped in the middle of the tensor data: the header
+// still verifies, only that tensor's checksum fails.
+export function corruptedDataCopy(file) {
+  const bytes = fs.readFileSync(file);
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const u64 = (off) => v.getUint32(off, true) + v.getUint32(off + 4, true) * 4294967296;
+  bytes[u64(24) + Math.floor(u64(32) / 2)] ^= 0x08; // data_offset + data_size / 2
+  return bytes;
+}
+
 export function tmpdir(prefix) {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }

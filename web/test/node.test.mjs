@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { Cria } from '../dist/cria.mjs';
-import { corruptedCopy, demoModel, nativeAnswer, nativePrompt, PROMPT, TEST_MODEL, tmpdir } from './helpers.mjs';
+import { corruptedCopy, corruptedDataCopy, demoModel, nativeAnswer, nativePrompt, PROMPT, TEST_MODEL, tmpdir } from './helpers.mjs';
 
 const model = demoModel();
 
@@ -28,6 +28,9 @@ describe('Node: Cria.load + stream', () => {
     assert.equal(st.threads, 1);
     assert.equal(mt.info.architecture, 'llama');
     assert.equal(mt.info.file_size, fs.statSync(model.file).size);
+    // The KV budget uses the model's own head_dim (f16 K and V per layer and KV head).
+    assert.ok(mt.info.head_dim > 0);
+    assert.equal(mt.info.kv_bytes_per_token, 4 * mt.info.num_layers * mt.info.num_kv_heads * mt.info.head_dim);
     assert.ok(mt.contextLength >= 256);
   });
 
@@ -104,6 +107,11 @@ describe('Node: loading errors', () => {
 
   test('a corrupted file (ArrayBuffer source)', async () => {
     await assert.rejects(Cria.load(corruptedCopy(model.file), { variant: 'st', name: 'broken.cria' }), /broken\.cria.*(checksum|corrupt)/i);
+  });
+
+  test('one flipped byte in the tensor data is refused while streaming, naming the tensor', async () => {
+    await assert.rejects(Cria.load(corruptedDataCopy(model.file), { variant: 'st', name: 'flipped.cria' }),
+      /flipped\.cria: checksum mismatch in tensor \S+/);
   });
 
   test('not a model at all', async () => {

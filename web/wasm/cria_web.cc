@@ -259,12 +259,34 @@ EMSCRIPTEN_KEEPALIVE cria_model* crw_model_load(const void* data, double size, c
 
 EMSCRIPTEN_KEEPALIVE void crw_model_free(cria_model* m) { cria_model_free(m); }
 
+// Tensor checksums while the file streams in (cria_verifier_*): begin once
+// the header is in memory, update after each chunk, end after the last.
+// 0 / null on failure, with the message in crw_last_error.
+EMSCRIPTEN_KEEPALIVE cria_verifier* crw_verify_begin(const void* file, double have, double size, const char* name) {
+  g_error.clear();
+  cria_verifier* v = nullptr;
+  if (cria_verifier_create(file, (uint64_t)have, (uint64_t)size, name, &v) != CRIA_OK) return nullptr;
+  return v;
+}
+
+EMSCRIPTEN_KEEPALIVE int crw_verify_update(cria_verifier* v, const void* file, double have) {
+  g_error.clear();
+  return cria_verifier_update(v, file, (uint64_t)have) == CRIA_OK;
+}
+
+EMSCRIPTEN_KEEPALIVE int crw_verify_end(cria_verifier* v) {
+  g_error.clear();
+  const int ok = cria_verifier_finish(v) == CRIA_OK;
+  cria_verifier_free(v);
+  return ok;
+}
+
 // {architecture, ..., kv_bytes_per_token}: the model's description as JSON.
 EMSCRIPTEN_KEEPALIVE const char* crw_model_info(const cria_model* m) {
   cria_model_info i;
   if (cria_model_get_info(m, &i) != CRIA_OK) return nullptr;
   // f16 K and V rows for every layer and KV head.
-  const double head_dim = i.num_heads ? (double)i.hidden_size / i.num_heads : 0;
+  const double head_dim = i.head_dim;
   json j = {{"architecture", i.architecture},
             {"hf_architecture", i.hf_architecture},
             {"chat_template", i.chat_template},
@@ -273,6 +295,7 @@ EMSCRIPTEN_KEEPALIVE const char* crw_model_info(const cria_model* m) {
             {"num_layers", i.num_layers},
             {"num_heads", i.num_heads},
             {"num_kv_heads", i.num_kv_heads},
+            {"head_dim", i.head_dim},
             {"context_length", i.context_length},
             {"file_size", (double)i.file_size},
             {"parameters", (double)i.parameters},

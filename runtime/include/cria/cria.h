@@ -84,8 +84,24 @@ typedef struct cria_model_info {
   int32_t bos_id, add_bos;
   uint64_t file_size, parameters;
   double bits_per_weight;
+  int32_t head_dim;              /* its own field: not always hidden_size / num_heads */
 } cria_model_info;
 CRIA_API cria_status cria_model_get_info(const cria_model* model, cria_model_info* out);
+
+/* ---- checking a file while it arrives ----------------------------------
+ * Verifies every tensor's checksum as a model file's bytes arrive in order
+ * (a download streamed into memory), with no second pass:
+ *   create once the first `have` bytes hold the preamble and header (the
+ *   header ends at the preamble's header_offset + header_size), update after
+ *   every chunk, finish at the end. update/finish fail with CRIA_ERR_CORRUPT
+ *   naming the first tensor whose bytes do not match. `file` always points
+ *   at the file's first byte; `file_size` is the size the preamble declares. */
+typedef struct cria_verifier cria_verifier;
+CRIA_API cria_status cria_verifier_create(const void* file, uint64_t have, uint64_t file_size, const char* name,
+                                          cria_verifier** out);
+CRIA_API cria_status cria_verifier_update(cria_verifier* v, const void* file, uint64_t have);
+CRIA_API cria_status cria_verifier_finish(const cria_verifier* v);
+CRIA_API void cria_verifier_free(cria_verifier* v);
 
 /* ---- tokens ---------------------------------------------------------- */
 
