@@ -302,38 +302,41 @@ def fb_field(buf, table, index):
     return table + off if off else None
 
 
-@case("cria: architecture this build does not know")
-def _():
+def patched_header(name, edit):
+    """A copy of GOOD whose FlatBuffer header `edit(bytes, model_table)`
+    changed in place, with the header checksum recomputed so the edit itself
+    is what the reader meets."""
     import xxhash
     b = bytearray(open(GOOD, "rb").read())
     hdr_size = struct.unpack_from("<Q", b, 16)[0]
     base = 64
-    model = base + struct.unpack_from("<I", b, base)[0]
-    cfg_field = fb_field(b, model, 2)          # Model.config
-    config = cfg_field + struct.unpack_from("<I", b, cfg_field)[0]
-    arch = fb_field(b, config, 0)               # Config.arch
-    assert b[arch] == 0, "expected the llama value"
-    b[arch] = 9
+    edit(b, base + struct.unpack_from("<I", b, base)[0])
     struct.pack_into("<Q", b, 48, xxhash.xxh3_64_intdigest(bytes(b[base:base + hdr_size])))
-    p = os.path.join(WORK, "arch.cria")
+    p = os.path.join(WORK, name)
     open(p, "wb").write(bytes(b))
+    return p
+
+
+@case("cria: architecture this build does not know")
+def _():
+    def edit(b, model):
+        cfg_field = fb_field(b, model, 2)          # Model.config
+        config = cfg_field + struct.unpack_from("<I", b, cfg_field)[0]
+        arch = fb_field(b, config, 0)               # Config.arch
+        assert b[arch] == 0, "expected the llama value"
+        b[arch] = 9
+    p = patched_header("arch.cria", edit)
     expect_error(["inspect", p], p, "unknown architecture")
     expect_error(["run", "-m", p, "-p", "x"], p, "unknown architecture")
 
 
 @case("cria: newer major version in the header (not only the preamble)")
 def _():
-    import xxhash
-    b = bytearray(open(GOOD, "rb").read())
-    hdr_size = struct.unpack_from("<Q", b, 16)[0]
-    base = 64
-    model = base + struct.unpack_from("<I", b, base)[0]
-    major = fb_field(b, model, 0)               # Model.format_major
-    assert major is not None and struct.unpack_from("<H", b, major)[0] == 1, "expected format_major 1 stored"
-    struct.pack_into("<H", b, major, 7)
-    struct.pack_into("<Q", b, 48, xxhash.xxh3_64_intdigest(bytes(b[base:base + hdr_size])))
-    p = os.path.join(WORK, "hdr-major.cria")
-    open(p, "wb").write(bytes(b))
+    def edit(b, model):
+        major = fb_field(b, model, 0)               # Model.format_major
+        assert major is not None and struct.unpack_from("<H", b, major)[0] == 1, "expected format_major 1 stored"
+        struct.pack_into("<H", b, major, 7)
+    p = patched_header("hdr-major.cria", edit)
     expect_error(["inspect", p], p, "header format version 7.0 is newer")
 
 
