@@ -5,6 +5,7 @@
 #include "formats/bytelevel.h"
 #include "formats/convert_sources.h"
 #include "formats/gguf.h"
+#include "formats/rope.h"
 #include "formats/tokenizer_json.h"
 
 namespace cria {
@@ -12,24 +13,12 @@ namespace cria {
 namespace {
 
 // llama.cpp's Llama 3.1 rope_freqs: per frequency, the factor its inverse
-// frequency is divided by (HF _compute_llama3_parameters, folded).
+// frequency is divided by (formats/rope.h, in double).
 std::vector<double> llama3_rope_factors(const ModelConfig& c, const RopeScaling& r) {
   std::vector<double> out;
-  const double pi = 3.14159265358979323846;
-  const double low_wl = r.original_max_position_embeddings / r.low_freq_factor;
-  const double high_wl = r.original_max_position_embeddings / r.high_freq_factor;
   for (uint32_t i = 0; i < c.head_dim / 2; ++i) {
-    const double freq = 1.0 / std::pow((double)c.rope_theta, 2.0 * i / c.head_dim);
-    const double wl = 2 * pi / freq;
-    if (wl < high_wl) {
-      out.push_back(1.0);
-    } else if (wl > low_wl) {
-      out.push_back(r.factor);
-    } else {
-      const double smooth = (r.original_max_position_embeddings / wl - r.low_freq_factor) /
-                            (r.high_freq_factor - r.low_freq_factor);
-      out.push_back(1.0 / ((1 - smooth) / r.factor + smooth));
-    }
+    const double freq = rope_base_inv_freq<double>(c, i);
+    out.push_back(freq / llama3_scaled_inv_freq(freq, r));
   }
   return out;
 }

@@ -3,36 +3,17 @@
 #include <cmath>
 #include <cstring>
 
+#include "formats/rope.h"
 #include "formats/tensors.h"
 #include "quant/fp16.h"
 
 namespace cria {
 
 std::vector<float> rope_inv_freq(const ModelConfig& c) {
-  // transformers: inv_freq = 1 / base ** (arange(0, dim, 2) / dim), in f32.
-  const uint32_t half = c.head_dim / 2;
-  std::vector<float> f(half);
-  for (uint32_t i = 0; i < half; ++i) {
-    const float e = (float)(2 * i) / (float)c.head_dim;
-    f[i] = 1.0f / std::pow(c.rope_theta, e);
-  }
-  if (c.rope_scaling.kind == RopeScalingKind::kLlama3) {
-    // transformers _compute_llama3_parameters.
-    const RopeScaling& r = c.rope_scaling;
-    const float old_ctx = (float)r.original_max_position_embeddings;
-    const float low_wl = old_ctx / r.low_freq_factor;
-    const float high_wl = old_ctx / r.high_freq_factor;
-    const float pi = 3.14159265358979323846f;
-    for (uint32_t i = 0; i < half; ++i) {
-      const float wl = 2 * pi / f[i];
-      if (wl < high_wl) continue;
-      if (wl > low_wl) {
-        f[i] = f[i] / r.factor;
-      } else {
-        const float smooth = (old_ctx / wl - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
-        f[i] = (1 - smooth) * f[i] / r.factor + smooth * f[i];
-      }
-    }
+  std::vector<float> f(c.head_dim / 2);
+  for (uint32_t i = 0; i < f.size(); ++i) {
+    f[i] = rope_base_inv_freq<float>(c, i);
+    if (c.rope_scaling.kind == RopeScalingKind::kLlama3) f[i] = llama3_scaled_inv_freq(f[i], c.rope_scaling);
   }
   return f;
 }
