@@ -76,7 +76,7 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelFile> file) {
     else if (base == "ffn_norm") (bias ? L.ffn_norm_b : L.ffn_norm_w) = fp;
     else if (base == "attn_qkv") bias ? void(L.qkv_b = fp) : void(L.qkv = matrix(*t));
     else if (base == "attn_out") bias ? void(L.attn_out_b = fp) : void(L.attn_out = matrix(*t));
-    else if (base == "ffn_gate_up" || base == "ffn_up") bias ? void(L.ffn_up_b = fp) : void(L.ffn_up = matrix(*t));
+    else if (base == "ffn_gate_up" || base == "ffn_up") bias ? void(L.ffn_in_b = fp) : void(L.ffn_in = matrix(*t));
     else if (base == "ffn_down") bias ? void(L.ffn_down_b = fp) : void(L.ffn_down = matrix(*t));
     else st = Error(Code::kInternal, f.path() + ": no place for tensor " + s.name);
   });

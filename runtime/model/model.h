@@ -19,11 +19,13 @@ struct LayerWeights {
   const float* ffn_norm_w = nullptr;   // absent for ParallelOneNorm
   const float* ffn_norm_b = nullptr;
   kernels::Matrix qkv, attn_out;
-  kernels::Matrix ffn_up;  // SwiGLU: gate and up rows stacked; GELU: up
+  // The MLP's input projection: for SwiGLU the gate rows then the up rows
+  // (ffn_gate_up), for GELU the up projection (ffn_up).
+  kernels::Matrix ffn_in;
   kernels::Matrix ffn_down;
   const float* qkv_b = nullptr;
   const float* attn_out_b = nullptr;
-  const float* ffn_up_b = nullptr;
+  const float* ffn_in_b = nullptr;
   const float* ffn_down_b = nullptr;
 };
 

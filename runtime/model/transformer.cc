@@ -56,12 +56,12 @@ void mlp(const Model& m, const kernels::KernelTable& k, kernels::ThreadPool& poo
   const ModelConfig& c = m.config();
   const int64_t hs = c.hidden_size, ffn = c.intermediate_size;
   if (c.mlp == MlpKind::kSwiGLU) {
-    kernels::matmul(k, pool, L.ffn_up, in, n, hs, s.ff.data(), 2 * ffn, L.ffn_up_b, s.mm);
+    kernels::matmul(k, pool, L.ffn_in, in, n, hs, s.ff.data(), 2 * ffn, L.ffn_in_b, s.mm);
     for (int64_t t = 0; t < n; ++t)
       k.swiglu(s.ff.data() + t * 2 * ffn, s.ff.data() + t * 2 * ffn + ffn, ffn, s.act.data() + t * ffn);
     kernels::matmul(k, pool, L.ffn_down, s.act.data(), n, ffn, out, hs, L.ffn_down_b, s.mm);
   } else {
-    kernels::matmul(k, pool, L.ffn_up, in, n, hs, s.ff.data(), ffn, L.ffn_up_b, s.mm);
+    kernels::matmul(k, pool, L.ffn_in, in, n, hs, s.ff.data(), ffn, L.ffn_in_b, s.mm);
     k.gelu(s.ff.data(), n * ffn);
     kernels::matmul(k, pool, L.ffn_down, s.ff.data(), n, ffn, out, hs, L.ffn_down_b, s.mm);
   }
