@@ -3,6 +3,7 @@ import ctypes
 import os
 import queue
 import threading
+import weakref
 from ctypes import c_int32, c_size_t, c_void_p
 from dataclasses import dataclass
 from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
@@ -322,6 +323,7 @@ class Model:
 
 
 _DONE = object()
+_AHEAD = 2  # pieces the engine may make before the reader has taken them
 
 
 class _Run:
@@ -340,6 +342,7 @@ class _Run:
         self._req = req
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._stop = threading.Event()
+        self._room = threading.Semaphore(_AHEAD)
         self._lock = threading.Lock()
         self._session: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
@@ -348,7 +351,15 @@ class _Run:
 
     def _on_piece(self, _user: Any, seq: int, text: Optional[int], length: int, _token: int) -> int:
         try:
-            self._queue.put((seq, ctypes.string_at(text, length) if length else b""))
+            piece = ctypes.string_at(text, length) if length else b""
+            # Back-pressure: the engine runs at most _AHEAD pieces ahead of
+            # the reader, so a reader that stops wastes at most that much.
+            # The wait polls the stop flag (a reader that stops while the
+            # engine waits here must not leave this thread blocked).
+            while not self._room.acquire(timeout=0.05):
+                if self._stop.is_set():
+                    return 1
+            self._queue.put((seq, piece))
             return 1 if self._stop.is_set() else 0
         except BaseException:  # noqa: BLE001 - an exception must never cross into C
             self._stop.set()
@@ -372,6 +383,7 @@ class _Run:
             self._queue.put((_DONE, status, message))
 
     def cancel(self) -> None:
+        _LIVE.discard(self)
         self._stop.set()
         with self._lock:
             if self._session is not None:
@@ -381,6 +393,7 @@ class _Run:
         session = self._model._acquire_session(self._req.n_seq)
         self._session = session
         self._thread = threading.Thread(target=self._work, args=(session,), name="cria-generate")
+        _LIVE.add(self)
         self._thread.start()
         try:
             while True:
@@ -390,10 +403,27 @@ class _Run:
                     if status != _lib.CRIA_OK and not (status == _lib.CRIA_ERR_CANCELLED and self._stop.is_set()):
                         raise error_for_status(status, message)
                     return
+                self._room.release()
                 yield item[0], item[1].decode("utf-8", "replace")
         finally:
             self.cancel()
             self._thread.join()
+
+
+# Runs whose reader has not finished. A stream kept but never read to its end
+# would hold its worker (waiting for room) and make the interpreter's exit
+# wait for it: they are stopped just before exit joins threads.
+_LIVE: "weakref.WeakSet[_Run]" = weakref.WeakSet()
+
+
+def _stop_all() -> None:
+    for run in list(_LIVE):
+        run.cancel()
+
+
+_register = getattr(threading, "_register_atexit", None)  # runs before threads are joined (3.9+)
+if _register is not None:
+    _register(_stop_all)
 
 
 class TextStream:
