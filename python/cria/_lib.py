@@ -1,7 +1,7 @@
 """ctypes declarations of ``runtime/include/cria/cria.h`` and the loader of libcria.
 
 The structures below mirror the C header field for field; the test
-``tests/test_abi.py`` compiles a C program against the header and checks every
+``python/tests/test_convert_abi.py`` compiles a C program against the header and checks every
 size and offset here against the compiler's, so a header change that is not
 made here too fails CI instead of corrupting memory.
 """
