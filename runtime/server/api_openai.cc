@@ -165,6 +165,8 @@ void handle(Server& s, const httplib::Request& req, httplib::Response& res, bool
     }
     r.prompt = std::move(ids).value();
     s.default_stops(&r, chat);
+    // llama.cpp's extension, for benchmarks that need fixed-length answers.
+    if (bool_field(*body, "ignore_eos").value_or(false)) r.stop_ids.clear();
   } catch (const BadField& e) {
     send_error(res, 400, e.message, "invalid_request_error", e.param);
     return;

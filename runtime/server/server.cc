@@ -138,6 +138,9 @@ void Server::routes() {
   h.set_read_timeout(30);
   h.set_write_timeout(30);
   h.set_keep_alive_timeout(5);
+  // One small write per token: without TCP_NODELAY, Nagle's algorithm and
+  // the client's delayed ACK hold tokens back for up to 40 ms.
+  h.set_tcp_nodelay(true);
   h.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     ++http_requests_;
     if (opt_.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
@@ -221,9 +224,10 @@ void Server::run() { http_->listen_after_bind(); }
 void Server::stop() {
   if (stopping_.exchange(true)) return;
   // Streams end first (their handlers see done and return), then the
-  // listener stops and waits for the handler threads.
-  sched_->shutdown();
-  http_->stop();
+  // listener stops and waits for the handler threads. (A server whose
+  // create() failed half-way has neither.)
+  if (sched_) sched_->shutdown();
+  if (http_) http_->stop();
 }
 
 }  // namespace cria::server

@@ -140,6 +140,18 @@ test("API key: other hosts need one; it is checked", async () => {
   const refused = spawnSync(cria, ["serve", "-m", model, "--host", "0.0.0.0", "--port", "0"], { encoding: "utf8" });
   assert.equal(refused.status, 1);
   assert.match(refused.stderr, /--api-key/);
+  for (const [args, re] of [
+    [["--ctx", "512"], /context length 512 exceeds the model's 256/],
+    [["--parallel", "0"], /--parallel must be 1\.\.64/],
+    [["--port", "70000"], /--port must be/],
+  ]) {
+    const r = spawnSync(cria, ["serve", "-m", model, ...args], { encoding: "utf8", timeout: 10000 });
+    assert.ok(r.status === 1 || r.status === 2, `${args}: status ${r.status} ${r.signal ?? ""}`);
+    assert.match(r.stderr, re);
+  }
+  const missing = spawnSync(cria, ["serve", "-m", "/nonexistent.cria"], { encoding: "utf8" });
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /nonexistent\.cria/);
   const server = await startServer(model, ["--api-key", "s3cret"]);
   try {
     const body = { prompt: "Hi", max_tokens: 2 };
