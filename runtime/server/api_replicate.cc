@@ -25,7 +25,9 @@ constexpr size_t kKeepPredictions = 256;  // finished ones kept for GET
 
 std::string status_of(const Prediction& p) {
   if (p.job->done) {
-    if (p.canceled.load()) return "canceled";
+    // Cancelled by the cancel endpoint or by its stream's reader leaving;
+    // a shutdown or an engine failure carries an error instead.
+    if (p.canceled.load() || (p.job->reason == StopReason::kCancelled && p.job->error.empty())) return "canceled";
     if (!p.job->error.empty()) return "failed";
     return "succeeded";
   }

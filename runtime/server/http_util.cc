@@ -131,7 +131,8 @@ std::string iso_time(std::chrono::system_clock::time_point t) {
 const char* finish_reason(StopReason r) {
   switch (r) {
     case StopReason::kMaxTokens:
-    case StopReason::kContextFull: return "length";
+    case StopReason::kContextFull:
+    case StopReason::kCancelled: return "length";  // cut short (a deadline), not a natural end
     default: return "stop";
   }
 }
