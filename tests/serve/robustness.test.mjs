@@ -218,3 +218,16 @@ test("SIGTERM ends open streams and exits 0", async () => {
   assert.ok(rest.includes("[DONE]") || rest.includes("shutting down"), rest.slice(-200));
   assert.equal(await exited, 0);
 });
+
+test("a request past its deadline is cut short", async () => {
+  const server = await startServer(model, ["--timeout", "0.002"]);
+  try {
+    const r = await post(server.url, "/v1/completions", { prompt: "Once", max_tokens: 240, ignore_eos: true });
+    const body = await r.json();
+    assert.equal(r.status, 200);
+    assert.equal(body.choices[0].finish_reason, "length");
+    assert.ok(body.usage.completion_tokens < 240, `${body.usage.completion_tokens} tokens`);
+  } finally {
+    assert.equal(await stopServer(server), 0);
+  }
+});
