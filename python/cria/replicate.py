@@ -9,13 +9,14 @@ text (empty for the final ``done`` event).
 import enum
 import json
 import os
+import random
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any, Dict, Iterator, Mapping, Optional, Tuple, Union
 
 from ._request import check_float, check_int, check_str
-from .errors import ArgumentTypeError, InvalidArgumentError, ServerError
+from .errors import ArgumentTypeError, InvalidArgumentError, ServerError, UnsupportedError
 from .model import Model, PathLike
 
 
@@ -44,10 +45,15 @@ class ServerSentEvent:
         return f"ServerSentEvent(event={self.event.value!r}, data={self.data!r}, id={self.id!r})"
 
 
-# Replicate's Llama 3 inputs that cria honours. Others (presence_penalty,
-# min_tokens, ...) are refused rather than silently ignored.
+# Replicate's Llama 3 inputs and their defaults there (which cria serve uses
+# too, so an input gives the same text locally and through a server).
+DEFAULTS: Dict[str, Any] = {"system_prompt": "You are a helpful assistant", "max_tokens": 512, "temperature": 0.6,
+                            "top_p": 0.9, "top_k": 50}
 INPUTS = ("prompt", "system_prompt", "max_tokens", "max_new_tokens", "temperature", "top_p", "top_k",
-          "stop_sequences", "seed", "prompt_template")
+          "stop_sequences", "seed", "prompt_template", "min_tokens", "presence_penalty", "frequency_penalty")
+# Honoured by cria serve's batcher but not by the C API the local path uses:
+# only their no-op values are accepted here.
+_SERVER_ONLY = {"min_tokens": 0, "presence_penalty": 0, "frequency_penalty": 0}
 
 
 def stream(model: Union[PathLike, Model], input: Optional[Mapping[str, Any]] = None, *,
@@ -55,12 +61,16 @@ def stream(model: Union[PathLike, Model], input: Optional[Mapping[str, Any]] = N
            timeout: float = 600.0) -> Iterator[ServerSentEvent]:
     """Runs a model and yields its output as it is made, like ``replicate.stream``.
 
-    ``input`` takes Replicate's Llama 3 names: ``prompt``, ``system_prompt``,
-    ``max_tokens`` (or ``max_new_tokens``), ``temperature``, ``top_p``,
-    ``top_k``, ``stop_sequences`` (comma-separated), ``seed`` and
-    ``prompt_template`` (with ``{prompt}`` and ``{system_prompt}``). Without a
-    template, a model with a chat template gets the prompt as a user turn
-    (after the system prompt); a base model gets it as is.
+    ``input`` takes Replicate's Llama 3 names, with Replicate's defaults:
+    ``prompt``, ``system_prompt`` ("You are a helpful assistant"),
+    ``max_tokens`` or ``max_new_tokens`` (512), ``temperature`` (0.6; 0 is
+    greedy), ``top_p`` (0.9), ``top_k`` (50), ``stop_sequences``
+    (comma-separated), ``seed`` (random when not given) and
+    ``prompt_template`` (with ``{prompt}`` and ``{system_prompt}``; it carries
+    its own special tokens). Without a template, a model with a chat template
+    gets the system prompt and the prompt as a user turn; a base model gets
+    the prompt as is. ``min_tokens``, ``presence_penalty`` and
+    ``frequency_penalty`` work through a server; locally only 0.
 
     ``model`` may be a .cria path, a :class:`cria.Model` (not closed here), a
     server URL (``http://127.0.0.1:8080`` or ``http://host:port/owner/name``)
@@ -105,46 +115,50 @@ def _events(owned: Optional[Model], text_stream: Any) -> Iterator[ServerSentEven
 
 
 def _local_args(m: Model, input: Dict[str, Any]) -> Dict[str, Any]:
-    """Model.stream arguments for Replicate inputs."""
+    """Model.stream arguments for Replicate inputs (the mapping cria serve uses)."""
+    for key, noop in _SERVER_ONLY.items():
+        if input.get(key, noop) != noop:
+            raise UnsupportedError(f"input[{key!r}] works through cria serve, not the local C API (only {noop} here)")
     args: Dict[str, Any] = {}
     prompt = check_str("input['prompt']", input.get("prompt", ""))
-    system = check_str("input['system_prompt']", input.get("system_prompt", ""))
+    if not prompt:
+        raise InvalidArgumentError("input['prompt'] is required")
+    given_system = input.get("system_prompt")
+    system = check_str("input['system_prompt']", given_system if given_system is not None else
+                       DEFAULTS["system_prompt"])
     template = input.get("prompt_template")
     if template is not None:
         template = check_str("input['prompt_template']", template)
         if "{prompt}" not in template:
             raise InvalidArgumentError("input['prompt_template'] must contain {prompt}")
         # str.replace, not str.format: a prompt may hold braces of its own.
-        text = template.replace("{system_prompt}", system).replace("{prompt}", prompt)
-        args["prompt"] = text
-        bos = m.info.bos_id
-        if bos >= 0 and text.startswith(m.detokenize([bos])):
-            args["add_bos"] = False  # the template brings its own <|begin_of_text|>
+        args["prompt"] = template.replace("{system_prompt}", system).replace("{prompt}", prompt)
+        args["add_bos"] = False  # the template carries its own special tokens
     elif m.info.chat_template != "none":
         args["prompt"] = prompt
         args["chat"] = True
         if system:
             args["system"] = system
     else:
-        if system:
+        if given_system:
             raise InvalidArgumentError("input['system_prompt'] needs a model with a chat template "
                                        "(this is a base model) or a prompt_template")
         args["prompt"] = prompt
     a, b = input.get("max_tokens"), input.get("max_new_tokens")
     if a is not None and b is not None and a != b:
         raise InvalidArgumentError("input['max_tokens'] and input['max_new_tokens'] disagree")
-    n = a if a is not None else b
-    if n is not None:
-        args["max_new_tokens"] = check_int("input['max_tokens']", n, 1)
-    for key in ("temperature", "top_p"):
-        if key in input:
-            args[key] = check_float(f"input[{key!r}]", input[key])
-    if "top_k" in input:
-        # Replicate's models read top_k 0 (and -1) as "no top-k", as cria does with 0.
-        k = check_int("input['top_k']", input["top_k"], -1)
-        args["top_k"] = max(k, 0)
-    if "seed" in input and input["seed"] is not None:
-        args["seed"] = check_int("input['seed']", input["seed"], 0)
+    n = a if a is not None else b if b is not None else DEFAULTS["max_tokens"]
+    args["max_new_tokens"] = check_int("input['max_tokens']", n, 1)
+    temperature = check_float("input['temperature']", input.get("temperature", DEFAULTS["temperature"]))
+    top_p = check_float("input['top_p']", input.get("top_p", DEFAULTS["top_p"]))
+    # Replicate's models read top_k 0 and -1 as "no top-k", as cria does with 0.
+    top_k = check_int("input['top_k']", input.get("top_k", DEFAULTS["top_k"]), -1)
+    if temperature == 0 or top_p == 0:
+        args["do_sample"] = False
+    else:
+        args.update(temperature=temperature, top_p=top_p, top_k=max(top_k, 0), do_sample=True)
+    seed = input.get("seed")
+    args["seed"] = random.getrandbits(63) if seed is None else check_int("input['seed']", seed, 0)
     stops = input.get("stop_sequences")
     if stops is not None:
         if isinstance(stops, str):
@@ -157,7 +171,28 @@ def _local_args(m: Model, input: Dict[str, Any]) -> Dict[str, Any]:
 
 # ---- HTTP client of a Replicate-compatible server --------------------------
 
-def _endpoint(ref: str, base_url: Optional[str]) -> Tuple[str, str, Dict[str, Any]]:
+def _served_model(base: str, api_token: Optional[str], timeout: float) -> str:
+    """The name a server gives its model (`GET /v1/models`, which cria serve
+    answers), for a bare server URL: Replicate's API always names a model."""
+    url = base + "/v1/models"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=_headers(api_token, "application/json")),
+                                    timeout=timeout) as r:
+            j = json.loads(r.read().decode("utf-8"))
+        name = j["data"][0]["id"]
+        if isinstance(name, str) and name:
+            return name
+    except urllib.error.HTTPError as e:
+        raise _server_error(e) from None
+    except urllib.error.URLError as e:
+        raise ServerError(f"{url}: {e.reason}") from None
+    except (ValueError, KeyError, IndexError, TypeError):
+        pass
+    raise ServerError(f"{url}: no model listed; name one: {base}/OWNER/NAME")
+
+
+def _endpoint(ref: str, base_url: Optional[str], api_token: Optional[str],
+              timeout: float) -> Tuple[str, str, Dict[str, Any]]:
     """(server base URL, path to POST, body fields besides input)."""
     if base_url is None:
         u = urllib.parse.urlsplit(ref)
@@ -166,7 +201,9 @@ def _endpoint(ref: str, base_url: Optional[str]) -> Tuple[str, str, Dict[str, An
         base = f"{u.scheme}://{u.netloc}"
         ref = u.path.strip("/")
         if not ref:
-            return base, "/v1/predictions", {}
+            ref = _served_model(base, api_token, timeout)
+            if "/" not in ref:  # not owner/name: a version of the served model
+                return base, "/v1/predictions", {"version": ref}
     else:
         base = check_str("base_url", base_url).rstrip("/")
     name, _, version = ref.partition(":")
@@ -206,7 +243,7 @@ def _server_error(e: urllib.error.HTTPError) -> ServerError:
 
 def _http_stream(ref: str, input: Dict[str, Any], base_url: Optional[str], api_token: Optional[str],
                  timeout: float) -> Iterator[ServerSentEvent]:
-    base, path, extra = _endpoint(ref, base_url)
+    base, path, extra = _endpoint(ref, base_url, api_token, timeout)
     body = dict(extra, input=input, stream=True)
     headers = _headers(api_token, "application/json")
     headers["Content-Type"] = "application/json"

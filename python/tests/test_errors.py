@@ -96,8 +96,12 @@ def test_base_model_has_no_chat(falcon):
 
 
 def test_replicate_unknown_input(llama):
-    with pytest.raises(ValueError, match="presence_penalty"):
+    with pytest.raises(ValueError, match="'bogus' is not supported"):
+        cria.stream(llama, input={"prompt": "x", "bogus": 1.0})
+    with pytest.raises(cria.UnsupportedError, match="presence_penalty"):
         cria.stream(llama, input={"prompt": "x", "presence_penalty": 1.0})
+    with pytest.raises(ValueError, match="prompt"):
+        cria.stream(llama, input={})
     with pytest.raises(TypeError):
         cria.stream(llama, input="x")
     with pytest.raises(TypeError):

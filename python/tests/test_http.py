@@ -52,6 +52,8 @@ class Fixture(BaseHTTPRequestHandler):
 
     def do_GET(self):
         Fixture.log.append((self.path, None, self.headers.get("Accept")))
+        if self.path == "/v1/models":
+            return self.send_json(200, {"object": "list", "data": [{"id": "meta/meta-llama-3-8b-instruct"}]})
         kind = self.path.rsplit("/", 1)[1]
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -93,15 +95,15 @@ def test_client_reads_the_protocol(fixture_url):
 
 
 def test_client_reference_forms(fixture_url):
-    list(cria.stream(fixture_url, input={"prompt": "ok"}))
+    list(cria.stream(fixture_url, input={"prompt": "ok"}))  # the model the server lists
     list(cria.stream("owner/name:abc123", input={"prompt": "ok"}, base_url=fixture_url))
-    assert Fixture.log[0][0] == "/v1/predictions" and "version" not in Fixture.log[0][1]
-    assert Fixture.log[2][0] == "/v1/predictions" and Fixture.log[2][1]["version"] == "abc123"
+    assert [p for p, _, _ in Fixture.log[:2]] == ["/v1/models", "/v1/models/meta/meta-llama-3-8b-instruct/predictions"]
+    assert Fixture.log[3][0] == "/v1/predictions" and Fixture.log[3][1]["version"] == "abc123"
 
 
 def test_client_errors(fixture_url):
     with pytest.raises(cria.ServerError, match="input.prompt: invalid") as e:
-        cria.stream(fixture_url, input={"prompt": "invalid"})
+        cria.stream(fixture_url + "/a/b", input={"prompt": "invalid"})
     assert e.value.status_code == 422
     with pytest.raises(cria.ServerError, match="the model fell over"):
         list(cria.stream(fixture_url, input={"prompt": "error"}))
@@ -112,7 +114,7 @@ def test_client_errors(fixture_url):
 
 
 def test_client_cancels_when_left_early(fixture_url):
-    for event in cria.stream(fixture_url, input={"prompt": "slow"}):
+    for event in cria.stream(fixture_url + "/a/b", input={"prompt": "slow"}):
         break
     assert ("/v1/predictions/slow/cancel", {}, None) in Fixture.log
 
@@ -158,8 +160,18 @@ def test_seed_loop_against_cria_serve(serve, llama, capsys):
     ):
         print(str(event), end="")
     assert capsys.readouterr().out
-    inp = {"prompt": "Tell me a fortune.", "temperature": 0, "max_tokens": 40}
-    got = "".join(str(e) for e in cria.stream(serve, input=inp))
-    assert got == cli_text("-m", llama, "--chat", "--greedy", "-n", "40", "-p", "Tell me a fortune.")
-    local = "".join(str(e) for e in cria.stream(llama, input=inp))
-    assert got == local
+    # Same input, same text: through the server, locally, and from `cria run`.
+    for inp, cli in (({"prompt": "Tell me a fortune.", "temperature": 0, "max_tokens": 40},
+                      ["--greedy", "-n", "40"]),
+                     ({"prompt": "Tell me a fortune.", "seed": 11, "system_prompt": "Be brief.", "top_k": 20},
+                      ["--system", "Be brief.", "--seed", "11", "--temperature", "0.6", "--top-p", "0.9",
+                       "--top-k", "20", "-n", "512"])):
+        got = "".join(str(e) for e in cria.stream(serve, input=inp))
+        assert got == "".join(str(e) for e in cria.stream(llama, input=inp))
+        if "--system" not in cli:
+            cli = ["--system", "You are a helpful assistant", *cli]
+        assert got == cli_text("-m", llama, "--chat", "-p", "Tell me a fortune.", *cli)
+    # A bad input is the server's 422, raised with its message.
+    with pytest.raises(cria.ServerError, match="prompt") as e:
+        cria.stream(serve, input={"prompt": ""})
+    assert e.value.status_code == 422

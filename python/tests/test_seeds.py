@@ -8,6 +8,10 @@ from conftest import cli_text
 PROMPT = "Can you write a poem about open source machine learning?"
 
 
+REPLICATE_DEFAULTS = ["--chat", "--system", "You are a helpful assistant", "-n", "512", "--temperature", "0.6",
+                      "--top-p", "0.9", "--top-k", "50"]
+
+
 def test_replicate_stream_loop(llama, capsys):
     # The seed, word for word but for the module and the model.
     for event in cria.stream(
@@ -19,16 +23,19 @@ def test_replicate_stream_loop(llama, capsys):
         print(str(event), end="")
     out = capsys.readouterr().out
     assert out
-    # An instruct model gets the prompt as a user turn, with the model's own
-    # sampling defaults (seed 0) and 256 new tokens at most: `cria run --chat`.
-    assert out == cli_text("-m", llama, "--chat", "-p", PROMPT)
+    # Replicate's defaults (system prompt, 512 tokens, temperature 0.6, top_p
+    # 0.9, top_k 50, a random seed): with the seed fixed, exactly `cria run`
+    # with those settings.
+    got = "".join(str(e) for e in cria.stream(llama, input={"prompt": PROMPT, "seed": 5}))
+    assert got == cli_text("-m", llama, *REPLICATE_DEFAULTS, "--seed", "5", "-p", PROMPT)
 
 
 def test_replicate_events_shape(llama):
     events = list(cria.stream(llama, input={"prompt": "Hi", "max_tokens": 8, "temperature": 0}))
     assert events[-1].event is cria.ServerSentEvent.EventType.DONE and str(events[-1]) == ""
     assert all(e.event is cria.ServerSentEvent.EventType.OUTPUT for e in events[:-1])
-    assert "".join(str(e) for e in events) == cli_text("-m", llama, "--chat", "--greedy", "-n", "8", "-p", "Hi")
+    assert "".join(str(e) for e in events) == cli_text("-m", llama, "--chat", "--system", "You are a helpful assistant",
+                                                       "--greedy", "-n", "8", "-p", "Hi")
 
 
 def test_replicate_inputs(llama):
