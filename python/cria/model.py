@@ -127,7 +127,10 @@ class Model:
 
     def __del__(self) -> None:
         if getattr(self, "_closed", True) is False:
-            self.close()
+            try:
+                self.close()
+            except Exception:  # noqa: BLE001 - at interpreter exit the modules may already be gone
+                pass
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self.info.architecture}, {self.info.parameters / 1e6:.1f}M parameters"

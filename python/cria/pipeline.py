@@ -56,7 +56,9 @@ class AutoTokenizer:
         return Tokenizer(path if isinstance(path, Model) else Model(path))
 
 
-# Arguments transformers' text-generation pipeline takes that cria honours.
+# Arguments transformers' text-generation pipeline takes that cria honours
+# (pad_token_id is accepted and unused: cria never pads, each sequence has
+# its own cache rows).
 GENERATE_ARGS = ("max_length", "max_new_tokens", "do_sample", "top_k", "top_p", "temperature", "min_p",
                  "repetition_penalty", "num_return_sequences", "eos_token_id", "return_full_text", "seed",
                  "stop_strings", "pad_token_id")
