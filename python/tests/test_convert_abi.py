@@ -1,7 +1,7 @@
 """cria.convert against `cria convert`, and the ctypes structures against the C header."""
+import ctypes
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -51,6 +51,6 @@ def test_structures_match_the_header(tmp_path):
     got = dict(l.rsplit(" ", 1) for l in subprocess.run([str(exe)], capture_output=True, text=True,
                                                          check=True).stdout.splitlines())
     for cname, cls in STRUCTS.items():
-        assert int(got[f"{cname} size"]) == __import__("ctypes").sizeof(cls), cname
+        assert int(got[f"{cname} size"]) == ctypes.sizeof(cls), cname
         for field, _ in cls._fields_:
             assert int(got[f"{cname}.{field}"]) == getattr(cls, field).offset, f"{cname}.{field}"

@@ -1,7 +1,6 @@
 """Bad input raises a typed exception carrying the C library's message; the
 interpreter survives all of it."""
 import os
-import shutil
 import subprocess
 import sys
 

@@ -4,7 +4,6 @@ Two servers: a small fixture written here from Replicate's documented
 protocol (to pin the client's parsing: multi-line data, errors, HTTP
 errors, cancel on an early break), and the real `cria serve`."""
 import json
-import os
 import socket
 import subprocess
 import threading
