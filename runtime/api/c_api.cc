@@ -4,12 +4,16 @@
 #include "cria/cria.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "formats/checksum_stream.h"
+#ifdef CRIA_HAVE_CONVERTER
+#include "formats/convert.h"
+#endif
 #include "runtime/engine/session.h"
 #include "runtime/model/model.h"
 #include "runtime/tokenizer/chat.h"
@@ -108,6 +112,13 @@ cria_status copy_out(const T* src, size_t n, T* dst, size_t cap, size_t* n_out) 
   if (n_out) *n_out = n;
   if (dst && cap) std::memcpy(dst, src, std::min(n, cap) * sizeof(T));
   return CRIA_OK;
+}
+
+std::vector<int32_t> default_stop_ids(const cria_model* m) {
+  std::vector<int32_t> ids = m->tok->eos_ids();
+  for (uint32_t e : m->gen.eos_ids)
+    if (std::find(ids.begin(), ids.end(), (int32_t)e) == ids.end()) ids.push_back((int32_t)e);
+  return ids;
 }
 
 // The prompt text and whether it carries its own BOS (templates do).
@@ -258,6 +269,12 @@ cria_status cria_model_get_info(const cria_model* m, cria_model_info* out) {
   return CRIA_OK;
 }
 
+cria_status cria_model_eos_ids(const cria_model* m, int32_t* ids, size_t cap, size_t* n_out) {
+  if (!m) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_model_eos_ids: model is required");
+  std::vector<int32_t> v = default_stop_ids(m);
+  return copy_out(v.data(), v.size(), ids, cap, n_out);
+}
+
 cria_status cria_tokenize(const cria_model* m, const char* text, size_t len, int add_bos, int parse_special,
                           int32_t* ids, size_t cap, size_t* n_out) {
   if (!m || (!text && len)) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_tokenize: model and text are required");
@@ -399,10 +416,7 @@ cria_status cria_generate(cria_session* s, const cria_generate_params* p, cria_t
   if (p->eos_ids && p->n_eos_ids) {
     req.stop_ids.assign(p->eos_ids, p->eos_ids + p->n_eos_ids);
   } else {
-    req.stop_ids = m->tok->eos_ids();
-    for (uint32_t e : m->gen.eos_ids)
-      if (std::find(req.stop_ids.begin(), req.stop_ids.end(), (int32_t)e) == req.stop_ids.end())
-        req.stop_ids.push_back((int32_t)e);
+    req.stop_ids = default_stop_ids(m);
   }
   for (size_t i = 0; i < p->n_stop_strings; ++i)
     if (p->stop_strings[i] && *p->stop_strings[i]) req.stop_strings.push_back(p->stop_strings[i]);
@@ -437,6 +451,48 @@ cria_status cria_score(cria_session* s, const int32_t* ids, size_t n, size_t fir
   cria::Status st = s->s->score(ids, (int64_t)n, (int64_t)first, logprobs);
   if (!st.ok()) return fail(st);
   return CRIA_OK;
+}
+
+void cria_convert_options_init(cria_convert_options* o) {
+  o->quant = nullptr;
+  o->group = 32;
+  o->threads = 2;
+  o->search = 1;
+  o->chat_template = nullptr;
+}
+
+cria_status cria_convert(const char* src, const char* dst, const cria_convert_options* o, cria_convert_callback cb,
+                         void* user) {
+#ifdef CRIA_HAVE_CONVERTER
+  if (!src || !dst || !*src || !*dst) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_convert: src and dst are required");
+  cria_convert_options def;
+  cria_convert_options_init(&def);
+  if (!o) o = &def;
+  if (o->group != 32 && o->group != 128)
+    return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_convert: group must be 32 or 128, got " + std::to_string(o->group));
+  if (o->threads < 1 || o->threads > 256)
+    return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_convert: threads must be between 1 and 256");
+  cria::ConvertOptions opt;
+  opt.recipe = o->quant ? o->quant : "";
+  opt.group = (uint32_t)o->group;
+  opt.threads = o->threads;
+  opt.search = o->search != 0;
+  opt.chat_template = o->chat_template ? o->chat_template : "";
+  // The converter polls a flag between chunks; a callback's "stop" sets it.
+  std::atomic<bool> cancel{false};
+  opt.cancel = &cancel;
+  if (cb)
+    opt.progress = [&](const cria::ConvertProgress& p) {
+      cria_convert_progress cp{p.tensor.c_str(), p.index, p.count, p.bytes_done, p.bytes_total, p.tensor_done ? 1 : 0};
+      if (cb(user, &cp) != 0) cancel.store(true);
+    };
+  cria::Status st = cria::convert_model(src, dst, opt);
+  if (!st.ok()) return fail(st);
+  return CRIA_OK;
+#else
+  (void)src, (void)dst, (void)o, (void)cb, (void)user;
+  return fail(CRIA_ERR_UNSUPPORTED, "cria_convert: this build of libcria has no converter (built without CRIA_TOOLS)");
+#endif
 }
 
 }  // extern "C"

@@ -22,6 +22,7 @@ const Command kCommands[] = {
     {"tokenize", cria::cli::cmd_tokenize, "print the token ids of a text"},
     {"perplexity", cria::cli::cmd_perplexity, "perplexity of a text file"},
     {"bench", cria::cli::cmd_bench, "measure prefill and decode speed"},
+    {"serve", cria::cli::cmd_serve, "serve the model over HTTP (OpenAI and Replicate APIs)"},
 };
 
 void print_help() {

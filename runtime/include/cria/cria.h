@@ -87,6 +87,11 @@ typedef struct cria_model_info {
   int32_t head_dim;              /* its own field: not always hidden_size / num_heads */
 } cria_model_info;
 CRIA_API cria_status cria_model_get_info(const cria_model* model, cria_model_info* out);
+/* The ids generation stops at by default (the tokenizer's EOS tokens and the
+ * generation_config's eos_token_id), the first being the tokenizer's own EOS
+ * (transformers' tokenizer.eos_token_id); same buffer protocol as
+ * cria_tokenize. */
+CRIA_API cria_status cria_model_eos_ids(const cria_model* model, int32_t* ids, size_t cap, size_t* n_out);
 
 /* ---- checking a file while it arrives ----------------------------------
  * Verifies every tensor's checksum as a model file's bytes arrive in order
@@ -199,6 +204,38 @@ CRIA_API cria_status cria_render_prompt(const cria_model* model, const cria_gene
 /* Natural-log probabilities of ids[i + 1] given ids[0..i] for i >= first:
  * writes n - 1 - first values. Uses (and clears) the session's cache. */
 CRIA_API cria_status cria_score(cria_session* session, const int32_t* ids, size_t n, size_t first, double* logprobs);
+
+/* ---- conversion ------------------------------------------------------ */
+
+/* Where a running cria_convert is: the tensor being written (canonical name),
+ * its index of `count`, and bytes of the output's data segment written. */
+typedef struct cria_convert_progress {
+  const char* tensor;
+  size_t index, count;
+  uint64_t bytes_done, bytes_total;
+  int tensor_done;   /* 1 on the last report of a tensor */
+} cria_convert_progress;
+
+/* Called on the converting thread after every chunk; return non-zero to stop
+ * (cria_convert then fails with CRIA_ERR_CANCELLED and writes nothing). */
+typedef int (*cria_convert_callback)(void* user, const cria_convert_progress* progress);
+
+typedef struct cria_convert_options {
+  const char* quant;          /* "f32" | "f16" | "q8" | "q4" | "keep"; NULL or "": q4 for HF, keep for GGUF */
+  int32_t group;              /* q4 group size along K: 32 or 128 */
+  int32_t threads;            /* quantization threads, >= 1 */
+  int search;                 /* 1: error-minimising scale search; 0: round-to-nearest */
+  const char* chat_template;  /* NULL or "": from the source; "llama3" | "falcon" | "none" */
+} cria_convert_options;
+
+/* Defaults: quant NULL, group 32, threads 2, search 1, chat_template NULL. */
+CRIA_API void cria_convert_options_init(cria_convert_options* opt);
+/* Converts a Hugging Face checkpoint directory or a .gguf file `src` to the
+ * .cria file `dst`. On failure nothing is left at `dst` (an existing file is
+ * only replaced on success). Builds without the converter (CRIA_TOOLS=OFF,
+ * WASM) return CRIA_ERR_UNSUPPORTED. */
+CRIA_API cria_status cria_convert(const char* src, const char* dst, const cria_convert_options* opt,
+                                  cria_convert_callback callback, void* user);
 
 #ifdef __cplusplus
 }
