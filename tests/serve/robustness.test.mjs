@@ -231,3 +231,26 @@ test("a request past its deadline is cut short", async () => {
     assert.equal(await stopServer(server), 0);
   }
 });
+
+test("a conversation's next turn reuses its slot's cached prefix", async () => {
+  const server = await startServer(model, ["--parallel", "2"]);
+  try {
+    const chat = async (messages) => {
+      const r = await post(server.url, "/v1/chat/completions", { messages, temperature: 0, max_tokens: 24 });
+      assert.equal(r.status, 200);
+      return r.json();
+    };
+    const turn1 = [{ role: "user", content: "Tell me a fortune." }];
+    const a = await chat(turn1);
+    const m0 = await metrics(server.url);
+    const turn2 = [...turn1, a.choices[0].message, { role: "user", content: "Another one, please." }];
+    const b = await chat(turn2);
+    const m1 = await metrics(server.url);
+    const computed = m1.cria_prompt_tokens_total - m0.cria_prompt_tokens_total;
+    // At least the first turn's prompt came from the cache.
+    assert.ok(computed <= b.usage.prompt_tokens - a.usage.prompt_tokens + 1,
+      `${computed} of ${b.usage.prompt_tokens} prompt tokens computed`);
+  } finally {
+    assert.equal(await stopServer(server), 0);
+  }
+});
