@@ -25,7 +25,8 @@ export function miniModel() {
 // Runs `cria serve` on a free port; resolves once it listens.
 export function startServer(model, args = []) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(cria, ["serve", "-m", model, "--port", "0", "--threads", "2", ...args], {
+    const threads = args.includes("--threads") ? [] : ["--threads", "2"];
+    const proc = spawn(cria, ["serve", "-m", model, "--port", "0", ...threads, ...args], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "", err = "";
