@@ -12,20 +12,13 @@ Result<std::unique_ptr<Batcher>> Batcher::create(std::shared_ptr<const Model> mo
                                                  std::shared_ptr<const Tokenizer> tokenizer,
                                                  const SessionOptions& opt) {
   const ModelConfig& c = model->config();
-  if (opt.threads < 0) return Error(Code::kInvalidArgument, "threads must be positive (or 0 for all cores)");
-  if (opt.n_seq < 1 || opt.n_seq > 64) return Error(Code::kInvalidArgument, "slots must be 1..64");
-  if (opt.n_ctx < 0) return Error(Code::kInvalidArgument, "context length must be positive");
-  if (opt.batch < 1) return Error(Code::kInvalidArgument, "batch must be positive");
-  const int64_t n_ctx = opt.n_ctx ? opt.n_ctx : std::min<int64_t>(c.max_position_embeddings, 4096);
-  if (n_ctx > (int64_t)c.max_position_embeddings)
-    return Error(Code::kInvalidArgument, "context length " + std::to_string(n_ctx) + " exceeds the model's " +
-                                             std::to_string(c.max_position_embeddings));
+  CRIA_ASSIGN_OR_RETURN(const ResolvedOptions r, resolve_options(c, opt));
+  const int64_t n_ctx = r.n_ctx;
+  const int threads = r.threads;
   std::unique_ptr<Batcher> b(new Batcher());
-  int threads = opt.threads ? opt.threads : (int)std::max(1u, std::thread::hardware_concurrency());
-  threads = std::min(threads, 32);  // the attention scratch hands out 32 slots
   b->model_ = std::move(model);
   b->tok_ = std::move(tokenizer);
-  b->k_ = &kernels::best_table();
+  b->k_ = r.kernels;
   b->pool_ = std::make_unique<kernels::ThreadPool>(threads);
   b->cache_.init(c, opt.n_seq, n_ctx, opt.kv_f32);
   // Room for every slot's decode token plus a prefill chunk.

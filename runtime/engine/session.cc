@@ -32,30 +32,37 @@ const char* stop_reason_name(StopReason r) {
   return "?";
 }
 
+Result<ResolvedOptions> resolve_options(const ModelConfig& c, const SessionOptions& opt) {
+  if (opt.threads < 0) return Error(Code::kInvalidArgument, "threads must be positive (or 0 for all cores)");
+  if (opt.n_ctx < 0) return Error(Code::kInvalidArgument, "context length must be positive");
+  if (opt.n_seq < 1 || opt.n_seq > 64) return Error(Code::kInvalidArgument, "sequences (slots) must be 1..64");
+  if (opt.batch < 1) return Error(Code::kInvalidArgument, "batch must be positive");
+  ResolvedOptions r;
+  r.threads = opt.threads ? opt.threads : (int)std::max(1u, std::thread::hardware_concurrency());
+  r.n_ctx = opt.n_ctx ? opt.n_ctx : std::min<int64_t>(c.max_position_embeddings, 4096);
+  if (r.n_ctx > (int64_t)c.max_position_embeddings)
+    return Error(Code::kInvalidArgument, "context length " + std::to_string(r.n_ctx) + " exceeds the model's " +
+                                             std::to_string(c.max_position_embeddings));
+  std::string isa_err;
+  r.kernels = kernels::requested_table(&isa_err);
+  if (!r.kernels) return Error(Code::kInvalidArgument, isa_err);
+  return r;
+}
+
 Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> model,
                                                  std::shared_ptr<const Tokenizer> tokenizer,
                                                  const SessionOptions& opt) {
   const ModelConfig& c = model->config();
-  if (opt.threads < 0) return Error(Code::kInvalidArgument, "threads must be positive (or 0 for all cores)");
-  if (opt.n_ctx < 0) return Error(Code::kInvalidArgument, "context length must be positive");
-  if (opt.n_seq < 1 || opt.n_seq > 64) return Error(Code::kInvalidArgument, "sequences per session must be 1..64");
-  if (opt.batch < 1) return Error(Code::kInvalidArgument, "batch must be positive");
+  CRIA_ASSIGN_OR_RETURN(const ResolvedOptions r, resolve_options(c, opt));
   std::unique_ptr<Session> s(new Session());
   s->model_ = std::move(model);
   s->tok_ = std::move(tokenizer);
-  int threads = opt.threads;
-  if (threads == 0) threads = (int)std::max(1u, std::thread::hardware_concurrency());
-  int64_t n_ctx = opt.n_ctx ? opt.n_ctx : std::min<int64_t>(c.max_position_embeddings, 4096);
-  if (n_ctx > (int64_t)c.max_position_embeddings)
-    return Error(Code::kInvalidArgument, "context length " + std::to_string(n_ctx) + " exceeds the model's " +
-                                             std::to_string(c.max_position_embeddings));
-  std::string isa_err;
-  s->k_ = kernels::requested_table(&isa_err);
-  if (!s->k_) return Error(Code::kInvalidArgument, isa_err);
-  s->pool_ = std::make_unique<kernels::ThreadPool>(threads);
+  const int64_t n_ctx = r.n_ctx;
+  s->k_ = r.kernels;
+  s->pool_ = std::make_unique<kernels::ThreadPool>(r.threads);
   s->cache_.init(c, opt.n_seq, n_ctx, opt.kv_f32);
   s->batch_cap_ = std::max<int64_t>(std::min<int64_t>(opt.batch, n_ctx), opt.n_seq);
-  s->scratch_.init(*s->model_, s->batch_cap_, threads);
+  s->scratch_.init(*s->model_, s->batch_cap_, r.threads);
   s->logits_.assign((size_t)(std::max<int64_t>(2 * opt.n_seq, std::min(kScoreBatch, s->batch_cap_)) * c.vocab_size), 0.0f);
   s->batch_.resize(s->batch_cap_);
   s->samplers_.resize(opt.n_seq);

@@ -36,6 +36,15 @@ struct SessionOptions {
 };
 
 // Values are stable (logged, and mapped one by one to cria_stop_reason).
+// SessionOptions checked against a model, with defaults filled in (shared by
+// Session and Batcher): thread count, context length, kernel table.
+struct ResolvedOptions {
+  int threads = 1;
+  int64_t n_ctx = 0;
+  const kernels::KernelTable* kernels = nullptr;
+};
+Result<ResolvedOptions> resolve_options(const ModelConfig& c, const SessionOptions& opt);
+
 enum class StopReason : int {
   kNone = 0,
   kEos = 1,
