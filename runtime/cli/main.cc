@@ -23,6 +23,7 @@ const Command kCommands[] = {
     {"perplexity", cria::cli::cmd_perplexity, "perplexity of a text file"},
     {"bench", cria::cli::cmd_bench, "measure prefill and decode speed"},
     {"serve", cria::cli::cmd_serve, "serve the model over HTTP (OpenAI and Replicate APIs)"},
+    {"devices", cria::cli::cmd_devices, "list the GPU devices Vulkan sees"},
 };
 
 void print_help() {

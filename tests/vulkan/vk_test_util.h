@@ -20,19 +20,23 @@ namespace vktest {
 using cria::vk::Buffer;
 using cria::vk::Context;
 
-// The device under test, created once. nullptr (with the reason printed
-// once) when this machine has no Vulkan device; CRIA_VK_REQUIRE=1 makes
-// that a failure instead of a skip.
+// The device under test (CRIA_VK_DEVICE chooses), created once. nullptr
+// (with the reason printed) only when this machine has no Vulkan loader or
+// device; CRIA_VK_REQUIRE=1 makes that a failure instead of a skip. A device
+// that exists but cannot be opened is always a failure.
 inline Context* ctx() {
   static std::string why;
+  static bool absent = false;
   static std::unique_ptr<Context> c = [] {
     auto r = Context::create();
     if (!r.ok()) {
       why = r.status().message();
+      absent = !cria::vk::list_devices().ok();
       return std::unique_ptr<Context>();
     }
     return std::move(r).value();
   }();
+  if (!c && !absent) FAIL("a Vulkan device exists but could not be opened: " << why);
   if (!c) {
     const char* req = std::getenv("CRIA_VK_REQUIRE");
     if (req && *req == '1') FAIL("CRIA_VK_REQUIRE=1 but no Vulkan device: " << why);

@@ -59,6 +59,10 @@ Status open_instance(void** lib, Fns* fn, VkInstance* instance) {
   VkInstanceCreateInfo ci{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
   ci.pApplicationInfo = &app;
   VkResult r = fn->vkCreateInstance(&ci, nullptr, instance);
+  // The loader answers "incompatible driver" when it found no driver at all.
+  if (r == VK_ERROR_INCOMPATIBLE_DRIVER)
+    return Error(Code::kNotFound, "vulkan: no Vulkan device (the loader found no driver; for a CPU device "
+                                  "install mesa-vulkan-drivers)");
   if (r != VK_SUCCESS) return Error(Code::kUnsupported, vk_err("cannot create an instance", r));
 #define CRIA_VK_LOAD(name) \
   fn->name = reinterpret_cast<PFN_##name>(fn->vkGetInstanceProcAddr(*instance, #name));
