@@ -245,13 +245,17 @@ TEST_CASE("vulkan swiglu, gelu, add") {
   for (uint64_t n : {1u, 255u, 257u, 70000u}) {
     CAPTURE(n);
     const std::vector<float> g = randn(n, (uint32_t)n, 4.0f), u = randn(n, (uint32_t)n + 9);
+    // SwiGLU reads gate and up from one buffer [gate | up], as the model's
+    // fused projection leaves them.
+    std::vector<float> gu = g;
+    gu.insert(gu.end(), u.begin(), u.end());
     std::vector<float> want_sw(n), want_ge = g, want_add = u;
     ref().swiglu(g.data(), u.data(), (int64_t)n, want_sw.data());
     ref().gelu(want_ge.data(), (int64_t)n);
     ref().add(want_add.data(), g.data(), (int64_t)n);
-    Buffer gb = upload(*c, g), ub = upload(*c, u), ob = nan_buffer(*c, n), eb = upload(*c, g), ab = upload(*c, u);
+    Buffer gb = upload(*c, g), gub = upload(*c, gu), ob = nan_buffer(*c, n), eb = upload(*c, g), ab = upload(*c, u);
     run_batch(*c, [&] {
-      CRIA_RETURN_IF_ERROR(vk::swiglu(*c, gb, ub, n, ob));
+      CRIA_RETURN_IF_ERROR(vk::swiglu(*c, gub, 0, gub, n, n, ob));
       CRIA_RETURN_IF_ERROR(vk::gelu(*c, eb, n));
       return vk::add(*c, ab, gb, n);
     });

@@ -160,10 +160,13 @@ Status rope(Context& ctx, Buffer& x, uint64_t x_off, uint64_t heads, uint64_t d,
   return ctx.dispatch(*p, {&x, &cs}, push, (uint32_t)std::max<uint64_t>(1, ceil_div(heads * d / 2, 64)));
 }
 
-Status swiglu(Context& ctx, const Buffer& gate, const Buffer& up, uint64_t n, Buffer& out) {
-  CRIA_RETURN_IF_ERROR(need(holds(gate, n) && holds(up, n) && holds(out, n) && fits32(n), "swiglu", "buffer too small"));
-  const uint32_t push = (uint32_t)n;
-  return run(ctx, "swiglu", {&gate, &up, &out}, &push, sizeof push, ceil_div(n, 256));
+Status swiglu(Context& ctx, const Buffer& gate, uint64_t g_off, const Buffer& up, uint64_t u_off, uint64_t n,
+              Buffer& out) {
+  CRIA_RETURN_IF_ERROR(need(holds(gate, g_off + n) && holds(up, u_off + n) && holds(out, n) &&
+                                fits32(g_off + n) && fits32(u_off + n),
+                            "swiglu", "buffer too small"));
+  const uint32_t push[3] = {(uint32_t)n, (uint32_t)g_off, (uint32_t)u_off};
+  return run(ctx, "swiglu", {&gate, &up, &out}, push, sizeof push, ceil_div(n, 256));
 }
 
 Status gelu(Context& ctx, Buffer& x, uint64_t n) {

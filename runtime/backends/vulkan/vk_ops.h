@@ -61,7 +61,9 @@ Status rmsnorm(Context& ctx, const Buffer& x, const Buffer& w, float eps, uint64
 Status layernorm(Context& ctx, const Buffer& x, const Buffer& w, const Buffer& b, float eps, uint64_t n, Buffer& y);
 // In place on heads x d values at x_off; cs = [cos(d/2), sin(d/2)].
 Status rope(Context& ctx, Buffer& x, uint64_t x_off, uint64_t heads, uint64_t d, const Buffer& cs);
-Status swiglu(Context& ctx, const Buffer& gate, const Buffer& up, uint64_t n, Buffer& out);
+// out[i] = silu(gate[g_off + i]) * up[u_off + i]
+Status swiglu(Context& ctx, const Buffer& gate, uint64_t g_off, const Buffer& up, uint64_t u_off, uint64_t n,
+              Buffer& out);
 Status gelu(Context& ctx, Buffer& x, uint64_t n);
 Status add(Context& ctx, Buffer& y, const Buffer& x, uint64_t n);
 
