@@ -146,7 +146,8 @@ void check_attention(Context& c, int64_t n_heads, int64_t n_kv, int64_t d, int64
       }
       s[(size_t)j] = dot * scale + (alibi ? scale * slopes[(size_t)h] * j : 0);
       emax = std::max(emax, ((double)d + 2) * kU * mag * scale);
-      for (int64_t i = 0; i < d; ++i) vmax = std::max(vmax, (double)std::fabs(fp16_to_f32(v[(size_t)(g * stride + j * d + i)])));
+      for (int64_t i = 0; i < d; ++i)
+        vmax = std::max(vmax, (double)std::fabs(fp16_to_f32(v[(size_t)(g * stride + j * d + i)])));
     }
     const double smax = *std::max_element(s.begin(), s.end());
     for (double x : s) spread = std::max(spread, smax - x);

@@ -127,11 +127,13 @@ TEST_CASE("vulkan quantize_acts matches the CPU's codes and scales exactly") {
     REQUIRE(c->upload(scratch->q, 0, std::vector<float>(cols, NAN).data(), cols * 4).ok());
     run_batch(*c, [&] { return vk::quantize_acts(*c, xb, 5, cols, *scratch); });
     const std::vector<float> gq = download(*c, scratch->q, cols), gd = download(*c, scratch->d, cols / 32);
-    // Exact: the shader computes the IEEE quotient and rounds half to even
-    // like lrintf; a one-code difference would change the matvec.
+    // Exact: the shader computes the IEEE quotient (an integer long
+    // division) and rounds half to even like lrintf; a one-code difference
+    // would change the matvec.
     int bad = 0;
     for (uint64_t k = 0; k < cols; ++k)
-      if (gq[k] != (float)q[k] && bad++ < 3) MESSAGE("code " << k << ": " << gq[k] << " vs " << (int)q[k] << " x " << x[5 + k] << " d " << d[k / 32]);
+      if (gq[k] != (float)q[k] && bad++ < 3)
+        MESSAGE("code " << k << ": " << gq[k] << " vs " << (int)q[k] << " x " << x[5 + k] << " d " << d[k / 32]);
     for (uint64_t b = 0; b < cols / 32; ++b)
       if (gd[b] != d[b] && bad++ < 6) {
         float am = 0;
@@ -178,7 +180,8 @@ TEST_CASE("vulkan rmsnorm and layernorm") {
   if (!c) return;
   for (uint64_t n : {1u, 7u, 256u, 257u, 4096u, 5000u}) {
     CAPTURE(n);
-    const std::vector<float> x = randn(n, (uint32_t)n, 2.0f), w = randn(n, (uint32_t)n + 1), b = randn(n, (uint32_t)n + 2);
+    const std::vector<float> x = randn(n, (uint32_t)n, 2.0f), w = randn(n, (uint32_t)n + 1),
+                             b = randn(n, (uint32_t)n + 2);
     const float eps = 1e-5f;
     std::vector<float> want(n), want_ln(n);
     ref().rmsnorm(x.data(), w.data(), eps, (int64_t)n, want.data());

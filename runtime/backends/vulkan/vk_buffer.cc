@@ -77,30 +77,39 @@ Result<Buffer> Context::create_buffer(uint64_t bytes, Buffer::Kind kind, const c
 
   const VkMemoryPropertyFlags dev = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
   const VkMemoryPropertyFlags host = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
-  // Preference order. Device buffers: device-local and mappable (unified
-  // memory: one copy of the weights), else device-local. Host buffers
-  // (staging, read-back): mappable, cached if possible.
+  // Preference order. Device buffers on unified memory (integrated GPUs:
+  // Jetson, Pi; lavapipe): device-local and mappable, so the weights are
+  // held once. On a discrete GPU the device-local + host-visible heap is
+  // the small PCIe BAR window, so plain device-local memory comes first.
+  // Host buffers (staging, read-back): mappable, cached if possible. An
+  // allocation that fails for lack of memory tries the next choice.
+  const bool unified = info_.type == "integrated" || info_.type == "cpu";
   std::vector<VkMemoryPropertyFlags> prefs;
-  if (kind == Buffer::Kind::kDevice) prefs = {dev | host, dev};
+  if (kind == Buffer::Kind::kDevice && unified) prefs = {dev | host, dev};
+  else if (kind == Buffer::Kind::kDevice) prefs = {dev, dev | host};
   else prefs = {host | VK_MEMORY_PROPERTY_HOST_CACHED_BIT, host};
-  Result<uint32_t> type = Error(Code::kUnsupported, "");
+  VkResult r = VK_ERROR_OUT_OF_DEVICE_MEMORY;
+  uint32_t type = 0;
+  bool any_type = false;
   for (VkMemoryPropertyFlags want : prefs) {
-    type = memory_type(req.memoryTypeBits, want, 0);
-    if (type.ok()) break;
+    Result<uint32_t> t = memory_type(req.memoryTypeBits, want, 0);
+    if (!t.ok()) continue;
+    any_type = true;
+    VkMemoryAllocateInfo ai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+    ai.allocationSize = req.size;
+    ai.memoryTypeIndex = *t;
+    r = fn_.vkAllocateMemory(device_, &ai, nullptr, &b.mem_);
+    type = *t;
+    if (r != VK_ERROR_OUT_OF_DEVICE_MEMORY && r != VK_ERROR_OUT_OF_HOST_MEMORY) break;
   }
-  if (!type.ok())
-    return Error(Code::kUnsupported, std::string("vulkan: no suitable memory type for ") + what);
-  VkMemoryAllocateInfo ai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
-  ai.allocationSize = req.size;
-  ai.memoryTypeIndex = *type;
-  VkResult r = fn_.vkAllocateMemory(device_, &ai, nullptr, &b.mem_);
+  if (!any_type) return Error(Code::kUnsupported, std::string("vulkan: no suitable memory type for ") + what);
   if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
     return Error(Code::kOutOfMemory, std::string("vulkan: out of device memory allocating ") + mib(bytes) + " for " +
                                          what + " on " + info_.name + " (" + mib(info_.device_local_bytes) +
                                          " device-local)");
   CRIA_RETURN_IF_ERROR(check(r, what));
   CRIA_RETURN_IF_ERROR(check(fn_.vkBindBufferMemory(device_, b.buf_, b.mem_, 0), what));
-  if (mem_props_.memoryTypes[*type].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT)
+  if (mem_props_.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT)
     CRIA_RETURN_IF_ERROR(check(fn_.vkMapMemory(device_, b.mem_, 0, VK_WHOLE_SIZE, 0, &b.map_), what));
   return b;
 }

@@ -40,10 +40,10 @@ Result<std::vector<DeviceInfo>> list_devices();
 
 class Context;
 
-// A storage buffer and its memory. Buffers made with kDevice are device-
-// local; where the device has memory that is both device-local and host-
-// visible (unified memory: Jetson, Pi, integrated GPUs, lavapipe) they are
-// mapped too, so uploads are a memcpy and no staging copy is held.
+// A storage buffer and its memory (it must not outlive its Context).
+// Buffers made with kDevice are device-local; on unified memory (Jetson,
+// Pi, integrated GPUs, lavapipe) they are also host-visible and mapped, so
+// uploads are a memcpy and the weights are held once.
 class Buffer {
  public:
   enum class Kind { kDevice, kHost };

@@ -211,7 +211,8 @@ Status attention(Context& ctx, const AttnParams& a, const Buffer& q, const Buffe
   CRIA_RETURN_IF_ERROR(need(a.n_pos > 0 && a.n_pos <= a.max_pos && a.n_pos * kv.d <= kv.head_stride, "attention",
                             "n_pos outside the cache"));
   CRIA_RETURN_IF_ERROR(need(holds(q, a.q_off + a.n_heads * kv.d), "attention", "q too small"));
-  CRIA_RETURN_IF_ERROR(need(cache_holds(k, kv, a.n_pos) && cache_holds(v, kv, a.n_pos), "attention", "cache too small"));
+  CRIA_RETURN_IF_ERROR(
+      need(cache_holds(k, kv, a.n_pos) && cache_holds(v, kv, a.n_pos), "attention", "cache too small"));
   CRIA_RETURN_IF_ERROR(need(holds(out, a.n_heads * kv.d), "attention", "out too small"));
   CRIA_RETURN_IF_ERROR(need(holds(scores, a.n_heads * a.max_pos) && fits32(a.n_heads * a.max_pos), "attention",
                             "scores too small"));
