@@ -72,14 +72,16 @@ Result<DeviceMatrix> upload_matrix(Context& ctx, QType type, const QLayout& l, c
       return Error(Code::kInvalidArgument, std::string("vulkan: ") + name + ": invalid layout");
     CRIA_ASSIGN_OR_RETURN(part.buf, ctx.create_buffer(part.l.total, Buffer::Kind::kDevice, name));
     if (tiled) {
-      // The part's tiles are contiguous in every plane of the whole tensor.
+      // The part's tiles are contiguous in every plane of the whole tensor:
+      // one upload per plane, straight into mapped memory on unified-memory
+      // devices (no host copy of the part).
       const uint64_t t0 = row0 / kTileRows;
-      std::vector<uint8_t> bytes(part.l.total, 0);
-      std::memcpy(bytes.data(), data + t0 * l.tile_q_bytes, part.l.q_bytes);
-      std::memcpy(bytes.data() + part.l.s_offset, data + l.s_offset + t0 * l.tile_s_bytes, part.l.s_bytes);
+      CRIA_RETURN_IF_ERROR(ctx.upload(part.buf, 0, data + t0 * l.tile_q_bytes, part.l.q_bytes));
+      CRIA_RETURN_IF_ERROR(
+          ctx.upload(part.buf, part.l.s_offset, data + l.s_offset + t0 * l.tile_s_bytes, part.l.s_bytes));
       if (type == QType::kQ4M)
-        std::memcpy(bytes.data() + part.l.m_offset, data + l.m_offset + t0 * l.tile_s_bytes, part.l.m_bytes);
-      CRIA_RETURN_IF_ERROR(ctx.upload(part.buf, 0, bytes.data(), bytes.size()));
+        CRIA_RETURN_IF_ERROR(
+            ctx.upload(part.buf, part.l.m_offset, data + l.m_offset + t0 * l.tile_s_bytes, part.l.m_bytes));
     } else {
       CRIA_RETURN_IF_ERROR(ctx.upload(part.buf, 0, data + row0 * l.row_bytes, part.l.total));
     }
