@@ -55,7 +55,8 @@ Status open_instance(void** lib, Fns* fn, VkInstance* instance) {
   VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
   app.pApplicationName = "cria";
   app.pEngineName = "cria";
-  app.apiVersion = VK_API_VERSION_1_1;
+  fn->instance_api = std::min<uint32_t>(version, VK_API_VERSION_1_3);
+  app.apiVersion = fn->instance_api;
   VkInstanceCreateInfo ci{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
   ci.pApplicationInfo = &app;
   VkResult r = fn->vkCreateInstance(&ci, nullptr, instance);
@@ -143,7 +144,7 @@ void describe(const Fns& fn, VkPhysicalDevice pd, uint32_t index, DeviceInfo* in
   std::vector<VkExtensionProperties> exts(n);
   fn.vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, exts.data());
   exts.resize(n);
-  chain->build(props.apiVersion, exts);
+  chain->build(std::min(props.apiVersion, fn.instance_api), exts);
   fn.vkGetPhysicalDeviceFeatures2(pd, &chain->f2);
 
   VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};

@@ -66,6 +66,9 @@ struct Fns {
   PFN_vkGetInstanceProcAddr vkGetInstanceProcAddr = nullptr;
   PFN_vkCreateInstance vkCreateInstance = nullptr;
   PFN_vkEnumerateInstanceVersion vkEnumerateInstanceVersion = nullptr;
+  // The version the instance was created for (at most 1.3): a device's
+  // core features are usable up to min(this, its own apiVersion).
+  uint32_t instance_api = 0;
 #define CRIA_VK_DECL(name) PFN_##name name = nullptr;
   CRIA_VK_INSTANCE_FNS(CRIA_VK_DECL)
 #undef CRIA_VK_DECL
