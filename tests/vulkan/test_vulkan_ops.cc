@@ -279,3 +279,52 @@ TEST_CASE("vulkan swiglu, gelu, add") {
     CHECK(bad == 0);
   }
 }
+
+TEST_CASE("vulkan matvec: an f16 tensor over the device's maxStorageBufferRange") {
+  Context* c = ctx();
+  if (!c) return;
+  const uint64_t limit = c->info().max_storage_buffer_range;
+  if (limit > (256ull << 20)) {
+    MESSAGE("skipped: maxStorageBufferRange is " << limit << " bytes; the split path is covered above");
+    return;
+  }
+  // Just over the limit with the device's own limit (lavapipe: 128 MiB, the
+  // size of an 8B model's f16 output head is ~1 GiB): at least two parts.
+  const uint64_t cols = 1024, rows = limit / (cols * 2) + 100;
+  QLayout l;
+  REQUIRE(qlayout(QType::kF16, rows, cols, 0, &l));
+  std::vector<uint8_t> bytes(l.total);
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<uint16_t> row(cols);
+  for (uint64_t r = 0; r < rows; ++r) {
+    for (auto& h : row) h = f32_to_fp16(u(rng));
+    std::memcpy(bytes.data() + r * cols * 2, row.data(), cols * 2);
+  }
+  const std::vector<float> x = randn(cols, 9);
+  std::vector<float> want(rows);
+  const kernels::Matrix w{QType::kF16, l, bytes.data()};
+  ref().matmul_float(w, x.data(), 1, (int64_t)cols, 0, (int64_t)rows, want.data(), (int64_t)rows);
+
+  auto dm = vk::upload_matrix(*c, QType::kF16, l, bytes.data());
+  REQUIRE_MESSAGE(dm.ok(), dm.status().message());
+  CHECK(dm->parts.size() == 2);
+  auto scratch = vk::make_act_scratch(*c, cols);
+  REQUIRE(scratch.ok());
+  Buffer xb = upload(*c, x), yb = nan_buffer(*c, rows);
+  run_batch(*c, [&] { return vk::matvec(*c, *dm, xb, 0, yb, 0, *scratch); });
+  const std::vector<float> got = download(*c, yb, rows);
+  // As check_matvec: (cols/64 + 9) u sum|w x| + u |y|.
+  const double L = (double)cols / 64.0 + 9;
+  int bad = 0;
+  for (uint64_t r = 0; r < rows; ++r) {
+    double mag = 0;
+    for (uint64_t k = 0; k < cols; ++k) {
+      uint16_t h;
+      std::memcpy(&h, bytes.data() + (r * cols + k) * 2, 2);
+      mag += std::fabs((double)fp16_to_f32(h) * x[k]);
+    }
+    bad += !(std::fabs((double)got[r] - want[r]) <= L * kU * mag + kU * std::fabs(want[r]) + 1e-30);
+  }
+  CHECK(bad == 0);
+}
