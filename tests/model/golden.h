@@ -125,6 +125,26 @@ struct Runner {
   }
 };
 
+// How many leading tokens two sequences share.
+inline int agreeing_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  int n = 0;
+  while (n < (int)a.size() && n < (int)b.size() && a[n] == b[n]) ++n;
+  return n;
+}
+
+// Perplexity of the prompt under its own logits (row i predicts token i + 1).
+inline double prompt_perplexity(const std::vector<float>& logits, const std::vector<int32_t>& prompt, int64_t vocab) {
+  double nll = 0;
+  for (size_t i = 0; i + 1 < prompt.size(); ++i) {
+    const float* l = logits.data() + i * vocab;
+    const double mx = *std::max_element(l, l + vocab);
+    double sum = 0;
+    for (int64_t v = 0; v < vocab; ++v) sum += std::exp((double)l[v] - mx);
+    nll -= (double)l[prompt[i + 1]] - mx - std::log(sum);
+  }
+  return std::exp(nll / (double)(prompt.size() - 1));
+}
+
 inline double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
   double worst = 0;
   for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, (double)std::fabs(a[i] - b[i]));

@@ -43,12 +43,6 @@ namespace {
 const std::string kData = std::string(CRIA_BINARY_DIR) + "/testdata/ref/";
 const std::string kQuantData = std::string(CRIA_BINARY_DIR) + "/testdata/quant/";
 
-int agreeing_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
-  int n = 0;
-  while (n < (int)a.size() && n < (int)b.size() && a[n] == b[n]) ++n;
-  return n;
-}
-
 }  // namespace
 
 TEST_CASE("f32 logits and greedy tokens match the PyTorch reference") {
@@ -179,23 +173,6 @@ TEST_CASE("quantized weights on the sharp fixture models") {
     }
   }
 }
-
-namespace {
-
-// Perplexity of the prompt under its own logits (row i predicts token i + 1).
-double prompt_perplexity(const std::vector<float>& logits, const std::vector<int32_t>& prompt, int64_t vocab) {
-  double nll = 0;
-  for (size_t i = 0; i + 1 < prompt.size(); ++i) {
-    const float* l = logits.data() + i * vocab;
-    const double mx = *std::max_element(l, l + vocab);
-    double sum = 0;
-    for (int64_t v = 0; v < vocab; ++v) sum += std::exp((double)l[v] - mx);
-    nll -= (double)l[prompt[i + 1]] - mx - std::log(sum);
-  }
-  return std::exp(nll / (double)(prompt.size() - 1));
-}
-
-}  // namespace
 
 TEST_CASE("every backend: f32 fixtures give the reference's greedy tokens and cpu's perplexity") {
   // Bars: the same 1e-3 x max|logit| against PyTorch as cpu, the same greedy
