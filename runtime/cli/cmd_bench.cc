@@ -101,10 +101,10 @@ int cmd_bench(int argc, char** argv) {
     const long long rss = peak_rss_bytes();
     const int32_t nth = cria_session_threads(s);
     if (json) {
-      std::printf("{\"model\": \"%s\", \"threads\": %d, \"prompt_tokens\": %lld, \"gen_tokens\": %lld, \"reps\": %lld, "
+      std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"prompt_tokens\": %lld, \"gen_tokens\": %lld, \"reps\": %lld, "
                   "\"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, \"ttft_s\": %.4f, \"load_s\": %.4f, "
                   "\"peak_rss_bytes\": %lld, \"file_size\": %llu, \"bits_per_weight\": %.3f}\n",
-                  model_path.c_str(), nth, (long long)n_prompt, (long long)n_gen, (long long)reps, median(pp), median(tg),
+                  model_path.c_str(), backend.c_str(), nth, (long long)n_prompt, (long long)n_gen, (long long)reps, median(pp), median(tg),
                   median(ttft), load_s, rss, (unsigned long long)info.file_size, info.bits_per_weight);
     } else {
       std::printf("| model | threads | prefill tok/s (pp%lld) | decode tok/s (tg%lld) | time to first token | load | peak RSS |\n",
