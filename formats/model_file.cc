@@ -259,6 +259,22 @@ const TensorRef* ModelFile::find(std::string_view name) const {
 
 ModelMeta ModelFile::meta() const { return meta_from_fb(*model_); }
 
+uint64_t ModelFile::release_pages(const uint8_t* data, uint64_t size) const {
+#if defined(__EMSCRIPTEN__)
+  (void)data;
+  (void)size;
+  return 0;
+#else
+  if (!mapping_ || data < base_ || data + size > base_ + size_) return 0;
+  const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+  const uint64_t begin = ((uint64_t)(uintptr_t)data + page - 1) / page * page;
+  const uint64_t end = ((uint64_t)(uintptr_t)data + size) / page * page;
+  if (end <= begin) return 0;
+  if (madvise(reinterpret_cast<void*>((uintptr_t)begin), end - begin, MADV_DONTNEED) != 0) return 0;
+  return end - begin;
+#endif
+}
+
 Status ModelFile::verify_checksums(const std::function<void(uint64_t, uint64_t)>& progress) const {
   std::vector<ChecksumStream::Entry> entries;
   for (const TensorRef& t : tensors_) {

@@ -105,6 +105,14 @@ class ModelFile {
   // may be empty. Returns kCorrupt naming the first bad tensor.
   Status verify_checksums(const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
 
+  // Drops the whole pages inside [data, data + size) of a mapped file from
+  // this process's memory (madvise MADV_DONTNEED): for tensors a backend has
+  // copied into its own memory. Touching them again reads them back in from
+  // the page cache, so this is safe, only slower. Returns the bytes
+  // released (0 when the file is not mapped: memory the process owns or
+  // borrows is never discarded).
+  uint64_t release_pages(const uint8_t* data, uint64_t size) const;
+
  private:
   ModelFile() = default;
   Status init();

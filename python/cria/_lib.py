@@ -42,6 +42,10 @@ class ModelInfoStruct(Structure):
     ]
 
 
+class ModelParams(Structure):
+    _fields_ = [("backend", c_char_p)]
+
+
 class SessionOptions(Structure):
     _fields_ = [("n_ctx", c_int32), ("n_seq", c_int32), ("threads", c_int32), ("batch", c_int32)]
 
@@ -122,7 +126,8 @@ _PROTOTYPES = {
     "cria_last_error": (c_char_p, []),
     "cria_status_name": (c_char_p, [c_int]),
     "cria_version": (c_char_p, []),
-    "cria_model_load": (c_int, [c_char_p, c_void_p, POINTER(c_void_p)]),
+    "cria_model_load": (c_int, [c_char_p, POINTER(ModelParams), POINTER(c_void_p)]),
+    "cria_model_placement": (c_int, [c_void_p, c_void_p, c_size_t, POINTER(c_size_t)]),
     "cria_model_free": (None, [c_void_p]),
     "cria_model_get_info": (c_int, [c_void_p, POINTER(ModelInfoStruct)]),
     "cria_model_eos_ids": (c_int, [c_void_p, POINTER(c_int32), c_size_t, POINTER(c_size_t)]),

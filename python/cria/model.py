@@ -81,16 +81,13 @@ class Model:
         self.path = os.fspath(path)
         self.threads = None if threads is None else check_int("threads", threads, 1, 256)
         self.context_length = None if context_length is None else check_int("context_length", context_length, 1)
-        backend = check_str("backend", backend)
-        # The C API places every op itself (CPU kernels, XNNPACK where it is
-        # faster); it offers no other device, so asking for one is an error,
-        # not a silent fallback.
-        if backend not in ("auto", "cpu"):
-            raise InvalidArgumentError(f"backend must be 'auto' or 'cpu' (the C API runs on the CPU), got {backend!r}")
-        self.backend = backend
+        # Where the linear layers run (auto | cpu | xnnpack | vulkan); the C
+        # API checks the name against what this build and machine have.
+        self.backend = check_str("backend", backend)
         lib = _lib.lib()
         handle = c_void_p()
-        _lib.check(lib.cria_model_load(encode("path", self.path), None, ctypes.byref(handle)))
+        params = _lib.ModelParams(encode("backend", self.backend))
+        _lib.check(lib.cria_model_load(encode("path", self.path), ctypes.byref(params), ctypes.byref(handle)))
         self._handle = handle.value
         self._closed = False
         self.info = self._read_info()
@@ -225,6 +222,18 @@ class Model:
         buf = ctypes.create_string_buffer(max(n.value, 1))
         _lib.check(lib.cria_detokenize(handle, arr, len(values), buf, n.value, ctypes.byref(n)))
         return buf.raw[: n.value].decode("utf-8", "replace")
+
+    @property
+    def placement(self) -> str:
+        """Which backend runs each op kind, one line per kind (what
+        ``cria inspect --placement`` prints)."""
+        lib = _lib.lib()
+        handle = self._live_handle()
+        n = c_size_t()
+        _lib.check(lib.cria_model_placement(handle, None, 0, ctypes.byref(n)))
+        buf = ctypes.create_string_buffer(n.value + 1)
+        _lib.check(lib.cria_model_placement(handle, buf, n.value + 1, ctypes.byref(n)))
+        return buf.raw[: n.value].decode("utf-8")
 
     def chat_template(self, messages: Messages) -> str:
         """The exact prompt text the model's chat template makes of

@@ -80,8 +80,8 @@ def test_bad_values_carry_the_c_message(llama):
             m.stream("a\0b")
         with pytest.raises(ValueError, match="vocabulary"):
             m.detokenize([10**6])
-        with pytest.raises(ValueError):
-            cria.Model(llama, backend="vulkan")
+        with pytest.raises(ValueError, match="unknown backend 'gpu'.*this build has: auto, cpu"):
+            cria.Model(llama, backend="gpu")
         # The model still works after every one of these.
         assert m.generate("Once", temperature=0, max_new_tokens=3)
 
@@ -177,3 +177,22 @@ print("survived")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert p.returncode == 0 and p.stdout.strip() == "survived", p.stderr
+
+
+def test_backend_choice(llama, models, tmp_path):
+    with cria.Model(llama, backend="cpu") as m:
+        assert "linear      cpu (16 q4, 1 q8)" in m.placement
+        cpu_text = m.generate("Once upon a time", temperature=0, max_new_tokens=24)
+    # q4 weights (the head is q8): xnnpack has no int4 or int8 operator, so
+    # they stay on cpu.
+    with cria.Model(llama, backend="xnnpack") as m:
+        assert "linear      cpu (16 q4, 1 q8)" in m.placement
+    # f32 weights go to xnnpack when asked, with the same greedy text as cpu.
+    f32 = cria.convert(ROOT / "examples" / "models" / "llama-mini", tmp_path / "llama-f32.cria", quant="f32")
+    texts = {}
+    for backend in ("cpu", "xnnpack"):
+        with cria.Model(f32, backend=backend) as m:
+            assert f"linear      {backend} (17 f32)" in m.placement
+            texts[backend] = m.generate("Once upon a time", temperature=0, max_new_tokens=24)
+    assert texts["cpu"] == texts["xnnpack"]
+    assert cpu_text  # the q4 run produced text too

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -82,15 +83,17 @@ cria_status fail(cria_status code, const std::string& msg) {
   return code;
 }
 
-cria_status finish_load(std::unique_ptr<cria::ModelFile> file, cria_model** out) {
+cria_status finish_load(std::unique_ptr<cria::ModelFile> file, const cria::ModelOptions& opt, cria_model** out) {
   cria::ModelMeta meta = file->meta();
   uint64_t params = 0, bytes = 0;
   for (const cria::TensorRef& t : file->tensors()) {
     params += t.numel();
     bytes += t.size;
   }
-  auto model = cria::Model::create(std::move(file));
+  auto model = cria::Model::create(std::move(file), opt);
   if (!model.ok()) return fail(model.status());
+  // auto's fallbacks (a backend that could not start), one line each.
+  for (const std::string& note : (*model)->placement().notes()) std::fprintf(stderr, "cria: %s\n", note.c_str());
   auto tok = cria::Tokenizer::create(meta.tokenizer);
   if (!tok.ok()) return fail(tok.status().with_prefix((*model)->file().path()));
   auto* m = new cria_model();
@@ -190,19 +193,24 @@ const char* cria_status_name(cria_status s) {
 
 const char* cria_version(void) { return CRIA_VERSION; }
 
-cria_status cria_model_load(const char* path, const void* reserved, cria_model** out) {
-  (void)reserved;
+void cria_model_params_init(cria_model_params* params) {
+  if (params) params->backend = "auto";
+}
+
+cria_status cria_model_load(const char* path, const cria_model_params* params, cria_model** out) {
   if (!path || !out) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_model_load: path and out are required");
+  cria::ModelOptions opt;
+  if (params && params->backend) opt.backend = params->backend;
   auto f = cria::ModelFile::open(path);
   if (!f.ok()) return fail(f.status());
-  return finish_load(std::move(f).value(), out);
+  return finish_load(std::move(f).value(), opt, out);
 }
 
 cria_status cria_model_load_from_memory(const void* data, size_t size, const char* name, cria_model** out) {
   if (!data || !out) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_model_load_from_memory: data and out are required");
   auto f = cria::ModelFile::from_memory(static_cast<const uint8_t*>(data), size, name ? name : "<memory>");
   if (!f.ok()) return fail(f.status());
-  return finish_load(std::move(f).value(), out);
+  return finish_load(std::move(f).value(), cria::ModelOptions(), out);
 }
 
 void cria_model_free(cria_model* model) { delete model; }
@@ -247,6 +255,18 @@ cria_status cria_verifier_finish(const cria_verifier* v) {
 }
 
 void cria_verifier_free(cria_verifier* v) { delete v; }
+
+cria_status cria_model_placement(const cria_model* m, char* buf, size_t cap, size_t* len_out) {
+  if (!m) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_model_placement: model is required");
+  const std::string s = m->model->placement().describe();
+  if (len_out) *len_out = s.size();
+  if (buf && cap) {
+    const size_t n = std::min(s.size(), cap - 1);
+    std::memcpy(buf, s.data(), n);
+    buf[n] = '\0';
+  }
+  return CRIA_OK;
+}
 
 cria_status cria_model_get_info(const cria_model* m, cria_model_info* out) {
   if (!m || !out) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_model_get_info: model and out are required");

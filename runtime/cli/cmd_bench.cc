@@ -27,6 +27,7 @@ int cmd_bench(int argc, char** argv) {
   std::string model_path;
   int64_t n_prompt = 512, n_gen = 128, threads = 0, reps = 3;
   bool json = false;
+  std::string backend = "auto";
   Args a("bench", "-m FILE [-p N] [-n N] [-t THREADS] [-r REPS] [--json]");
   a.str("--model", &model_path, "FILE", "model file (.cria)");
   a.alias("-m", "--model");
@@ -34,6 +35,7 @@ int cmd_bench(int argc, char** argv) {
   a.alias("-p", "--prompt-tokens");
   a.i64("--gen-tokens", &n_gen, "N", "tokens decoded (default 128)");
   a.alias("-n", "--gen-tokens");
+  a.str("--backend", &backend, "NAME", kBackendHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
   a.i64("--reps", &reps, "N", "repetitions (default 3); medians are reported");
@@ -49,7 +51,7 @@ int cmd_bench(int argc, char** argv) {
   if (a.given("--threads") && !check_threads(threads, &err)) return usage_error(err, a.usage());
   if (n_prompt < 1 || n_gen < 1 || reps < 1) return usage_error("-p, -n and -r must be positive", a.usage());
   double load_s = 0;
-  ModelPtr m_owner = load_model(model_path, &load_s);
+  ModelPtr m_owner = load_model(model_path, &load_s, backend);
   if (!m_owner) return 1;
   cria_model* m = m_owner.get();
   cria_model_info info;
@@ -99,10 +101,10 @@ int cmd_bench(int argc, char** argv) {
     const long long rss = peak_rss_bytes();
     const int32_t nth = cria_session_threads(s);
     if (json) {
-      std::printf("{\"model\": \"%s\", \"threads\": %d, \"prompt_tokens\": %lld, \"gen_tokens\": %lld, \"reps\": %lld, "
+      std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"prompt_tokens\": %lld, \"gen_tokens\": %lld, \"reps\": %lld, "
                   "\"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, \"ttft_s\": %.4f, \"load_s\": %.4f, "
                   "\"peak_rss_bytes\": %lld, \"file_size\": %llu, \"bits_per_weight\": %.3f}\n",
-                  model_path.c_str(), nth, (long long)n_prompt, (long long)n_gen, (long long)reps, median(pp), median(tg),
+                  model_path.c_str(), backend.c_str(), nth, (long long)n_prompt, (long long)n_gen, (long long)reps, median(pp), median(tg),
                   median(ttft), load_s, rss, (unsigned long long)info.file_size, info.bits_per_weight);
     } else {
       std::printf("| model | threads | prefill tok/s (pp%lld) | decode tok/s (tg%lld) | time to first token | load | peak RSS |\n",

@@ -36,10 +36,12 @@ int cmd_chat(int argc, char** argv) {
   int64_t threads = 0, ctx = 0, max_new = 512, seed = 0;
   double temperature = -1;
   bool greedy = false;
+  std::string backend = "auto";
   Args a("chat", "-m FILE [--system S]");
   a.str("--model", &model_path, "FILE", "model file (.cria)");
   a.alias("-m", "--model");
   a.str("--system", &system, "TEXT", "system message");
+  a.str("--backend", &backend, "NAME", kBackendHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
   a.i64("--ctx", &ctx, "N", "context length (default: the model's, at most 4096)");
@@ -56,7 +58,7 @@ int cmd_chat(int argc, char** argv) {
   std::string err;
   if (a.given("--threads") && !check_threads(threads, &err)) return usage_error(err, a.usage());
   if (max_new < 1) return usage_error("--max-new-tokens must be at least 1", a.usage());
-  ModelPtr m_owner = load_model(model_path);
+  ModelPtr m_owner = load_model(model_path, nullptr, backend);
   if (!m_owner) return 1;
   cria_model* m = m_owner.get();
   cria_model_info info;

@@ -5,6 +5,7 @@
 #include "formats/model_file.h"
 #include "runtime/cli/args.h"
 #include "runtime/cli/commands.h"
+#include "runtime/cli/common.h"
 #include "runtime/cli/term.h"
 
 namespace cria::cli {
@@ -101,15 +102,26 @@ nlohmann::json to_json(const ModelFile& f, const ModelMeta& m) {
 
 int cmd_inspect(int argc, char** argv) {
   std::string path;
-  bool verify = false, as_json = false, tensors = false;
-  Args a("inspect", "FILE [--verify] [--json] [--tensors]");
+  bool verify = false, as_json = false, tensors = false, placement = false;
+  std::string backend = "auto";
+  Args a("inspect", "FILE [--verify] [--json] [--tensors] [--placement [--backend NAME]]");
   a.positional("FILE", &path, true);
   a.flag("--verify", &verify, "recompute every tensor checksum; exit 1 on a mismatch");
   a.flag("--json", &as_json, "print one JSON object");
   a.flag("--tensors", &tensors, "list every tensor (always included in --json)");
+  a.flag("--placement", &placement, "load the model and print which backend runs each op kind");
+  a.str("--backend", &backend, "NAME", kBackendHelp);
   if (!a.parse(argc, argv)) return usage_error(a.error(), a.usage());
   if (a.help_requested()) {
     std::fputs(a.usage().c_str(), stdout);
+    return 0;
+  }
+  if (a.given("--backend") && !placement) return usage_error("--backend goes with --placement", a.usage());
+  if (placement) {
+    if (verify || as_json || tensors) return usage_error("--placement goes alone (with --backend)", a.usage());
+    ModelPtr m = load_model(path, nullptr, backend);
+    if (!m) return 1;
+    std::printf("placement:      %s", placement_text(m.get()).c_str());
     return 0;
   }
   auto f = ModelFile::open(path);

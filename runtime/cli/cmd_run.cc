@@ -55,6 +55,8 @@ int cmd_run(int argc, char** argv) {
   double temperature = -1, top_p = -1, min_p = -1, repeat = -1;
   bool greedy = false, do_sample = false, chat = false, print_prompt = false, truncate = false, quiet = false;
   std::vector<std::string> eos_ids, stops;
+  std::string backend = "auto";
+  bool verbose = false;
   Args a("run", "-m FILE -p PROMPT [options]");
   a.str("--model", &model_path, "FILE", "model file (.cria)");
   a.alias("-m", "--model");
@@ -75,6 +77,7 @@ int cmd_run(int argc, char** argv) {
   a.flag("--do-sample", &do_sample, "sample (with the model's default settings unless given)");
   a.flag("--chat", &chat, "wrap the prompt in the model's chat template");
   a.str("--system", &system, "TEXT", "system message (with --chat)");
+  a.str("--backend", &backend, "NAME", kBackendHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
   a.i64("--ctx", &ctx, "N", "context length (default: the model's, at most 4096)");
@@ -84,6 +87,8 @@ int cmd_run(int argc, char** argv) {
   a.flag("--print-prompt", &print_prompt, "print the exact prompt text and exit");
   a.flag("--truncate", &truncate, "drop the oldest prompt tokens that do not fit the context");
   a.flag("--quiet", &quiet, "no statistics on stderr");
+  a.flag("--verbose", &verbose, "print where each op runs (the placement) on stderr before generating");
+  a.alias("-v", "--verbose");
   if (!a.parse(argc, argv)) return usage_error(a.error(), a.usage());
   if (a.help_requested()) {
     std::fputs(a.usage().c_str(), stdout);
@@ -116,9 +121,10 @@ int cmd_run(int argc, char** argv) {
   if (!system.empty() && !chat) return usage_error("--system needs --chat", a.usage());
 
   double load_s = 0;
-  ModelPtr model_owner = load_model(model_path, &load_s);
+  ModelPtr model_owner = load_model(model_path, &load_s, backend);
   if (!model_owner) return 1;
   cria_model* model = model_owner.get();
+  if (verbose) std::fprintf(stderr, "cria: placement: %s", placement_text(model).c_str());
   cria_generate_params p;
   cria_generate_params_init(model, &p);
   p.prompt = prompt.c_str();

@@ -15,15 +15,30 @@ int api_fail(const char* what) {
   return 1;
 }
 
-ModelPtr load_model(const std::string& path, double* seconds) {
+const char* const kBackendHelp =
+    "where linear layers run: auto (default: the fastest measured for each weight type), cpu, xnnpack, vulkan";
+
+ModelPtr load_model(const std::string& path, double* seconds, const std::string& backend) {
   const auto t0 = std::chrono::steady_clock::now();
+  cria_model_params params;
+  cria_model_params_init(&params);
+  params.backend = backend.c_str();
   cria_model* m = nullptr;
-  if (cria_model_load(path.c_str(), nullptr, &m) != CRIA_OK) {
+  if (cria_model_load(path.c_str(), &params, &m) != CRIA_OK) {
     api_fail();
     return nullptr;
   }
   if (seconds) *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return ModelPtr(m);
+}
+
+std::string placement_text(const cria_model* m) {
+  size_t n = 0;
+  cria_model_placement(m, nullptr, 0, &n);
+  std::string s(n + 1, '\0');
+  cria_model_placement(m, s.data(), s.size(), &n);
+  s.resize(n);
+  return s;
 }
 
 SessionPtr open_session(cria_model* m, int64_t ctx, int64_t threads, int64_t n_seq, int64_t batch) {

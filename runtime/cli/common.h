@@ -19,8 +19,13 @@ struct SessionFree {
 using ModelPtr = std::unique_ptr<cria_model, ModelFree>;
 using SessionPtr = std::unique_ptr<cria_session, SessionFree>;
 
-// Loads a model; on failure prints the error and returns null.
-ModelPtr load_model(const std::string& path, double* seconds = nullptr);
+// Loads a model with its linear layers on `backend` (auto | cpu | xnnpack |
+// vulkan); on failure prints the error and returns null.
+ModelPtr load_model(const std::string& path, double* seconds = nullptr, const std::string& backend = "auto");
+// The --backend option's help text, shared by every command that loads a model.
+extern const char* const kBackendHelp;
+// The placement table of a loaded model (cria_model_placement).
+std::string placement_text(const cria_model* m);
 // Creates a session on `m` (0 means the default for ctx, threads and batch);
 // on failure prints the error and returns null. The model stays the
 // caller's either way.

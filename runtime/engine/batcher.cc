@@ -170,7 +170,7 @@ Status Batcher::step(std::vector<SlotEvent>* events) {
   next_prefill_ = (next_prefill_ + 1) % n;
   if (nb == 0) return Status::Ok();
   float* rows = logits_.data() + n * vocab;
-  forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), nb, rows);
+  CRIA_RETURN_IF_ERROR(forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), nb, rows));
   for (size_t j = 0; j < owners.size(); ++j)
     std::memcpy(logits_.data() + owners[j] * vocab, rows + j * vocab, vocab * sizeof(float));
   return Status::Ok();

@@ -98,7 +98,7 @@ Status Session::prefill(const std::vector<const std::vector<int32_t>*>& prompts,
     }
     const int64_t vocab = model_->config().vocab_size;
     float* rows = logits_.data() + (int64_t)prompts.size() * vocab;
-    forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), m, rows);
+    CRIA_RETURN_IF_ERROR(forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), m, rows));
     for (size_t r = 0; r < owners.size(); ++r)
       std::memcpy(logits_.data() + owners[r] * vocab, rows + r * vocab, vocab * sizeof(float));
     done += m;
@@ -228,7 +228,7 @@ Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, st
     }
     first = false;
     if (nb == 0) break;
-    forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), nb, logits_.data() + vocab * nseq);
+    CRIA_RETURN_IF_ERROR(forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), nb, logits_.data() + vocab * nseq));
     // Logits come back in batch order; move each row to its sequence's slot.
     for (int64_t j = 0; j < nb; ++j)
       std::memcpy(logits_.data() + batch_[j].seq * vocab, logits_.data() + (nseq + j) * vocab, vocab * sizeof(float));
@@ -254,7 +254,7 @@ Status Session::score(const int32_t* tokens, int64_t n, int64_t first, double* l
     if (cancel_.load()) return Error(Code::kCancelled, "cancelled");
     const int64_t m = std::min(step, n - 1 - i0);
     for (int64_t j = 0; j < m; ++j) batch_[j] = {tokens[i0 + j], (int32_t)(i0 + j), 0, i0 + j >= first};
-    forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), m, logits_.data());
+    CRIA_RETURN_IF_ERROR(forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), m, logits_.data()));
     int64_t row = 0;
     for (int64_t j = 0; j < m; ++j) {
       if (i0 + j < first) continue;

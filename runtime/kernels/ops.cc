@@ -14,11 +14,6 @@ void MatmulScratch::reserve(int64_t tokens, int64_t max_cols) {
   s.resize((size_t)(tokens * max_cols / 32 + 1));
 }
 
-// Below this many multiply-adds a matmul runs on the calling thread: handing
-// work to the pool costs microseconds, which small models (the miniatures'
-// layers are 256 wide) never win back.
-constexpr double kParallelMacs = 1 << 20;
-
 void matmul(const KernelTable& k, ThreadPool& pool, const Matrix& w, const float* x, int64_t n, int64_t ldx,
             float* y, int64_t ldy, const float* bias, MatmulScratch& scratch) {
   const int64_t cols = (int64_t)w.cols(), rows = (int64_t)w.rows();

@@ -21,6 +21,11 @@ struct MatmulScratch {
   void reserve(int64_t tokens, int64_t max_cols);
 };
 
+// Below this many multiply-adds a matmul runs on the calling thread: handing
+// work to the pool costs microseconds, which small models (the miniatures'
+// layers are 256 wide) never win back.
+constexpr double kParallelMacs = 1 << 20;
+
 // y[t * ldy + r] = sum_k W[r, k] x[t * ldx + k] (+ bias[r]) for t < n.
 void matmul(const KernelTable& k, ThreadPool& pool, const Matrix& w, const float* x, int64_t n, int64_t ldx,
             float* y, int64_t ldy, const float* bias, MatmulScratch& scratch);

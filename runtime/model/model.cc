@@ -32,13 +32,13 @@ std::vector<float> alibi_slopes(uint32_t n) {
   return s;
 }
 
-Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
+Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelOptions& opt) {
   std::unique_ptr<ModelFile> f;
   CRIA_ASSIGN_OR_RETURN(f, ModelFile::open(path));
-  return create(std::move(f));
+  return create(std::move(f), opt);
 }
 
-Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelFile> file) {
+Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelFile> file, const ModelOptions& opt) {
   std::unique_ptr<Model> m(new Model());
   m->file_ = std::move(file);
   const ModelFile& f = *m->file_;
@@ -87,6 +87,12 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelFile> file) {
     m->alibi_ = alibi_slopes(c.num_heads);
     for (float& a : m->alibi_) a = bf16_to_f32(f32_to_bf16(a));
   }
+  // Placement follows the kernel table sessions will pick (CRIA_ISA); a bad
+  // CRIA_ISA is reported when a session starts.
+  const kernels::KernelTable* k = kernels::requested_table(nullptr);
+  auto placed = Placement::place(f, w, opt.backend, k ? *k : kernels::best_table());
+  if (!placed.ok()) return placed.status().with_prefix(f.path());
+  m->placement_ = std::move(placed).value();
   return m;
 }
 

@@ -10,6 +10,7 @@
 #include "formats/model_file.h"
 #include "formats/status.h"
 #include "runtime/kernels/kernels.h"
+#include "runtime/model/placement.h"
 
 namespace cria {
 
@@ -37,15 +38,21 @@ struct Weights {
   std::vector<LayerWeights> layers;
 };
 
+struct ModelOptions {
+  // Where linear layers run: auto | cpu | xnnpack | vulkan (placement.h).
+  std::string backend = "auto";
+};
+
 class Model {
  public:
-  // Binds every tensor of an opened (validated) file.
-  static Result<std::unique_ptr<Model>> create(std::unique_ptr<ModelFile> file);
-  static Result<std::unique_ptr<Model>> load(const std::string& path);
+  // Binds every tensor of an opened (validated) file and places its ops.
+  static Result<std::unique_ptr<Model>> create(std::unique_ptr<ModelFile> file, const ModelOptions& opt = {});
+  static Result<std::unique_ptr<Model>> load(const std::string& path, const ModelOptions& opt = {});
 
   const ModelFile& file() const { return *file_; }
   const ModelConfig& config() const { return file_->config(); }
   const Weights& weights() const { return w_; }
+  const Placement& placement() const { return placement_; }
 
   // Rotary inverse frequencies (head_dim / 2), Llama 3.1 scaling applied.
   const std::vector<float>& inv_freq() const { return inv_freq_; }
@@ -59,6 +66,7 @@ class Model {
   Model() = default;
   std::unique_ptr<ModelFile> file_;
   Weights w_;
+  Placement placement_;
   std::vector<float> inv_freq_, alibi_;
 };
 

@@ -50,28 +50,37 @@ void norm(const kernels::KernelTable& k, const ModelConfig& c, const float* x, c
   }
 }
 
+// A linear layer on the backend it was placed on at load.
+Status linear(const PlacedLinear& p, const backends::ExecContext& ctx, const float* x, int64_t n, float* y) {
+  return p.backend->run_linear(p.handle, p.l, x, n, y, ctx);
+}
+
 // MLP of n normalised rows `in` into `out` (n x hidden).
-void mlp(const Model& m, const kernels::KernelTable& k, kernels::ThreadPool& pool, const LayerWeights& L,
-         ForwardScratch& s, const float* in, int64_t n, float* out) {
+Status mlp(const Model& m, const backends::ExecContext& ctx, int64_t l, ForwardScratch& s, const float* in, int64_t n,
+           float* out) {
   const ModelConfig& c = m.config();
-  const int64_t hs = c.hidden_size, ffn = c.intermediate_size;
+  const kernels::KernelTable& k = *ctx.k;
+  const Placement& p = m.placement();
+  const int64_t ffn = c.intermediate_size;
+  CRIA_RETURN_IF_ERROR(linear(p.linear(l, LinearRole::kFfnIn), ctx, in, n, s.ff.data()));
+  float* act = s.ff.data();
   if (c.mlp == MlpKind::kSwiGLU) {
-    kernels::matmul(k, pool, L.ffn_in, in, n, hs, s.ff.data(), 2 * ffn, L.ffn_in_b, s.mm);
     for (int64_t t = 0; t < n; ++t)
       k.swiglu(s.ff.data() + t * 2 * ffn, s.ff.data() + t * 2 * ffn + ffn, ffn, s.act.data() + t * ffn);
-    kernels::matmul(k, pool, L.ffn_down, s.act.data(), n, ffn, out, hs, L.ffn_down_b, s.mm);
+    act = s.act.data();
   } else {
-    kernels::matmul(k, pool, L.ffn_in, in, n, hs, s.ff.data(), ffn, L.ffn_in_b, s.mm);
     k.gelu(s.ff.data(), n * ffn);
-    kernels::matmul(k, pool, L.ffn_down, s.ff.data(), n, ffn, out, hs, L.ffn_down_b, s.mm);
   }
+  return linear(p.linear(l, LinearRole::kFfnDown), ctx, act, n, out);
 }
 
 }  // namespace
 
-void forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPool& pool, KvCache& cache,
-             ForwardScratch& s, const BatchEntry* batch, int64_t n, float* logits) {
+Status forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPool& pool, KvCache& cache,
+               ForwardScratch& s, const BatchEntry* batch, int64_t n, float* logits) {
   const ModelConfig& c = m.config();
+  const Placement& p = m.placement();
+  const backends::ExecContext ctx{&k, &pool, &s.mm};
   const Weights& w = m.weights();
   const int64_t hs = c.hidden_size, d = c.head_dim, half = d / 2;
   const int64_t qd = c.q_dim(), kvd = c.kv_dim(), qkvd = c.qkv_dim();
@@ -102,7 +111,7 @@ void forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPool&
   for (int64_t l = 0; l < (int64_t)c.num_layers; ++l) {
     const LayerWeights& L = w.layers[l];
     norm(k, c, x, L.attn_norm_w, L.attn_norm_b, n, s.h.data());
-    kernels::matmul(k, pool, L.qkv, s.h.data(), n, hs, s.qkv.data(), qkvd, L.qkv_b, s.mm);
+    CRIA_RETURN_IF_ERROR(linear(p.linear(l, LinearRole::kQkv), ctx, s.h.data(), n, s.qkv.data()));
     for (int64_t t = 0; t < n; ++t) {
       float* q = s.qkv.data() + t * qkvd;
       float* kk = q + qd;
@@ -132,23 +141,23 @@ void forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPool&
       aq.n_pos = batch[t].pos + 1;
     }
     kernels::attention(k, pool, shape, s.queries.data(), n, s.att);
-    kernels::matmul(k, pool, L.attn_out, s.attn.data(), n, qd, s.o.data(), hs, L.attn_out_b, s.mm);
+    CRIA_RETURN_IF_ERROR(linear(p.linear(l, LinearRole::kAttnOut), ctx, s.attn.data(), n, s.o.data()));
 
     switch (c.block) {
       case BlockKind::kSequential:
         k.add(x, s.o.data(), n * hs);
         norm(k, c, x, L.ffn_norm_w, L.ffn_norm_b, n, s.h2.data());
-        mlp(m, k, pool, L, s, s.h2.data(), n, s.o.data());
+        CRIA_RETURN_IF_ERROR(mlp(m, ctx, l, s, s.h2.data(), n, s.o.data()));
         k.add(x, s.o.data(), n * hs);
         break;
       case BlockKind::kParallelOneNorm:
-        mlp(m, k, pool, L, s, s.h.data(), n, s.h2.data());
+        CRIA_RETURN_IF_ERROR(mlp(m, ctx, l, s, s.h.data(), n, s.h2.data()));
         k.add(s.h2.data(), s.o.data(), n * hs);  // mlp + attention, then the residual
         k.add(x, s.h2.data(), n * hs);
         break;
       case BlockKind::kParallelTwoNorms:
         norm(k, c, x, L.ffn_norm_w, L.ffn_norm_b, n, s.h2.data());
-        mlp(m, k, pool, L, s, s.h2.data(), n, s.h.data());
+        CRIA_RETURN_IF_ERROR(mlp(m, ctx, l, s, s.h2.data(), n, s.h.data()));
         k.add(s.h.data(), s.o.data(), n * hs);
         k.add(x, s.h.data(), n * hs);
         break;
@@ -159,9 +168,9 @@ void forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPool&
   int64_t nl = 0;
   for (int64_t t = 0; t < n; ++t)
     if (batch[t].logits) std::memcpy(s.sel.data() + (nl++) * hs, x + t * hs, hs * sizeof(float));
-  if (nl == 0) return;
+  if (nl == 0) return Status::Ok();
   norm(k, c, s.sel.data(), w.out_norm_w, w.out_norm_b, nl, s.h.data());
-  kernels::matmul(k, pool, w.output, s.h.data(), nl, hs, logits, c.vocab_size, nullptr, s.mm);
+  return linear(p.output(), ctx, s.h.data(), nl, logits);
 }
 
 }  // namespace cria

@@ -64,8 +64,10 @@ struct ForwardScratch {
 
 // Runs n <= scratch.max_tokens batch entries through the model, writing
 // their keys and values into the cache, and the logits of the entries that
-// asked for them (in batch order) to `logits` (rows of vocab_size).
-void forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPool& pool, KvCache& cache,
-             ForwardScratch& s, const BatchEntry* batch, int64_t n, float* logits);
+// asked for them (in batch order) to `logits` (rows of vocab_size). Linear
+// layers run on the backends the model placed them on; an error is a
+// backend's (a device lost, say).
+Status forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPool& pool, KvCache& cache,
+               ForwardScratch& s, const BatchEntry* batch, int64_t n, float* logits);
 
 }  // namespace cria

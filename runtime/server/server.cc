@@ -50,8 +50,11 @@ Result<std::unique_ptr<Server>> Server::create(const ServeOptions& opt) {
   std::unique_ptr<Server> s(new Server());
   s->opt_ = opt;
   s->meta_ = (*file)->meta();
-  auto model = Model::create(std::move(file).value());
+  ModelOptions mo;
+  mo.backend = opt.backend;
+  auto model = Model::create(std::move(file).value(), mo);
   if (!model.ok()) return model.status();
+  for (const std::string& note : (*model)->placement().notes()) std::fprintf(stderr, "cria: %s\n", note.c_str());
   auto tok = Tokenizer::create(s->meta_.tokenizer);
   if (!tok.ok()) return tok.status().with_prefix(opt.model_path);
   s->tok_ = std::shared_ptr<const Tokenizer>(std::move(tok).value());

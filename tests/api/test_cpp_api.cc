@@ -96,3 +96,27 @@ TEST_CASE("C ABI: status and stop-reason values are mapped, not cast") {
   CHECK(r->stop_reason == CRIA_STOP_MAX_TOKENS);
   CHECK((int)CRIA_STOP_MAX_TOKENS == 2);
 }
+
+TEST_CASE("C API: cria_model_params.backend and cria_model_placement") {
+  // A name the build lacks fails with the list of what it has.
+  cria_model_params p;
+  cria_model_params_init(&p);
+  CHECK(std::string(p.backend) == "auto");
+  p.backend = "tpu";
+  cria_model* m = nullptr;
+  CHECK(cria_model_load(kModel.c_str(), &p, &m) == CRIA_ERR_INVALID_ARGUMENT);
+  CHECK(m == nullptr);
+  CHECK(std::string(cria_last_error()).find("unknown backend 'tpu'; this build has: auto, cpu") != std::string::npos);
+  // The q8 file under an explicit cpu: every linear layer on cpu, and the
+  // buffer protocol (size query, then a NUL-terminated copy).
+  auto model = cria::cpp::Model::load(kModel, "cpu");
+  REQUIRE_MESSAGE(model, model.error());
+  const std::string text = model->placement();
+  CHECK(text.find("backend cpu") == 0);
+  CHECK(text.find("linear      cpu (") != std::string::npos);
+  char small[8];
+  size_t n = 0;
+  CHECK(cria_model_placement(model->get(), small, sizeof small, &n) == CRIA_OK);
+  CHECK(n == text.size());
+  CHECK(std::string(small) == text.substr(0, 7));
+}

@@ -2,7 +2,7 @@
 """Builds the models tests/arm64/test_arm_model.cc reads: for each named golden
 fixture (tests/reference/fixtures/NAME.json), the checkpoint regenerated with
 the fixture's `generate` command and checked against its sha256, then
-converted by the cria under test to f32, q8 and q4 (group 32). In a cross
+converted by the cria under test to f32, f16, q8 and q4 (group 32). In a cross
 build CRIA is the emulator wrapper (build-arm64/bin/cria-emulated), so the
 conversion itself runs on the emulated CPU.
 
@@ -20,7 +20,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(ROOT, "tests", "reference", "fixtures")
-QUANTS = [("f32", ["--quant", "f32"]), ("q8", ["--quant", "q8"]), ("q4", ["--quant", "q4", "--group", "32"])]
+QUANTS = [("f32", ["--quant", "f32"]), ("f16", ["--quant", "f16"]), ("q8", ["--quant", "q8"]), ("q4", ["--quant", "q4", "--group", "32"])]
 
 
 def sha256(path):

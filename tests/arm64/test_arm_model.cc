@@ -92,3 +92,49 @@ TEST_CASE("q8 and q4 weights: the SIMD tables agree with the scalar table") {
     }
   }
 }
+
+TEST_CASE("xnnpack on ARM64: f32 matches PyTorch and cpu; f16 runs XNNPACK's native FP16 path where the CPU has it") {
+  // f32: the same bars as the cpu tables (XNNPACK sums in f32). f16: where
+  // the CPU has ARMv8.2 FP16 arithmetic (qemu's `max`), XNNPACK's f16
+  // operator sums in f16 (K x 2^-11 per dot product, tests/backends), so
+  // greedy tokens on these sharp fixtures are reported, not required; the
+  // bars are the prompt's perplexity within 1% of cpu's on the same file and
+  // max |logit - PyTorch f32| <= 5% of max |logit| (measured on x86, where
+  // XNNPACK rounds to f16 the same way: 0.2% and 0.4-1%). A wrong layout or
+  // scale moves logits by their own size. Without FP16 arithmetic
+  // (Cortex-A53) XNNPACK has no f16 operator and the layers stay on cpu.
+  auto xnn = backends::create_backend("xnnpack");
+  REQUIRE_MESSAGE(xnn.ok(), xnn.status().message());
+  const bool native_f16 = (*xnn)->supports_linear(QType::kF16);
+  MESSAGE("xnnpack f16 operator on this CPU: " << (native_f16 ? "yes" : "no"));
+  const kernels::KernelTable& table = kernels::best_table();
+  for (const char* name : kNames) {
+    const Fixture fx = load_fixture(name);
+    const std::string model = name;
+    CAPTURE(model);
+    {
+      Runner r(kModels + "/" + name + "/f32.cria", table, 1, 64, true, "xnnpack");
+      CHECK(std::string(r.model->placement().linear(0, LinearRole::kQkv).backend->name()) == "xnnpack");
+      std::vector<float> logits;
+      const std::vector<int32_t> tokens = r.greedy(fx.prompt, (int)fx.greedy.size(), &logits);
+      const double worst = max_diff(logits, fx.logits);
+      MESSAGE(model << " f32 [xnnpack]: max |dlogit| = " << worst << " (bar " << 1e-3 * fx.max_abs << ")");
+      CHECK(worst <= 1e-3 * fx.max_abs);
+      CHECK(tokens == fx.greedy);
+    }
+    const std::string f16 = kModels + "/" + name + "/f16.cria";
+    Runner cpu(f16, table, 1, 64, true, "cpu");
+    Runner r(f16, table, 1, 64, true, "xnnpack");
+    const std::string placed = r.model->placement().linear(0, LinearRole::kQkv).backend->name();
+    CHECK(placed == (native_f16 ? "xnnpack" : "cpu"));
+    const std::vector<float> lc = cpu.prompt_logits(fx.prompt, 64), lx = r.prompt_logits(fx.prompt, 64);
+    const double ppl_cpu = prompt_perplexity(lc, fx.prompt, fx.vocab), ppl = prompt_perplexity(lx, fx.prompt, fx.vocab);
+    const double worst = max_diff(lx, fx.logits);
+    const int agree = agreeing_prefix(r.greedy(fx.prompt, (int)fx.greedy.size()), cpu.greedy(fx.prompt, (int)fx.greedy.size()));
+    MESSAGE(model << " f16 [" << placed << "]: max |dlogit| vs PyTorch = " << worst << " (" << worst / fx.max_abs
+                  << " x max|logit|), perplexity " << ppl << " vs cpu " << ppl_cpu << ", greedy agrees for " << agree
+                  << "/" << fx.greedy.size());
+    CHECK(std::fabs(ppl - ppl_cpu) <= 0.01 * ppl_cpu);
+    CHECK(worst <= 0.05 * fx.max_abs);
+  }
+}

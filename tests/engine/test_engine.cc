@@ -72,7 +72,7 @@ TEST_CASE("two sequences in one batch see only their own positions") {
       ForwardScratch s;
       s.init(*l.model, 32, 2);
       std::vector<float> logits(batch.size() * v);
-      forward(*l.model, k, pool, cache, s, batch.data(), (int64_t)batch.size(), logits.data());
+      REQUIRE(forward(*l.model, k, pool, cache, s, batch.data(), (int64_t)batch.size(), logits.data()).ok());
       return logits;
     };
     std::vector<BatchEntry> mixed, only_a, only_b;
@@ -262,7 +262,7 @@ TEST_CASE("score matches the forward pass's log-softmax") {
   std::vector<BatchEntry> b;
   for (int i = 0; i < 20; ++i) b.push_back({ids[i], i, 0, true});
   std::vector<float> logits(20 * v);
-  forward(*l.model, kernels::best_table(), pool, cache, sc, b.data(), 20, logits.data());
+  REQUIRE(forward(*l.model, kernels::best_table(), pool, cache, sc, b.data(), 20, logits.data()).ok());
   for (int i = 5; i < 19; ++i) {
     const float* row = &logits[i * v];
     double mx = *std::max_element(row, row + v), sum = 0;

@@ -71,9 +71,13 @@ struct Runner {
   ForwardScratch scratch;
   const kernels::KernelTable* k;
 
-  Runner(const std::string& path, const kernels::KernelTable& table, int threads, int64_t batch, bool kv_f32)
+  // `backend` places the linear layers (the cpu kernels are the table's).
+  Runner(const std::string& path, const kernels::KernelTable& table, int threads, int64_t batch, bool kv_f32,
+         const std::string& backend = "cpu")
       : k(&table) {
-    auto m = Model::load(path);
+    ModelOptions opt;
+    opt.backend = backend;
+    auto m = Model::load(path, opt);
     REQUIRE_MESSAGE(m.ok(), m.status().message());
     model = std::move(m).value();
     pool = std::make_unique<kernels::ThreadPool>(threads);
@@ -90,7 +94,7 @@ struct Runner {
     for (int64_t i0 = 0; i0 < n; i0 += chunk) {
       b.clear();
       for (int64_t i = i0; i < std::min(n, i0 + chunk); ++i) b.push_back({ids[i], (int32_t)i, 0, true});
-      forward(*model, *k, *pool, cache, scratch, b.data(), (int64_t)b.size(), out.data() + i0 * v);
+      REQUIRE(forward(*model, *k, *pool, cache, scratch, b.data(), (int64_t)b.size(), out.data() + i0 * v).ok());
     }
     return out;
   }
@@ -115,11 +119,31 @@ struct Runner {
         margins->push_back(row[best] - second);
       }
       BatchEntry e{best, (int32_t)(ids.size() + s), 0, true};
-      forward(*model, *k, *pool, cache, scratch, &e, 1, row.data());
+      REQUIRE(forward(*model, *k, *pool, cache, scratch, &e, 1, row.data()).ok());
     }
     return out;
   }
 };
+
+// How many leading tokens two sequences share.
+inline int agreeing_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  int n = 0;
+  while (n < (int)a.size() && n < (int)b.size() && a[n] == b[n]) ++n;
+  return n;
+}
+
+// Perplexity of the prompt under its own logits (row i predicts token i + 1).
+inline double prompt_perplexity(const std::vector<float>& logits, const std::vector<int32_t>& prompt, int64_t vocab) {
+  double nll = 0;
+  for (size_t i = 0; i + 1 < prompt.size(); ++i) {
+    const float* l = logits.data() + i * vocab;
+    const double mx = *std::max_element(l, l + vocab);
+    double sum = 0;
+    for (int64_t v = 0; v < vocab; ++v) sum += std::exp((double)l[v] - mx);
+    nll -= (double)l[prompt[i + 1]] - mx - std::log(sum);
+  }
+  return std::exp(nll / (double)(prompt.size() - 1));
+}
 
 inline double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
   double worst = 0;

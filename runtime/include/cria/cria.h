@@ -1,7 +1,7 @@
 /* cria — a C API for running Llama 3 and Falcon models from .cria files.
  *
  *   cria_model* model;
- *   if (cria_model_load("model.cria", NULL, &model) != CRIA_OK) {
+ *   if (cria_model_load("model.cria", NULL, &model) != CRIA_OK) {  // or &params
  *     fprintf(stderr, "%s\n", cria_last_error());
  *     return 1;
  *   }
@@ -69,7 +69,17 @@ CRIA_API const char* cria_version(void);
 
 /* ---- models ---------------------------------------------------------- */
 
-CRIA_API cria_status cria_model_load(const char* path, const void* reserved, cria_model** out);
+typedef struct cria_model_params {
+  /* Where the linear layers run: "auto" (NULL too) | "cpu" | "xnnpack" |
+   * "vulkan". auto places each one on the backend measured fastest for its
+   * weight type and falls back to cpu (saying why on stderr) when a backend
+   * cannot start; a backend named here that this build or machine lacks is
+   * an error listing what there is. Ops a backend cannot take run on cpu. */
+  const char* backend;
+} cria_model_params;
+CRIA_API void cria_model_params_init(cria_model_params* params);
+/* params may be NULL (the defaults). */
+CRIA_API cria_status cria_model_load(const char* path, const cria_model_params* params, cria_model** out);
 /* Loads from bytes in memory; cria copies nothing: `data` must outlive the
  * model (the WASM build streams a download straight into such a buffer). */
 CRIA_API cria_status cria_model_load_from_memory(const void* data, size_t size, const char* name,
@@ -87,6 +97,10 @@ typedef struct cria_model_info {
   int32_t head_dim;              /* its own field: not always hidden_size / num_heads */
 } cria_model_info;
 CRIA_API cria_status cria_model_get_info(const cria_model* model, cria_model_info* out);
+/* Which backend runs each op kind, one line per kind (what `cria inspect
+ * --placement` prints); same buffer protocol as cria_tokenize, in bytes
+ * (*len_out excludes the terminating NUL, which is written when it fits). */
+CRIA_API cria_status cria_model_placement(const cria_model* model, char* buf, size_t cap, size_t* len_out);
 /* The ids generation stops at by default (the tokenizer's EOS tokens and the
  * generation_config's eos_token_id), the first being the tokenizer's own EOS
  * (transformers' tokenizer.eos_token_id); same buffer protocol as

@@ -48,15 +48,27 @@ class Expected {
 
 class Model {
  public:
-  static Expected<Model> load(const std::string& path) {
+  static Expected<Model> load(const std::string& path, const std::string& backend = "auto") {
+    cria_model_params p;
+    cria_model_params_init(&p);
+    p.backend = backend.c_str();
     cria_model* m = nullptr;
-    cria_status s = cria_model_load(path.c_str(), nullptr, &m);
+    cria_status s = cria_model_load(path.c_str(), &p, &m);
     if (s != CRIA_OK) return Expected<Model>::failure(s);
     return Model(m);
   }
 
   Model() = default;
   cria_model* get() const { return m_.get(); }
+
+  std::string placement() const {
+    size_t n = 0;
+    cria_model_placement(m_.get(), nullptr, 0, &n);
+    std::string s(n + 1, '\0');
+    cria_model_placement(m_.get(), s.data(), s.size(), &n);
+    s.resize(n);
+    return s;
+  }
 
   cria_model_info info() const {
     cria_model_info i{};

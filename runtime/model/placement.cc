@@ -1,0 +1,129 @@
+#include "runtime/model/placement.h"
+
+#include <cstdio>
+#include <map>
+
+#include "formats/tensors.h"
+#include "runtime/model/model.h"
+
+namespace cria {
+
+const char* auto_linear_backend(QType t, kernels::Isa isa) {
+#ifdef CRIA_HAVE_XNNPACK
+  // bench/matmul (docs/PERFORMANCE.md, "Backends"): on an AVX-512 CPU
+  // XNNPACK's f32 operator beats cria's f32 kernel at one token and matches
+  // it on prefill; cria's f16 kernel (f32 activations) runs at twice
+  // XNNPACK's f16 operator. Other ISAs are unmeasured, so they stay on cpu.
+  if (t == QType::kF32 && isa == kernels::Isa::kAvx512) return "xnnpack";
+#else
+  (void)t;
+  (void)isa;
+#endif
+  return "cpu";
+}
+
+namespace {
+
+std::string mib(uint64_t b) {
+  char s[32];
+  std::snprintf(s, sizeof s, "%.1f MiB", (double)b / (1 << 20));
+  return s;
+}
+
+std::vector<PlacedLinear> bind_linears(const ModelConfig& c, const Weights& w) {
+  std::vector<PlacedLinear> v;
+  v.reserve((size_t)c.num_layers * kLinearRoles + 1);
+  auto add = [&](const kernels::Matrix& m, const float* b, std::string name) {
+    PlacedLinear p;
+    p.l.w = m;
+    p.l.bias = b;
+    p.l.name = std::move(name);
+    v.push_back(std::move(p));
+  };
+  const char* ffn_in = c.mlp == MlpKind::kSwiGLU ? "ffn_gate_up.weight" : "ffn_up.weight";
+  for (uint32_t l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& L = w.layers[l];
+    add(L.qkv, L.qkv_b, layer_tensor_name((int)l, "attn_qkv.weight"));
+    add(L.attn_out, L.attn_out_b, layer_tensor_name((int)l, "attn_out.weight"));
+    add(L.ffn_in, L.ffn_in_b, layer_tensor_name((int)l, ffn_in));
+    add(L.ffn_down, L.ffn_down_b, layer_tensor_name((int)l, "ffn_down.weight"));
+  }
+  add(w.output, nullptr, c.tie_word_embeddings ? "tok_embd.weight (tied output)" : "output.weight");
+  return v;
+}
+
+}  // namespace
+
+Result<Placement> Placement::place(const ModelFile& f, const Weights& w, const std::string& choice,
+                                   const kernels::KernelTable& k) {
+  Placement p;
+  p.choice_ = choice;
+  p.isa_ = kernels::isa_name(k.isa);
+  p.linears_ = bind_linears(f.config(), w);
+  CRIA_ASSIGN_OR_RETURN(std::unique_ptr<backends::Backend> cpu, backends::create_backend("cpu"));
+  p.backends_.push_back(std::move(cpu));
+  backends::Backend* fallback = p.backends_[0].get();
+
+  // The backends each linear layer may go to, by name.
+  std::map<std::string, backends::Backend*> by_name = {{"cpu", fallback}};
+  if (choice == "auto") {
+    for (const std::string& name : backends::built_backends()) {
+      if (name == "cpu") continue;
+      bool wanted = false;
+      for (const PlacedLinear& pl : p.linears_) wanted |= name == auto_linear_backend(pl.l.w.type, k.isa);
+      if (!wanted) continue;
+      auto b = backends::create_backend(name);
+      if (!b.ok()) {
+        p.notes_.push_back("backend auto: " + name + " unavailable, its ops run on cpu (" + b.status().message() + ")");
+        continue;
+      }
+      by_name[name] = b->get();
+      p.backends_.push_back(std::move(b).value());
+    }
+  } else if (choice != "cpu") {
+    CRIA_ASSIGN_OR_RETURN(std::unique_ptr<backends::Backend> b, backends::create_backend(choice));
+    by_name[choice] = b.get();
+    p.backends_.push_back(std::move(b));
+  }
+
+  const uint8_t* embd = w.tok_embd.data;
+  for (PlacedLinear& pl : p.linears_) {
+    const char* want = choice == "auto" ? auto_linear_backend(pl.l.w.type, k.isa) : choice.c_str();
+    auto it = by_name.find(want);
+    backends::Backend* b = it != by_name.end() && it->second->supports_linear(pl.l.w.type) ? it->second : fallback;
+    CRIA_ASSIGN_OR_RETURN(pl.handle, b->prepare_linear(pl.l));
+    pl.backend = b;
+    // The tied embedding is still read row by row for the input.
+    if (b->copies_weights() && pl.l.w.data != embd) p.released_ += f.release_pages(pl.l.w.data, pl.l.w.l.total);
+  }
+  return p;
+}
+
+std::string Placement::describe() const {
+  std::string s = "backend " + choice_ + ", cpu kernels " + isa_ + "\n";
+  // Linear layers: count and weight type per backend.
+  std::map<std::string, std::map<std::string, int>> lin;
+  for (const PlacedLinear& pl : linears_) ++lin[pl.backend->name()][qtype_name(pl.l.w.type)];
+  std::string lines;
+  for (const auto& [name, types] : lin) {
+    std::string t;
+    for (const auto& [ty, n] : types) t += (t.empty() ? "" : ", ") + std::to_string(n) + " " + ty;
+    lines += (lines.empty() ? "" : "; ") + name + " (" + t + ")";
+  }
+  for (const auto& b : backends_) {
+    if (!b->copies_weights() || !b->bytes_held()) continue;
+    lines += "; " + std::string(b->name()) + " holds " + mib(b->bytes_held()) + " of packed weights";
+    if (released_) lines += ", " + mib(released_) + " of mapped file pages released";
+  }
+  for (int i = 0; i < backends::kOpKinds; ++i) {
+    const auto op = (backends::OpKind)i;
+    char row[32];
+    std::snprintf(row, sizeof row, "  %-11s ", backends::op_kind_name(op));
+    s += row;
+    s += op == backends::OpKind::kLinear ? lines : "cpu";
+    s += "\n";
+  }
+  return s;
+}
+
+}  // namespace cria

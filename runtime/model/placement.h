@@ -1,0 +1,64 @@
+// Where each op of a model runs, decided once at load. Every linear layer is
+// placed on a backend (runtime/backends/backend.h) from what each backend
+// supports and a measured preference (`auto`), or on the backend the user
+// named; the backend prepares it there. The ops without weights run on
+// `cpu`. The table is what `cria inspect --placement` and `cria run -v`
+// print.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "formats/model_file.h"
+#include "runtime/backends/backend.h"
+
+namespace cria {
+
+struct Weights;
+
+// The linear layers of a block, in forward order.
+enum class LinearRole : uint8_t { kQkv, kAttnOut, kFfnIn, kFfnDown };
+constexpr int kLinearRoles = 4;
+
+struct PlacedLinear {
+  backends::Linear l;
+  backends::Backend* backend = nullptr;
+  int handle = 0;
+};
+
+class Placement {
+ public:
+  // `choice`: auto | cpu | xnnpack | vulkan. Under `auto` a backend that
+  // cannot start leaves its ops to cpu and says why in notes(); a backend
+  // named explicitly that cannot start is an error. `k` is the kernel table
+  // the model's sessions will run (the preference depends on it).
+  static Result<Placement> place(const ModelFile& f, const Weights& w, const std::string& choice,
+                                 const kernels::KernelTable& k);
+
+  const PlacedLinear& linear(int64_t layer, LinearRole r) const {
+    return linears_[(size_t)(layer * kLinearRoles + (int)r)];
+  }
+  const PlacedLinear& output() const { return linears_.back(); }
+
+  const std::string& choice() const { return choice_; }
+  // One line per op kind: the backend(s) and what they hold.
+  std::string describe() const;
+  // Why an `auto` choice did not use a backend (printed once by the CLI).
+  const std::vector<std::string>& notes() const { return notes_; }
+
+ private:
+  std::string choice_;
+  std::string isa_;
+  std::vector<std::unique_ptr<backends::Backend>> backends_;
+  std::vector<PlacedLinear> linears_;  // layer-major, then the output head
+  uint64_t released_ = 0;              // mapped bytes released after copies
+  std::vector<std::string> notes_;
+};
+
+// What `auto` prefers for linear layers of weight type `t` when the
+// sessions run kernel table `isa`: a backend name, from the measurements in
+// docs/PERFORMANCE.md ("Backends").
+const char* auto_linear_backend(QType t, kernels::Isa isa);
+
+}  // namespace cria
