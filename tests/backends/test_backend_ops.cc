@@ -266,7 +266,7 @@ TEST_CASE("whole tiny models: every backend gives cpu's logits and greedy tokens
         CAPTURE(b);
         CAPTURE(an);
         CAPTURE(tn);
-        MESSAGE(b << " " << arch_name(arch) << " " << qtype_name(type) << ": max |dlogit| vs cpu = " << worst
+        MESSAGE(b << " " << an << " " << tn << ": max |dlogit| vs cpu = " << worst
                   << " (max |logit| " << max_abs << ")");
         CHECK(worst <= (f16_path ? 5e-2 : 1e-4) * max_abs);
         CHECK(g == g_cpu);
