@@ -4,6 +4,9 @@
 #ifdef CRIA_HAVE_XNNPACK
 #include "runtime/backends/xnnpack.h"
 #endif
+#ifdef CRIA_HAVE_VULKAN
+#include "runtime/backends/vulkan/vk_backend.h"
+#endif
 
 namespace cria::backends {
 
@@ -25,6 +28,9 @@ std::vector<std::string> built_backends() {
 #ifdef CRIA_HAVE_XNNPACK
   b.push_back("xnnpack");
 #endif
+#ifdef CRIA_HAVE_VULKAN
+  b.push_back("vulkan");
+#endif
   return b;
 }
 
@@ -43,10 +49,15 @@ Result<std::unique_ptr<Backend>> create_backend(const std::string& name) {
 #ifdef CRIA_HAVE_XNNPACK
   if (name == "xnnpack") return make_xnnpack_backend();
 #endif
+#ifdef CRIA_HAVE_VULKAN
+  if (name == "vulkan") return vk::make_vulkan_backend();
+#endif
   const std::string have = "this build has: auto, " + list(built_backends());
   if (name == "xnnpack")
     return Error(Code::kUnsupported, "backend xnnpack is not in this build (built without XNNPACK); " + have);
-  if (name == "vulkan") return Error(Code::kUnsupported, "backend vulkan is not in this build; " + have);
+  if (name == "vulkan")
+    return Error(Code::kUnsupported,
+                 "backend vulkan is not in this build (built without libvulkan-dev and glslc); " + have);
   return Error(Code::kInvalidArgument, "unknown backend '" + name + "'; " + have);
 }
 
