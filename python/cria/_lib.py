@@ -43,7 +43,7 @@ class ModelInfoStruct(Structure):
 
 
 class ModelParams(Structure):
-    _fields_ = [("backend", c_char_p)]
+    _fields_ = [("backend", c_char_p), ("gpu_layers", c_int32)]
 
 
 class SessionOptions(Structure):

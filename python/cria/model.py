@@ -70,7 +70,7 @@ class Model:
     """
 
     def __init__(self, path: PathLike, threads: Optional[int] = None, context_length: Optional[int] = None,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", gpu_layers: Optional[int] = None) -> None:
         self._handle: Optional[int] = None
         self._lock = threading.Lock()
         self._idle: List[int] = []
@@ -86,7 +86,9 @@ class Model:
         self.backend = check_str("backend", backend)
         lib = _lib.lib()
         handle = c_void_p()
-        params = _lib.ModelParams(encode("backend", self.backend))
+        # With backend="vulkan": only the first gpu_layers blocks on the device.
+        self.gpu_layers = None if gpu_layers is None else check_int("gpu_layers", gpu_layers, 0)
+        params = _lib.ModelParams(encode("backend", self.backend), -1 if gpu_layers is None else self.gpu_layers)
         _lib.check(lib.cria_model_load(encode("path", self.path), ctypes.byref(params), ctypes.byref(handle)))
         self._handle = handle.value
         self._closed = False

@@ -194,13 +194,17 @@ const char* cria_status_name(cria_status s) {
 const char* cria_version(void) { return CRIA_VERSION; }
 
 void cria_model_params_init(cria_model_params* params) {
-  if (params) params->backend = "auto";
+  if (params) {
+    params->backend = "auto";
+    params->gpu_layers = -1;
+  }
 }
 
 cria_status cria_model_load(const char* path, const cria_model_params* params, cria_model** out) {
   if (!path || !out) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_model_load: path and out are required");
   cria::ModelOptions opt;
   if (params && params->backend) opt.backend = params->backend;
+  if (params) opt.gpu_layers = params->gpu_layers;
   auto f = cria::ModelFile::open(path);
   if (!f.ok()) return fail(f.status());
   return finish_load(std::move(f).value(), opt, out);

@@ -28,6 +28,7 @@ int cmd_bench(int argc, char** argv) {
   int64_t n_prompt = 512, n_gen = 128, threads = 0, reps = 3;
   bool json = false;
   std::string backend = "auto";
+  int64_t gpu_layers = -1;
   Args a("bench", "-m FILE [-p N] [-n N] [-t THREADS] [-r REPS] [--json]");
   a.str("--model", &model_path, "FILE", "model file (.cria)");
   a.alias("-m", "--model");
@@ -36,6 +37,7 @@ int cmd_bench(int argc, char** argv) {
   a.i64("--gen-tokens", &n_gen, "N", "tokens decoded (default 128)");
   a.alias("-n", "--gen-tokens");
   a.str("--backend", &backend, "NAME", kBackendHelp);
+  a.i64("--gpu-layers", &gpu_layers, "N", kGpuLayersHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
   a.i64("--reps", &reps, "N", "repetitions (default 3); medians are reported");
@@ -51,7 +53,7 @@ int cmd_bench(int argc, char** argv) {
   if (a.given("--threads") && !check_threads(threads, &err)) return usage_error(err, a.usage());
   if (n_prompt < 1 || n_gen < 1 || reps < 1) return usage_error("-p, -n and -r must be positive", a.usage());
   double load_s = 0;
-  ModelPtr m_owner = load_model(model_path, &load_s, backend);
+  ModelPtr m_owner = load_model(model_path, &load_s, backend, gpu_layers);
   if (!m_owner) return 1;
   cria_model* m = m_owner.get();
   cria_model_info info;

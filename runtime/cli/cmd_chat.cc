@@ -37,11 +37,13 @@ int cmd_chat(int argc, char** argv) {
   double temperature = -1;
   bool greedy = false;
   std::string backend = "auto";
+  int64_t gpu_layers = -1;
   Args a("chat", "-m FILE [--system S]");
   a.str("--model", &model_path, "FILE", "model file (.cria)");
   a.alias("-m", "--model");
   a.str("--system", &system, "TEXT", "system message");
   a.str("--backend", &backend, "NAME", kBackendHelp);
+  a.i64("--gpu-layers", &gpu_layers, "N", kGpuLayersHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
   a.i64("--ctx", &ctx, "N", "context length (default: the model's, at most 4096)");
@@ -58,7 +60,7 @@ int cmd_chat(int argc, char** argv) {
   std::string err;
   if (a.given("--threads") && !check_threads(threads, &err)) return usage_error(err, a.usage());
   if (max_new < 1) return usage_error("--max-new-tokens must be at least 1", a.usage());
-  ModelPtr m_owner = load_model(model_path, nullptr, backend);
+  ModelPtr m_owner = load_model(model_path, nullptr, backend, gpu_layers);
   if (!m_owner) return 1;
   cria_model* m = m_owner.get();
   cria_model_info info;

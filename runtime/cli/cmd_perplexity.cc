@@ -26,6 +26,7 @@ int cmd_perplexity(int argc, char** argv) {
   int64_t ctx = 512, threads = 0;
   bool compat = false;
   std::string backend = "auto";
+  int64_t gpu_layers = -1;
   Args a("perplexity", "-m FILE --file F [--ctx N] [--llama-cpp-compat]");
   a.str("--model", &model_path, "FILE", "model file (.cria)");
   a.alias("-m", "--model");
@@ -35,6 +36,7 @@ int cmd_perplexity(int argc, char** argv) {
   a.alias("-c", "--ctx");
   a.flag("--llama-cpp-compat", &compat, "llama.cpp's llama-perplexity protocol");
   a.str("--backend", &backend, "NAME", kBackendHelp);
+  a.i64("--gpu-layers", &gpu_layers, "N", kGpuLayersHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
   if (!a.parse(argc, argv)) return usage_error(a.error(), a.usage());
@@ -48,7 +50,7 @@ int cmd_perplexity(int argc, char** argv) {
   if (ctx < 4) return usage_error("--ctx must be at least 4", a.usage());
   std::string text;
   if (!read_file(file, &text)) return 1;
-  ModelPtr m_owner = load_model(model_path, nullptr, backend);
+  ModelPtr m_owner = load_model(model_path, nullptr, backend, gpu_layers);
   if (!m_owner) return 1;
   cria_model* m = m_owner.get();
   cria_model_info info;

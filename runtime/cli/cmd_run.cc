@@ -56,6 +56,7 @@ int cmd_run(int argc, char** argv) {
   bool greedy = false, do_sample = false, chat = false, print_prompt = false, truncate = false, quiet = false;
   std::vector<std::string> eos_ids, stops;
   std::string backend = "auto";
+  int64_t gpu_layers = -1;
   bool verbose = false;
   Args a("run", "-m FILE -p PROMPT [options]");
   a.str("--model", &model_path, "FILE", "model file (.cria)");
@@ -78,6 +79,7 @@ int cmd_run(int argc, char** argv) {
   a.flag("--chat", &chat, "wrap the prompt in the model's chat template");
   a.str("--system", &system, "TEXT", "system message (with --chat)");
   a.str("--backend", &backend, "NAME", kBackendHelp);
+  a.i64("--gpu-layers", &gpu_layers, "N", kGpuLayersHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
   a.i64("--ctx", &ctx, "N", "context length (default: the model's, at most 4096)");
@@ -121,7 +123,7 @@ int cmd_run(int argc, char** argv) {
   if (!system.empty() && !chat) return usage_error("--system needs --chat", a.usage());
 
   double load_s = 0;
-  ModelPtr model_owner = load_model(model_path, &load_s, backend);
+  ModelPtr model_owner = load_model(model_path, &load_s, backend, gpu_layers);
   if (!model_owner) return 1;
   cria_model* model = model_owner.get();
   if (verbose) std::fprintf(stderr, "cria: placement: %s", placement_text(model).c_str());

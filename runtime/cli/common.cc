@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -18,11 +19,16 @@ int api_fail(const char* what) {
 const char* const kBackendHelp =
     "where linear layers run: auto (default: the fastest measured for each weight type), cpu, xnnpack, vulkan";
 
-ModelPtr load_model(const std::string& path, double* seconds, const std::string& backend) {
+const char* const kGpuLayersHelp =
+    "with --backend vulkan: run only the first N layers on the device, the rest on the CPU (default: all)";
+
+ModelPtr load_model(const std::string& path, double* seconds, const std::string& backend, int64_t gpu_layers) {
   const auto t0 = std::chrono::steady_clock::now();
   cria_model_params params;
   cria_model_params_init(&params);
   params.backend = backend.c_str();
+  // Negative values but -1 reach the library, which names the mistake.
+  params.gpu_layers = (int32_t)std::max<int64_t>(-2, std::min<int64_t>(gpu_layers, 1 << 20));
   cria_model* m = nullptr;
   if (cria_model_load(path.c_str(), &params, &m) != CRIA_OK) {
     api_fail();

@@ -21,7 +21,9 @@ using SessionPtr = std::unique_ptr<cria_session, SessionFree>;
 
 // Loads a model with its linear layers on `backend` (auto | cpu | xnnpack |
 // vulkan); on failure prints the error and returns null.
-ModelPtr load_model(const std::string& path, double* seconds = nullptr, const std::string& backend = "auto");
+ModelPtr load_model(const std::string& path, double* seconds = nullptr, const std::string& backend = "auto",
+                    int64_t gpu_layers = -1);
+extern const char* const kGpuLayersHelp;
 // The --backend option's help text, shared by every command that loads a model.
 extern const char* const kBackendHelp;
 // The placement table of a loaded model (cria_model_placement).

@@ -90,7 +90,7 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelFile> file, co
   // Placement follows the kernel table sessions will pick (CRIA_ISA); a bad
   // CRIA_ISA is reported when a session starts.
   const kernels::KernelTable* k = kernels::requested_table(nullptr);
-  auto placed = Placement::place(f, w, opt.backend, k ? *k : kernels::best_table());
+  auto placed = Placement::place(f, w, opt.backend, k ? *k : kernels::best_table(), opt.gpu_layers);
   if (!placed.ok()) return placed.status().with_prefix(f.path());
   m->placement_ = std::move(placed).value();
   return m;

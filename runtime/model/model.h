@@ -41,6 +41,9 @@ struct Weights {
 struct ModelOptions {
   // Where linear layers run: auto | cpu | xnnpack | vulkan (placement.h).
   std::string backend = "auto";
+  // With a device backend: only the first gpu_layers blocks run there (-1:
+  // all), the rest on cpu.
+  int64_t gpu_layers = -1;
 };
 
 class Model {

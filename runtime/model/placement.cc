@@ -55,9 +55,15 @@ std::vector<PlacedLinear> bind_linears(const ModelConfig& c, const Weights& w) {
 }  // namespace
 
 Result<Placement> Placement::place(const ModelFile& f, const Weights& w, const std::string& choice,
-                                   const kernels::KernelTable& k) {
+                                   const kernels::KernelTable& k, int64_t gpu_layers) {
+  if (gpu_layers < -1) return Error(Code::kInvalidArgument, "gpu layers must be 0 or more (or -1 for all)");
+  if (gpu_layers >= 0 && choice != "vulkan")
+    return Error(Code::kInvalidArgument, "gpu layers apply to a device backend: use them with backend vulkan");
+  const int64_t n_layers = f.config().num_layers;
+  const int64_t on_device = gpu_layers < 0 ? n_layers : std::min(gpu_layers, n_layers);
   Placement p;
   p.choice_ = choice;
+  p.gpu_layers_ = gpu_layers < 0 ? -1 : on_device;
   p.isa_ = kernels::isa_name(k.isa);
   p.linears_ = bind_linears(f.config(), w);
   CRIA_ASSIGN_OR_RETURN(std::unique_ptr<backends::Backend> cpu, backends::create_backend("cpu"));
@@ -87,8 +93,12 @@ Result<Placement> Placement::place(const ModelFile& f, const Weights& w, const s
   }
 
   const uint8_t* embd = w.tok_embd.data;
-  for (PlacedLinear& pl : p.linears_) {
-    const char* want = choice == "auto" ? auto_linear_backend(pl.l.w.type, k.isa) : choice.c_str();
+  for (size_t i = 0; i < p.linears_.size(); ++i) {
+    PlacedLinear& pl = p.linears_[i];
+    // Block i / kLinearRoles; the output head counts as past the last block.
+    const int64_t layer = (int64_t)i / kLinearRoles;
+    const bool device_layer = layer < on_device || (layer == n_layers && on_device == n_layers);
+    const char* want = choice == "auto" ? auto_linear_backend(pl.l.w.type, k.isa) : device_layer ? choice.c_str() : "cpu";
     auto it = by_name.find(want);
     backends::Backend* b = it != by_name.end() && it->second->supports_linear(pl.l.w.type) ? it->second : fallback;
     CRIA_ASSIGN_OR_RETURN(pl.handle, b->prepare_linear(pl.l));
@@ -100,7 +110,9 @@ Result<Placement> Placement::place(const ModelFile& f, const Weights& w, const s
 }
 
 std::string Placement::describe() const {
-  std::string s = "backend " + choice_ + ", cpu kernels " + isa_ + "\n";
+  std::string s = "backend " + choice_ + ", cpu kernels " + isa_;
+  if (gpu_layers_ >= 0) s += ", first " + std::to_string(gpu_layers_) + " layers on the device";
+  s += "\n";
   // Linear layers: count and weight type per backend.
   std::map<std::string, std::map<std::string, int>> lin;
   for (const PlacedLinear& pl : linears_) ++lin[pl.backend->name()][qtype_name(pl.l.w.type)];

@@ -33,8 +33,12 @@ class Placement {
   // cannot start leaves its ops to cpu and says why in notes(); a backend
   // named explicitly that cannot start is an error. `k` is the kernel table
   // the model's sessions will run (the preference depends on it).
+  // `gpu_layers` >= 0 (with a device backend: vulkan) keeps only the first
+  // gpu_layers blocks there, and the rest (and the output head, unless
+  // every block is on the device) on cpu: a board with less device memory
+  // than the model. -1: every layer.
   static Result<Placement> place(const ModelFile& f, const Weights& w, const std::string& choice,
-                                 const kernels::KernelTable& k);
+                                 const kernels::KernelTable& k, int64_t gpu_layers = -1);
 
   const PlacedLinear& linear(int64_t layer, LinearRole r) const {
     return linears_[(size_t)(layer * kLinearRoles + (int)r)];
@@ -50,6 +54,7 @@ class Placement {
  private:
   std::string choice_;
   std::string isa_;
+  int64_t gpu_layers_ = -1;
   std::vector<std::unique_ptr<backends::Backend>> backends_;
   std::vector<PlacedLinear> linears_;  // layer-major, then the output head
   uint64_t released_ = 0;              // mapped bytes released after copies

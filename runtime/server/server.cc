@@ -52,6 +52,7 @@ Result<std::unique_ptr<Server>> Server::create(const ServeOptions& opt) {
   s->meta_ = (*file)->meta();
   ModelOptions mo;
   mo.backend = opt.backend;
+  mo.gpu_layers = opt.gpu_layers;
   auto model = Model::create(std::move(file).value(), mo);
   if (!model.ok()) return model.status();
   for (const std::string& note : (*model)->placement().notes()) std::fprintf(stderr, "cria: %s\n", note.c_str());

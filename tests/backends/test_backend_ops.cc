@@ -11,6 +11,7 @@
 // kernel table.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstdlib>
@@ -298,4 +299,67 @@ TEST_CASE("whole tiny models: every backend gives cpu's logits and greedy tokens
       ::unlink(path.c_str());
     }
   }
+}
+
+TEST_CASE("gpu layers: the first N blocks on the device, the rest on cpu, same greedy tokens") {
+  const std::vector<std::string> names = started_backend_names();
+  const std::string path = test::write_tiny_model("gpu-layers", Arch::kLlama, QType::kQ8);
+  REQUIRE(!path.empty());
+  // Only a device backend takes gpu layers.
+  for (const std::string& b : {std::string("cpu"), std::string("auto")}) {
+    ModelOptions opt;
+    opt.backend = b;
+    opt.gpu_layers = 1;
+    auto m = Model::load(path, opt);
+    REQUIRE(!m.ok());
+    CHECK(m.status().message().find("use them with backend vulkan") != std::string::npos);
+  }
+  if (std::find(names.begin(), names.end(), "vulkan") == names.end()) {
+    MESSAGE("no vulkan backend here: placement by gpu layers not exercised");
+    ::unlink(path.c_str());
+    return;
+  }
+  auto greedy = [&](const ModelOptions& opt) {
+    auto m = Model::load(path, opt);
+    REQUIRE_MESSAGE(m.ok(), m.status().message());
+    kernels::ThreadPool pool(1);
+    KvCache cache;
+    cache.init((*m)->config(), 1, 64);
+    ForwardScratch s;
+    s.init(**m, 16, 1);
+    const int64_t v = (*m)->config().vocab_size;
+    std::vector<float> row((size_t)v);
+    std::vector<int32_t> out;
+    int32_t t = 60;
+    for (int i = 0; i < 16; ++i) {
+      BatchEntry e{t, i, 0, true};
+      REQUIRE(forward(**m, kernels::best_table(), pool, cache, s, &e, 1, row.data()).ok());
+      t = (int32_t)(std::max_element(row.begin(), row.end()) - row.begin());
+      out.push_back(t);
+    }
+    return out;
+  };
+  ModelOptions cpu;
+  cpu.backend = "cpu";
+  const std::vector<int32_t> want = greedy(cpu);
+  for (int64_t n : {0, 1, 2, 7}) {
+    ModelOptions opt;
+    opt.backend = "vulkan";
+    opt.gpu_layers = n;
+    auto m = Model::load(path, opt);
+    REQUIRE(m.ok());
+    const Placement& p = (*m)->placement();
+    CAPTURE(n);
+    for (int64_t l = 0; l < 2; ++l)
+      for (int r = 0; r < kLinearRoles; ++r)
+        CHECK(std::string(p.linear(l, (LinearRole)r).backend->name()) == (l < n ? "vulkan" : "cpu"));
+    // The head joins the device only when every block is there.
+    CHECK(std::string(p.output().backend->name()) == (n >= 2 ? "vulkan" : "cpu"));
+    CHECK(greedy(opt) == want);
+  }
+  ModelOptions bad;
+  bad.backend = "vulkan";
+  bad.gpu_layers = -2;
+  CHECK(!Model::load(path, bad).ok());
+  ::unlink(path.c_str());
 }

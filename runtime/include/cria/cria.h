@@ -76,6 +76,11 @@ typedef struct cria_model_params {
    * cannot start; a backend named here that this build or machine lacks is
    * an error listing what there is. Ops a backend cannot take run on cpu. */
   const char* backend;
+  /* With backend "vulkan": only the first gpu_layers blocks run on the
+   * device, the rest (and the output head, unless every block is there) on
+   * cpu, for a board with less device memory than the model. -1 (the
+   * default): every layer. Other backends take only -1. */
+  int32_t gpu_layers;
 } cria_model_params;
 CRIA_API void cria_model_params_init(cria_model_params* params);
 /* params may be NULL (the defaults). */

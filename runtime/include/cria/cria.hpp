@@ -48,10 +48,11 @@ class Expected {
 
 class Model {
  public:
-  static Expected<Model> load(const std::string& path, const std::string& backend = "auto") {
+  static Expected<Model> load(const std::string& path, const std::string& backend = "auto", int gpu_layers = -1) {
     cria_model_params p;
     cria_model_params_init(&p);
     p.backend = backend.c_str();
+    p.gpu_layers = gpu_layers;
     cria_model* m = nullptr;
     cria_status s = cria_model_load(path.c_str(), &p, &m);
     if (s != CRIA_OK) return Expected<Model>::failure(s);
