@@ -62,23 +62,28 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelFile> file) {
       return;
     }
     const float* fp = reinterpret_cast<const float*>(t->data);
-    const SpecName sn = parse_spec_name(s);
-    const std::string& base = sn.base;
-    const bool bias = sn.bias;
-    if (s.layer < 0) {
-      if (base == "tok_embd") w.tok_embd = matrix(*t);
-      else if (base == "output") w.output = matrix(*t);
-      else if (base == "output_norm") (bias ? w.out_norm_b : w.out_norm_w) = fp;
-      return;
+    // A norm's or linear layer's bias is an f32 vector; a linear weight is
+    // a matrix in any storage type.
+    auto vec = [&](const float** weight, const float** bias) { *(s.bias ? bias : weight) = fp; };
+    auto lin = [&](kernels::Matrix* weight, const float** bias) {
+      if (s.bias) *bias = fp;
+      else *weight = matrix(*t);
+    };
+    LayerWeights* L = s.layer >= 0 ? &w.layers[s.layer] : nullptr;
+    switch (s.kind) {
+      case TensorKind::kTokEmbd: w.tok_embd = matrix(*t); return;
+      case TensorKind::kOutput: w.output = matrix(*t); return;
+      case TensorKind::kOutputNorm: return vec(&w.out_norm_w, &w.out_norm_b);
+      case TensorKind::kAttnNorm: return vec(&L->attn_norm_w, &L->attn_norm_b);
+      case TensorKind::kFfnNorm: return vec(&L->ffn_norm_w, &L->ffn_norm_b);
+      case TensorKind::kAttnQkv: return lin(&L->qkv, &L->qkv_b);
+      case TensorKind::kAttnOut: return lin(&L->attn_out, &L->attn_out_b);
+      // ffn_in: gate and up rows (SwiGLU) or up alone (GELU).
+      case TensorKind::kFfnGateUp:
+      case TensorKind::kFfnUp: return lin(&L->ffn_in, &L->ffn_in_b);
+      case TensorKind::kFfnDown: return lin(&L->ffn_down, &L->ffn_down_b);
     }
-    LayerWeights& L = w.layers[s.layer];
-    if (base == "attn_norm") (bias ? L.attn_norm_b : L.attn_norm_w) = fp;
-    else if (base == "ffn_norm") (bias ? L.ffn_norm_b : L.ffn_norm_w) = fp;
-    else if (base == "attn_qkv") bias ? void(L.qkv_b = fp) : void(L.qkv = matrix(*t));
-    else if (base == "attn_out") bias ? void(L.attn_out_b = fp) : void(L.attn_out = matrix(*t));
-    else if (base == "ffn_gate_up" || base == "ffn_up") bias ? void(L.ffn_in_b = fp) : void(L.ffn_in = matrix(*t));
-    else if (base == "ffn_down") bias ? void(L.ffn_down_b = fp) : void(L.ffn_down = matrix(*t));
-    else st = Error(Code::kInternal, f.path() + ": no place for tensor " + s.name);
+    st = Error(Code::kInternal, f.path() + ": no place for tensor " + s.name);
   });
   CRIA_RETURN_IF_ERROR(st);
   if (c.tie_word_embeddings) w.output = w.tok_embd;
