@@ -249,15 +249,13 @@ class GgufSource : public Source {
       return true;
     };
     // Candidates for the original context: the published 8192, and the one
-    // implied by the first smoothly scaled frequency, where
-    // 1/f = (1 - s)/factor + s and s = (orig / wavelength - low) / (high - low).
+    // implied by the first smoothly scaled frequency (formats/rope.h).
     std::vector<uint32_t> origs = {8192u, c.max_position_embeddings};
     const double pi = 3.14159265358979323846;
     for (size_t i = 0; i < f.size(); ++i) {
       if (f[i] <= 1.0f + 1e-6f || f[i] >= r.factor - 1e-6f) continue;
-      const double s = (1.0 / f[i] - 1.0 / r.factor) / (1.0 - 1.0 / r.factor);
-      const double wl = 2 * pi * std::pow((double)c.rope_theta, 2.0 * (double)i / c.head_dim);
-      origs.push_back((uint32_t)std::lround(wl * (s * (r.high_freq_factor - r.low_freq_factor) + r.low_freq_factor)));
+      const double wl = 2 * pi / rope_base_inv_freq<double>(c, i);
+      origs.push_back((uint32_t)std::lround(llama3_original_context<double>(wl, f[i], r)));
       break;
     }
     for (uint32_t orig : origs) {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "formats/alibi.h"
 #include "formats/rope.h"
 #include "formats/tensors.h"
 #include "quant/fp16.h"
@@ -16,20 +17,6 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
     if (c.rope_scaling.kind == RopeScalingKind::kLlama3) f[i] = llama3_scaled_inv_freq(f[i], c.rope_scaling);
   }
   return f;
-}
-
-std::vector<float> alibi_slopes(uint32_t n) {
-  // transformers build_alibi_tensor (Falcon, BLOOM).
-  const uint32_t closest = 1u << (uint32_t)std::floor(std::log2((double)n));
-  const double base = std::pow(2.0, -std::pow(2.0, -(std::log2((double)closest) - 3)));
-  std::vector<float> s;
-  for (uint32_t p = 1; p <= closest; ++p) s.push_back((float)std::pow(base, (double)p));
-  if (closest != n) {
-    const double extra = std::pow(2.0, -std::pow(2.0, -(std::log2(2.0 * closest) - 3)));
-    const uint32_t remaining = std::min(closest, n - closest);
-    for (uint32_t p = 1; p < 1 + 2 * remaining; p += 2) s.push_back((float)std::pow(extra, (double)p));
-  }
-  return s;
 }
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
@@ -88,10 +75,7 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelFile> file) {
   CRIA_RETURN_IF_ERROR(st);
   if (c.tie_word_embeddings) w.output = w.tok_embd;
   if (c.position == PositionKind::kRope) m->inv_freq_ = rope_inv_freq(c);
-  else {
-    m->alibi_ = alibi_slopes(c.num_heads);
-    for (float& a : m->alibi_) a = bf16_to_f32(f32_to_bf16(a));
-  }
+  else m->alibi_ = alibi_slopes_bf16(c.num_heads);
   return m;
 }
 
