@@ -117,13 +117,16 @@ inline void quarter_dot(const uint8_t* qb, int j, const int8_t* const ab[NT], in
 template <QType T, int NT>
 void tile_tokens(const qk::Tile& tl, const QActs& a, int64_t t0, float* y, int64_t ldy) {
   float32x4_t acc[NT][4];
-  for (int t = 0; t < NT; ++t)
+  qk::ActRow rows[NT];
+  for (int t = 0; t < NT; ++t) {
     for (int j = 0; j < 4; ++j) acc[t][j] = vdupq_n_f32(0.0f);
+    rows[t] = qk::act_row(a, t0 + t);
+  }
   for (int64_t b = 0; b < tl.blocks; ++b) {
     qk::ActBlock ab[NT];
     const int8_t* aq[NT];
     for (int t = 0; t < NT; ++t) {
-      ab[t] = qk::act_block(a, t0 + t, b);
+      ab[t] = rows[t].block(b);
       aq[t] = ab[t].q;
     }
 #pragma GCC unroll 4

@@ -95,15 +95,23 @@ inline Tile tile_at(const Matrix& w, int64_t tile) {
   return t;
 }
 
-// Block b of token t's quantized activations: 32 int8 values, their scale
+// Block b of a token's quantized activations: 32 int8 values, their scale
 // d and d * (sum of the values), which carries the weights' zero point.
 struct ActBlock {
   const int8_t* q;
   float d, s;
 };
-inline ActBlock act_block(const QActs& a, int64_t t, int64_t b) {
+// One token's quantized activations; taken once per token so that the block
+// loop only adds offsets.
+struct ActRow {
+  const int8_t* q;
+  const float* d;
+  const float* s;
+  ActBlock block(int64_t b) const { return {q + b * 32, d[b], s[b]}; }
+};
+inline ActRow act_row(const QActs& a, int64_t t) {
   const int64_t nb = a.cols / 32;
-  return {a.q + t * a.cols + b * 32, a.d[t * nb + b], a.s[t * nb + b]};
+  return {a.q + t * a.cols, a.d + t * nb, a.s + t * nb};
 }
 
 // ---- the loop ----------------------------------------------------------------

@@ -226,11 +226,11 @@ void tile_tokens(const qk::Tile& tl, const QActs& a, int64_t t0, int64_t nt, flo
     }
     int64_t j = 0;
     for (; j + 2 <= nt; j += 2) {
-      const qk::ActBlock ab[2] = {qk::act_block(a, t0 + j, b), qk::act_block(a, t0 + j + 1, b)};
+      const qk::ActBlock ab[2] = {qk::act_row(a, t0 + j).block(b), qk::act_row(a, t0 + j + 1).block(b)};
       block_tokens<T, 2>(u, t_pairs + j * a.cols + b * 32, a.cols, dw, mw, ab, acc + j * 16);
     }
     if (j < nt) {
-      const qk::ActBlock ab = qk::act_block(a, t0 + j, b);
+      const qk::ActBlock ab = qk::act_row(a, t0 + j).block(b);
       block_tokens<T, 1>(u, t_pairs + j * a.cols + b * 32, a.cols, dw, mw, &ab, acc + j * 16);
     }
   }
@@ -242,6 +242,7 @@ void tile_tokens(const qk::Tile& tl, const QActs& a, int64_t t0, int64_t nt, flo
 template <QType T>
 void tile_one_token(const qk::Tile& tl, const QActs& a, int64_t t0, v128_t* acc) {
   const int16_t* pairs = t_pairs;
+  const qk::ActRow row = qk::act_row(a, t0);
   for (int q = 0; q < 4; ++q) acc[q] = wasm_f32x4_splat(0.0f);
   for (int64_t b = 0; b < tl.blocks; ++b) {
     const uint8_t* qb = tl.block(b);
@@ -270,7 +271,7 @@ void tile_one_token(const qk::Tile& tl, const QActs& a, int64_t t0, v128_t* acc)
         }
       }
     }
-    const qk::ActBlock ab = qk::act_block(a, t0, b);
+    const qk::ActBlock ab = row.block(b);
     for (int q = 0; q < 4; ++q) {
       const v128_t dw = load_half4(tl.scales(b) + 4 * q);
       const v128_t mw = T == QType::kQ4M ? load_half4(tl.mins(b) + 4 * q) : dw;

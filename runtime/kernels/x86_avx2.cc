@@ -77,7 +77,11 @@ template <QType T, int NT>
 void tile_tokens(const qk::Tile& tl, const QActs& a, int64_t t0, float* y, int64_t ldy) {
   const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
   __m256 acc[NT][2];
-  for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+  qk::ActRow rows[NT];
+  for (int j = 0; j < NT; ++j) {
+    acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+    rows[j] = qk::act_row(a, t0 + j);
+  }
   for (int64_t b = 0; b < tl.blocks; ++b) {
     __m256 dw[2], mw[2];
     for (int h = 0; h < 2; ++h) {
@@ -102,7 +106,7 @@ void tile_tokens(const qk::Tile& tl, const QActs& a, int64_t t0, float* y, int64
       }
     }
     for (int j = 0; j < NT; ++j) {
-      const qk::ActBlock ab = qk::act_block(a, t0 + j, b);
+      const qk::ActBlock ab = rows[j].block(b);
       for (int h = 0; h < 2; ++h) {
         __m256i dot;
         if (T == QType::kQ8) {

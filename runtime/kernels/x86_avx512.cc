@@ -83,7 +83,11 @@ inline void block_dot(const uint8_t* qb, __m512 dw, __m512 mw, const qk::ActBloc
 template <QType T, int NT>
 inline void tile_tokens(const qk::Tile& tl, const QActs& a, int64_t t0, float* y, int64_t ldy) {
   __m512 acc[NT];
-  for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_ps();
+  qk::ActRow rows[NT];
+  for (int j = 0; j < NT; ++j) {
+    acc[j] = _mm512_setzero_ps();
+    rows[j] = qk::act_row(a, t0 + j);
+  }
   for (int64_t b = 0; b < tl.blocks; b += tl.blocks_per_group) {
     // One group: its scales (and mins) serve each of its blocks.
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tl.scales(b))));
@@ -91,7 +95,7 @@ inline void tile_tokens(const qk::Tile& tl, const QActs& a, int64_t t0, float* y
                                        : _mm512_setzero_ps();
     for (int64_t e = b; e < b + tl.blocks_per_group; ++e) {
       qk::ActBlock ab[NT];
-      for (int j = 0; j < NT; ++j) ab[j] = qk::act_block(a, t0 + j, e);
+      for (int j = 0; j < NT; ++j) ab[j] = rows[j].block(e);
       block_dot<T, NT>(tl.block(e), dw, mw, ab, acc);
     }
   }
