@@ -89,48 +89,69 @@ Status validate_config(const ModelConfig& c) {
   return Status::Ok();
 }
 
-std::string layer_tensor_name(int layer, const char* suffix) {
-  return "blk." + std::to_string(layer) + "." + suffix;
+namespace {
+
+struct KindInfo {
+  TensorKind kind;
+  const char* name;
+  bool in_block;
+};
+// Indexed by TensorKind; the static_assert below and the check in
+// tensor_kind_name keep the two in step.
+constexpr KindInfo kKinds[] = {
+    {TensorKind::kTokEmbd, "tok_embd", false},      {TensorKind::kAttnNorm, "attn_norm", true},
+    {TensorKind::kAttnQkv, "attn_qkv", true},       {TensorKind::kAttnOut, "attn_out", true},
+    {TensorKind::kFfnNorm, "ffn_norm", true},       {TensorKind::kFfnGateUp, "ffn_gate_up", true},
+    {TensorKind::kFfnUp, "ffn_up", true},           {TensorKind::kFfnDown, "ffn_down", true},
+    {TensorKind::kOutputNorm, "output_norm", false}, {TensorKind::kOutput, "output", false},
+};
+static_assert(sizeof(kKinds) / sizeof(kKinds[0]) == kNumTensorKinds);
+constexpr bool kinds_in_order() {
+  for (int i = 0; i < kNumTensorKinds; ++i)
+    if ((int)kKinds[i].kind != i) return false;
+  return true;
+}
+static_assert(kinds_in_order(), "kKinds must list TensorKind in declaration order");
+
+}  // namespace
+
+const char* tensor_kind_name(TensorKind k) { return kKinds[(int)k].name; }
+bool tensor_kind_in_block(TensorKind k) { return kKinds[(int)k].in_block; }
+
+std::string tensor_name(TensorKind k, int layer, bool bias) {
+  std::string n = tensor_kind_in_block(k) ? "blk." + std::to_string(layer) + "." : std::string();
+  return n + tensor_kind_name(k) + (bias ? ".bias" : ".weight");
 }
 
 void for_each_tensor(const ModelConfig& c, const std::function<void(const TensorSpec&)>& f) {
   const uint64_t h = c.hidden_size, v = c.vocab_size, ffn = c.intermediate_size;
   const bool ln = c.norm == NormKind::kLayerNorm;
-  auto norm = [&](int layer, const char* base) {
-    std::string n = layer < 0 ? std::string(base) : layer_tensor_name(layer, base);
-    f({n + ".weight", {h}, TensorRole::kNorm, layer});
-    if (ln) f({n + ".bias", {h}, TensorRole::kNorm, layer});
+  auto spec = [&](TensorKind k, int layer, bool bias, std::vector<uint64_t> shape, TensorRole role) {
+    f({tensor_name(k, layer, bias), std::move(shape), role, layer, k, bias});
   };
-  auto linear = [&](int layer, const char* base, uint64_t out, uint64_t in, bool bias) {
-    std::string n = layer_tensor_name(layer, base);
-    f({n + ".weight", {out, in}, TensorRole::kLinear, layer});
-    if (bias) f({n + ".bias", {out}, TensorRole::kBias, layer});
+  auto norm = [&](int layer, TensorKind k) {
+    spec(k, layer, false, {h}, TensorRole::kNorm);
+    if (ln) spec(k, layer, true, {h}, TensorRole::kNorm);
   };
-  f({"tok_embd.weight", {v, h}, TensorRole::kEmbedding, -1});
+  auto linear = [&](int layer, TensorKind k, uint64_t out, uint64_t in, bool bias) {
+    spec(k, layer, false, {out, in}, TensorRole::kLinear);
+    if (bias) spec(k, layer, true, {out}, TensorRole::kBias);
+  };
+  spec(TensorKind::kTokEmbd, -1, false, {v, h}, TensorRole::kEmbedding);
   for (int i = 0; i < (int)c.num_layers; ++i) {
-    norm(i, "attn_norm");
-    linear(i, "attn_qkv", c.qkv_dim(), h, c.qkv_bias);
-    linear(i, "attn_out", h, c.q_dim(), c.attn_out_bias);
-    if (c.block != BlockKind::kParallelOneNorm) norm(i, "ffn_norm");
+    norm(i, TensorKind::kAttnNorm);
+    linear(i, TensorKind::kAttnQkv, c.qkv_dim(), h, c.qkv_bias);
+    linear(i, TensorKind::kAttnOut, h, c.q_dim(), c.attn_out_bias);
+    if (c.block != BlockKind::kParallelOneNorm) norm(i, TensorKind::kFfnNorm);
     if (c.mlp == MlpKind::kSwiGLU) {
-      linear(i, "ffn_gate_up", 2 * ffn, h, c.mlp_bias);
+      linear(i, TensorKind::kFfnGateUp, 2 * ffn, h, c.mlp_bias);
     } else {
-      linear(i, "ffn_up", ffn, h, c.mlp_bias);
+      linear(i, TensorKind::kFfnUp, ffn, h, c.mlp_bias);
     }
-    linear(i, "ffn_down", h, ffn, c.mlp_bias);
+    linear(i, TensorKind::kFfnDown, h, ffn, c.mlp_bias);
   }
-  norm(-1, "output_norm");
-  if (!c.tie_word_embeddings) f({"output.weight", {v, h}, TensorRole::kHead, -1});
-}
-
-SpecName parse_spec_name(const TensorSpec& spec) {
-  SpecName n;
-  const std::string& s = spec.name;
-  n.bias = s.size() > 5 && s.compare(s.size() - 5, 5, ".bias") == 0;
-  // The part after "blk.N." (or the whole name outside blocks), without the suffix.
-  n.base = spec.layer >= 0 ? s.substr(s.find('.', 4) + 1) : s;
-  n.base = n.base.substr(0, n.base.rfind('.'));
-  return n;
+  norm(-1, TensorKind::kOutputNorm);
+  if (!c.tie_word_embeddings) spec(TensorKind::kOutput, -1, false, {v, h}, TensorRole::kHead);
 }
 
 std::vector<TensorSpec> tensor_specs(const ModelConfig& c) {

@@ -104,16 +104,16 @@ class GgufSource : public Source {
     return Status::Ok();
   }
 
+  // llama.cpp's names for each canonical kind (docs/ARCHITECTURE.md, "GGUF
+  // tensor names"; tests/reference/gguf_llamacpp_names.py checks them
+  // against a transcription of gguf-py's table).
   Status map_spec(const TensorSpec& spec, Assembly* out) {
     const ModelConfig& c = meta_.config;
-    const SpecName sn = parse_spec_name(spec);
-    const std::string& base = sn.base;
-    const std::string kind = sn.kind();
-    const bool is_bias = sn.bias;
+    const std::string kind = spec.part();
     const std::string p = "blk." + std::to_string(spec.layer) + ".";
     const uint64_t h = c.hidden_size;
-    Mapper mp(out, is_bias, [this](const std::string& s, const std::vector<uint64_t>& sh) { return need(s, sh); });
-    auto whole = [&](const std::string& src, const std::vector<uint64_t>& shape) { return mp.whole(src, shape); };
+    Mapper mp(out, spec.bias, [this](const std::string& s, const std::vector<uint64_t>& sh) { return need(s, sh); });
+    auto whole = [&](const std::string& src) { return mp.whole(src, spec.shape); };
     auto lin = [&](const std::string& src_base, uint64_t o, uint64_t in) { return mp.lin(src_base, o, in); };
     // llama.cpp permutes Llama's Q and K rows so RoPE pairs sit side by side
     // (row h*D + 2i + half); cria keeps Hugging Face's halves (h*D + half*D/2 + i).
@@ -121,41 +121,39 @@ class GgufSource : public Source {
       const uint64_t d = c.head_dim, o = (uint64_t)heads * d;
       const std::string src = src_base + "." + kind;
       std::vector<uint64_t> shape = {o};
-      if (!is_bias) shape.push_back(h);
+      if (!spec.bias) shape.push_back(h);
       CRIA_RETURN_IF_ERROR(need(src, shape));
       for (uint64_t hd = 0; hd < heads; ++hd)
         for (uint64_t half = 0; half < 2; ++half)
           for (uint64_t i = 0; i < d / 2; ++i) out->pieces.push_back({src, hd * d + 2 * i + half, 1});
       return Status::Ok();
     };
-    if (base == "tok_embd") return whole("token_embd.weight", spec.shape);
-    if (base == "output_norm") return whole("output_norm." + kind, spec.shape);
-    if (base == "output") return whole("output.weight", spec.shape);
-    if (base == "attn_out") return lin(p + "attn_output", h, c.q_dim());
-    if (base == "ffn_down") return lin(p + "ffn_down", h, c.intermediate_size);
-    if (c.arch == Arch::kLlama) {
-      if (base == "attn_norm") return whole(p + "attn_norm." + kind, spec.shape);
-      if (base == "ffn_norm") return whole(p + "ffn_norm.weight", spec.shape);
-      if (base == "attn_qkv") {
+    const bool llama = c.arch == Arch::kLlama;
+    // llama.cpp's tensor_mapping (gguf-py) stores Falcon-40B's two norms as
+    // attn_norm <- ln_mlp and attn_norm_2 <- ln_attn, and its falcon graph
+    // feeds attention from attn_norm_2 and the MLP from attn_norm. One-norm
+    // layouts (7B, 11B) keep input_layernorm in attn_norm.
+    const bool two = c.block == BlockKind::kParallelTwoNorms;
+    switch (spec.kind) {
+      case TensorKind::kTokEmbd: return whole("token_embd.weight");
+      case TensorKind::kOutputNorm: return whole("output_norm." + kind);
+      case TensorKind::kOutput: return whole("output.weight");
+      case TensorKind::kAttnOut: return lin(p + "attn_output", h, c.q_dim());
+      case TensorKind::kFfnDown: return lin(p + "ffn_down", h, c.intermediate_size);
+      case TensorKind::kAttnNorm: return whole(p + (!llama && two ? "attn_norm_2." : "attn_norm.") + kind);
+      case TensorKind::kFfnNorm: return whole(p + (llama ? "ffn_norm.weight" : "attn_norm." + kind));
+      case TensorKind::kAttnQkv:
+        if (!llama) return lin(p + "attn_qkv", c.qkv_dim(), h);  // already [Q; K; V]
         CRIA_RETURN_IF_ERROR(unpermuted(p + "attn_q", c.num_heads));
         CRIA_RETURN_IF_ERROR(unpermuted(p + "attn_k", c.num_kv_heads));
         return lin(p + "attn_v", c.kv_dim(), h);
-      }
-      if (base == "ffn_gate_up") {
+      case TensorKind::kFfnGateUp:
+        if (!llama) break;
         CRIA_RETURN_IF_ERROR(lin(p + "ffn_gate", c.intermediate_size, h));
         return lin(p + "ffn_up", c.intermediate_size, h);
-      }
-    } else {
-      // llama.cpp's tensor_mapping (gguf-py) stores Falcon-40B's two norms as
-      // attn_norm <- ln_mlp and attn_norm_2 <- ln_attn, and its falcon graph
-      // feeds attention from attn_norm_2 and the MLP from attn_norm. One-norm
-      // layouts (7B, 11B) keep input_layernorm in attn_norm.
-      const bool two = c.block == BlockKind::kParallelTwoNorms;
-      if (base == "attn_norm") return whole(p + (two ? "attn_norm_2." : "attn_norm.") + kind, spec.shape);
-      if (base == "ffn_norm") return whole(p + "attn_norm." + kind, spec.shape);
-      // llama.cpp already reorders Falcon's fused QKV into [Q; K; V].
-      if (base == "attn_qkv") return lin(p + "attn_qkv", c.qkv_dim(), h);
-      if (base == "ffn_up") return lin(p + "ffn_up", c.intermediate_size, h);
+      case TensorKind::kFfnUp:
+        if (llama) break;
+        return lin(p + "ffn_up", c.intermediate_size, h);
     }
     return Error(Code::kInternal, path_ + ": no mapping for " + spec.name);
   }
@@ -251,15 +249,13 @@ class GgufSource : public Source {
       return true;
     };
     // Candidates for the original context: the published 8192, and the one
-    // implied by the first smoothly scaled frequency, where
-    // 1/f = (1 - s)/factor + s and s = (orig / wavelength - low) / (high - low).
+    // implied by the first smoothly scaled frequency (formats/rope.h).
     std::vector<uint32_t> origs = {8192u, c.max_position_embeddings};
     const double pi = 3.14159265358979323846;
     for (size_t i = 0; i < f.size(); ++i) {
       if (f[i] <= 1.0f + 1e-6f || f[i] >= r.factor - 1e-6f) continue;
-      const double s = (1.0 / f[i] - 1.0 / r.factor) / (1.0 - 1.0 / r.factor);
-      const double wl = 2 * pi * std::pow((double)c.rope_theta, 2.0 * (double)i / c.head_dim);
-      origs.push_back((uint32_t)std::lround(wl * (s * (r.high_freq_factor - r.low_freq_factor) + r.low_freq_factor)));
+      const double wl = 2 * pi / rope_base_inv_freq<double>(c, i);
+      origs.push_back((uint32_t)std::lround(llama3_original_context<double>(wl, f[i], r)));
       break;
     }
     for (uint32_t orig : origs) {

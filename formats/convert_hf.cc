@@ -85,54 +85,57 @@ class HfSource : public Source {
     return Status::Ok();
   }
 
+  // Hugging Face's names for each canonical kind (transformers' modeling_llama
+  // and modeling_falcon).
   Status map_spec(const TensorSpec& spec, Assembly* out) {
     const ModelConfig& c = meta_.config;
     out->cols = spec.shape.size() == 2 ? spec.shape[1] : 1;
-    const SpecName sn = parse_spec_name(spec);
-    const std::string& base = sn.base;
-    const std::string kind = sn.kind();
-    const bool is_bias = sn.bias;
+    const std::string kind = spec.part();
     const uint64_t h = c.hidden_size;
-    Mapper mp(out, is_bias, [this](const std::string& s, const std::vector<uint64_t>& sh) { return need(s, sh); });
-    auto whole = [&](const std::string& src, const std::vector<uint64_t>& shape) { return mp.whole(src, shape); };
+    Mapper mp(out, spec.bias, [this](const std::string& s, const std::vector<uint64_t>& sh) { return need(s, sh); });
+    auto whole = [&](const std::string& src) { return mp.whole(src, spec.shape); };
     auto lin = [&](const std::string& src_base, uint64_t o, uint64_t in) { return mp.lin(src_base, o, in); };
     if (c.arch == Arch::kLlama) {
       const std::string p = "model.layers." + std::to_string(spec.layer) + ".";
-      if (base == "tok_embd") return whole("model.embed_tokens.weight", spec.shape);
-      if (base == "output_norm") return whole("model.norm.weight", spec.shape);
-      if (base == "output") return whole("lm_head.weight", spec.shape);
-      if (base == "attn_norm") return whole(p + "input_layernorm.weight", spec.shape);
-      if (base == "ffn_norm") return whole(p + "post_attention_layernorm.weight", spec.shape);
-      if (base == "attn_qkv") {
-        CRIA_RETURN_IF_ERROR(lin(p + "self_attn.q_proj", c.q_dim(), h));
-        CRIA_RETURN_IF_ERROR(lin(p + "self_attn.k_proj", c.kv_dim(), h));
-        return lin(p + "self_attn.v_proj", c.kv_dim(), h);
+      switch (spec.kind) {
+        case TensorKind::kTokEmbd: return whole("model.embed_tokens.weight");
+        case TensorKind::kOutputNorm: return whole("model.norm.weight");
+        case TensorKind::kOutput: return whole("lm_head.weight");
+        case TensorKind::kAttnNorm: return whole(p + "input_layernorm.weight");
+        case TensorKind::kFfnNorm: return whole(p + "post_attention_layernorm.weight");
+        case TensorKind::kAttnQkv:
+          CRIA_RETURN_IF_ERROR(lin(p + "self_attn.q_proj", c.q_dim(), h));
+          CRIA_RETURN_IF_ERROR(lin(p + "self_attn.k_proj", c.kv_dim(), h));
+          return lin(p + "self_attn.v_proj", c.kv_dim(), h);
+        case TensorKind::kAttnOut: return lin(p + "self_attn.o_proj", h, c.q_dim());
+        case TensorKind::kFfnGateUp:
+          CRIA_RETURN_IF_ERROR(lin(p + "mlp.gate_proj", c.intermediate_size, h));
+          return lin(p + "mlp.up_proj", c.intermediate_size, h);
+        case TensorKind::kFfnDown: return lin(p + "mlp.down_proj", h, c.intermediate_size);
+        case TensorKind::kFfnUp: break;  // Llama's MLP is SwiGLU
       }
-      if (base == "attn_out") return lin(p + "self_attn.o_proj", h, c.q_dim());
-      if (base == "ffn_gate_up") {
-        CRIA_RETURN_IF_ERROR(lin(p + "mlp.gate_proj", c.intermediate_size, h));
-        return lin(p + "mlp.up_proj", c.intermediate_size, h);
-      }
-      if (base == "ffn_down") return lin(p + "mlp.down_proj", h, c.intermediate_size);
     } else {
       const std::string p = "transformer.h." + std::to_string(spec.layer) + ".";
       const bool two = c.block == BlockKind::kParallelTwoNorms;
-      if (base == "tok_embd") return whole("transformer.word_embeddings.weight", spec.shape);
-      if (base == "output_norm") return whole("transformer.ln_f." + kind, spec.shape);
-      if (base == "output") return whole("lm_head.weight", spec.shape);
-      if (base == "attn_norm") return whole(p + (two ? "ln_attn." : "input_layernorm.") + kind, spec.shape);
-      if (base == "ffn_norm") return whole(p + (two ? "ln_mlp." : "post_attention_layernorm.") + kind, spec.shape);
-      if (base == "attn_qkv") {
-        const std::string src = p + "self_attention.query_key_value." + kind;
-        std::vector<uint64_t> shape = {c.qkv_dim()};
-        if (!is_bias) shape.push_back(h);
-        CRIA_RETURN_IF_ERROR(need(src, shape));
-        out->pieces = grouped_qkv_pieces(src, c.num_heads, c.num_kv_heads, c.head_dim);
-        return Status::Ok();
+      switch (spec.kind) {
+        case TensorKind::kTokEmbd: return whole("transformer.word_embeddings.weight");
+        case TensorKind::kOutputNorm: return whole("transformer.ln_f." + kind);
+        case TensorKind::kOutput: return whole("lm_head.weight");
+        case TensorKind::kAttnNorm: return whole(p + (two ? "ln_attn." : "input_layernorm.") + kind);
+        case TensorKind::kFfnNorm: return whole(p + (two ? "ln_mlp." : "post_attention_layernorm.") + kind);
+        case TensorKind::kAttnQkv: {
+          const std::string src = p + "self_attention.query_key_value." + kind;
+          std::vector<uint64_t> shape = {c.qkv_dim()};
+          if (!spec.bias) shape.push_back(h);
+          CRIA_RETURN_IF_ERROR(need(src, shape));
+          out->pieces = grouped_qkv_pieces(src, c.num_heads, c.num_kv_heads, c.head_dim);
+          return Status::Ok();
+        }
+        case TensorKind::kAttnOut: return lin(p + "self_attention.dense", h, c.q_dim());
+        case TensorKind::kFfnUp: return lin(p + "mlp.dense_h_to_4h", c.intermediate_size, h);
+        case TensorKind::kFfnDown: return lin(p + "mlp.dense_4h_to_h", h, c.intermediate_size);
+        case TensorKind::kFfnGateUp: break;  // Falcon's MLP is GELU
       }
-      if (base == "attn_out") return lin(p + "self_attention.dense", h, c.q_dim());
-      if (base == "ffn_up") return lin(p + "mlp.dense_h_to_4h", c.intermediate_size, h);
-      if (base == "ffn_down") return lin(p + "mlp.dense_4h_to_h", h, c.intermediate_size);
     }
     return Error(Code::kInternal, dir_ + ": no mapping for " + spec.name);
   }

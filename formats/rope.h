@@ -2,7 +2,8 @@
 // Llama 3.1's scaling of them. The runtime evaluates them in float, as
 // transformers does (so the angles match the reference bit for bit); the
 // GGUF importer evaluates the same formula in double to recognise the
-// divisors llama.cpp stores as rope_freqs.weight.
+// divisors llama.cpp stores as rope_freqs.weight, and inverts it
+// (llama3_original_context) to find the original context those imply.
 #pragma once
 
 #include <cmath>
@@ -33,6 +34,17 @@ T llama3_scaled_inv_freq(T inv_freq, const RopeScaling& r) {
   if (wl > low_wl) return inv_freq / (T)r.factor;
   const T smooth = (old_ctx / wl - (T)r.low_freq_factor) / ((T)r.high_freq_factor - (T)r.low_freq_factor);
   return (1 - smooth) * inv_freq / (T)r.factor + smooth * inv_freq;
+}
+
+// The inverse of the smooth mix above: a frequency of wavelength `wl` inside
+// the mixed band whose inverse frequency was divided by `divisor` implies
+// this original context. From 1/divisor = (1 - s) / factor + s and
+// s = (old_ctx / wl - low) / (high - low).
+template <typename T>
+T llama3_original_context(T wl, T divisor, const RopeScaling& r) {
+  const T inv_factor = 1 / (T)r.factor;
+  const T smooth = (1 / divisor - inv_factor) / (1 - inv_factor);
+  return wl * (smooth * ((T)r.high_freq_factor - (T)r.low_freq_factor) + (T)r.low_freq_factor);
 }
 
 }  // namespace cria

@@ -12,51 +12,55 @@
 #include "quant/fp16.h"
 #include "runtime/kernels/arm_simd.h"
 #include "runtime/kernels/kernels.h"
+#include "runtime/kernels/qkernel_common.h"
 
 namespace cria::kernels {
 
 namespace {
 
-using arm::load_f16x16;
 using arm::load_f16x4;
 using arm::load_i32;
-using arm::store_tile;
+using arm::V4;
+
+// quantize_acts' ISA part: 32 values in eight registers.
+struct Acts4 {
+  struct Block {
+    float32x4_t v[8];
+  };
+  static Block load(const float* x) {
+    Block b;
+    for (int i = 0; i < 8; ++i) b.v[i] = vld1q_f32(x + 4 * i);
+    return b;
+  }
+  static float amax(const Block& b) {
+    // maxnm ignores NaN like std::fmax in the reference.
+    float32x4_t m = vabsq_f32(b.v[0]);
+    for (int i = 1; i < 8; ++i) m = vmaxnmq_f32(m, vabsq_f32(b.v[i]));
+    return std::fmax(0.0f, vmaxnmvq_f32(m));
+  }
+  static int round_store(const Block& b, float id, int8_t* q) {
+    // fcvtns rounds to nearest even, as lrintf does in the default mode.
+    int32x4_t sum = vdupq_n_s32(0);
+    int16x8_t h[4];
+    for (int i = 0; i < 4; ++i) {
+      const int32x4_t lo = vcvtnq_s32_f32(vmulq_n_f32(b.v[2 * i], id));
+      const int32x4_t hi = vcvtnq_s32_f32(vmulq_n_f32(b.v[2 * i + 1], id));
+      sum = vaddq_s32(sum, vaddq_s32(lo, hi));
+      h[i] = vcombine_s16(vqmovn_s32(lo), vqmovn_s32(hi));
+    }
+    vst1q_s8(q, vcombine_s8(vqmovn_s16(h[0]), vqmovn_s16(h[1])));
+    vst1q_s8(q + 16, vcombine_s8(vqmovn_s16(h[2]), vqmovn_s16(h[3])));
+    return vaddvq_s32(sum);
+  }
+};
 
 void quantize_acts_neon(const float* x, int64_t n, int64_t cols, int8_t* q, float* d, float* s) {
-  const int64_t nb = cols / 32;
-  for (int64_t t = 0; t < n; ++t) {
-    for (int64_t b = 0; b < nb; ++b) {
-      const float* xb = x + t * cols + b * 32;
-      float32x4_t v[8];
-      for (int i = 0; i < 8; ++i) v[i] = vld1q_f32(xb + 4 * i);
-      // maxnm ignores NaN like std::fmax in the reference.
-      float32x4_t m = vabsq_f32(v[0]);
-      for (int i = 1; i < 8; ++i) m = vmaxnmq_f32(m, vabsq_f32(v[i]));
-      const float amax = std::fmax(0.0f, vmaxnmvq_f32(m));
-      const float db = amax / 127.0f;
-      const float id = db != 0 ? 1.0f / db : 0.0f;
-      // fcvtns rounds to nearest even, as lrintf does in the default mode.
-      int32x4_t sum = vdupq_n_s32(0);
-      int16x8_t h[4];
-      for (int i = 0; i < 4; ++i) {
-        const int32x4_t lo = vcvtnq_s32_f32(vmulq_n_f32(v[2 * i], id));
-        const int32x4_t hi = vcvtnq_s32_f32(vmulq_n_f32(v[2 * i + 1], id));
-        sum = vaddq_s32(sum, vaddq_s32(lo, hi));
-        h[i] = vcombine_s16(vqmovn_s32(lo), vqmovn_s32(hi));
-      }
-      int8_t* qb = q + t * cols + b * 32;
-      vst1q_s8(qb, vcombine_s8(vqmovn_s16(h[0]), vqmovn_s16(h[1])));
-      vst1q_s8(qb + 16, vcombine_s8(vqmovn_s16(h[2]), vqmovn_s16(h[3])));
-      d[t * nb + b] = db;
-      s[t * nb + b] = db * (float)vaddvq_s32(sum);
-    }
-  }
+  qk::quantize_acts<Acts4>(x, n, cols, q, d, s);
 }
 
 // ---- int8-weight matmuls ----------------------------------------------------
 
-constexpr int kTokBlock = 2;       // tokens per register block
-constexpr int64_t kTokChunk = 64;  // tokens whose activations stay cached while the tiles stream past
+constexpr int kTokBlock = 2;  // tokens per register block
 
 inline int8x16_t splat4(const int8_t* p) { return vreinterpretq_s8_s32(vdupq_n_s32(load_i32(p))); }
 
@@ -108,64 +112,42 @@ inline void quarter_dot(const uint8_t* qb, int j, const int8_t* const ab[NT], in
   }
 }
 
-// One tile (16 rows) against NT tokens starting at t0, all blocks.
-//   Q8:  acc += d_w * (d_a * dot)
-//   Q4:  acc += d_w * (d_a * dot - 8 * s_a)
-//   Q4M: acc += d_w * d_a * dot + m_w * s_a
+// One tile (16 rows) against NT tokens starting at t0, all blocks; Q8 is
+// centred by quarter_dot, Q4's zero point and Q4M's min are qk::fold's.
 template <QType T, int NT>
-void tile_tokens(const Matrix& w, const QActs& a, int64_t tile, int64_t t0, float* y, int64_t ldy) {
-  const QLayout& l = w.l;
-  const int64_t nb = (int64_t)l.blocks, bpg = (int64_t)l.group / 32;
-  const int64_t block_bytes = T == QType::kQ8 ? 512 : 256;
-  const uint8_t* qt = w.data + l.q_offset + tile * l.tile_q_bytes;
-  const uint16_t* st = reinterpret_cast<const uint16_t*>(w.data + l.s_offset + tile * l.tile_s_bytes);
-  const uint16_t* mt =
-      T == QType::kQ4M ? reinterpret_cast<const uint16_t*>(w.data + l.m_offset + tile * l.tile_s_bytes) : nullptr;
+void tile_tokens(const qk::Tile& tl, const QActs& a, int64_t t0, float* y, int64_t ldy) {
   float32x4_t acc[NT][4];
-  for (int t = 0; t < NT; ++t)
+  qk::ActRow rows[NT];
+  for (int t = 0; t < NT; ++t) {
     for (int j = 0; j < 4; ++j) acc[t][j] = vdupq_n_f32(0.0f);
-  for (int64_t b = 0; b < nb; ++b) {
-    const int64_t g = b / bpg;
-    const int8_t* ab[NT];
-    float da[NT], sa[NT];
+    rows[t] = qk::act_row(a, t0 + t);
+  }
+  for (int64_t b = 0; b < tl.blocks; ++b) {
+    qk::ActBlock ab[NT];
+    const int8_t* aq[NT];
     for (int t = 0; t < NT; ++t) {
-      ab[t] = a.q + (t0 + t) * a.cols + b * 32;
-      da[t] = a.d[(t0 + t) * nb + b];
-      sa[t] = a.s[(t0 + t) * nb + b];
+      ab[t] = rows[t].block(b);
+      aq[t] = ab[t].q;
     }
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
       int32x4_t dot[NT];
-      quarter_dot<T, NT>(qt + b * block_bytes, j, ab, dot);
-      const float32x4_t dw = load_f16x4(st + g * 16 + 4 * j);
-      for (int t = 0; t < NT; ++t) {
-        const float32x4_t fd = vcvtq_f32_s32(dot[t]);
-        if constexpr (T == QType::kQ8) {
-          acc[t][j] = vfmaq_f32(acc[t][j], dw, vmulq_n_f32(fd, da[t]));
-        } else if constexpr (T == QType::kQ4) {
-          acc[t][j] = vfmaq_f32(acc[t][j], dw, vfmaq_n_f32(vdupq_n_f32(-8.0f * sa[t]), fd, da[t]));
-        } else {
-          const float32x4_t mw = load_f16x4(mt + g * 16 + 4 * j);
-          acc[t][j] = vfmaq_n_f32(vfmaq_f32(acc[t][j], dw, vmulq_n_f32(fd, da[t])), mw, sa[t]);
-        }
-      }
+      quarter_dot<T, NT>(tl.block(b), j, aq, dot);
+      const float32x4_t dw = load_f16x4(tl.scales(b) + 4 * j);
+      const float32x4_t mw = T == QType::kQ4M ? load_f16x4(tl.mins(b) + 4 * j) : dw;
+      for (int t = 0; t < NT; ++t)
+        acc[t][j] = qk::fold<T, T == QType::kQ8, V4>(acc[t][j], dw, mw, vcvtq_f32_s32(dot[t]), ab[t].d, ab[t].s);
     }
   }
-  const int valid = (int)std::min<int64_t>(kTileRows, (int64_t)l.rows - tile * kTileRows);
-  for (int t = 0; t < NT; ++t) store_tile(y + (t0 + t) * ldy + tile * kTileRows, valid, acc[t]);
+  for (int t = 0; t < NT; ++t) qk::store_tile<V4>(y + (t0 + t) * ldy + tl.row0, tl.valid, acc[t]);
 }
 
 template <QType T>
 void matmul_tiled_neon(const Matrix& w, const QActs& a, int64_t n, int64_t tile0, int64_t tile1, float* y,
                        int64_t ldy) {
-  for (int64_t tc = 0; tc < n; tc += kTokChunk) {
-    const int64_t tce = std::min(n, tc + kTokChunk);
-    for (int64_t tile = tile0; tile < tile1; ++tile) {
-      int64_t t0 = tc;
-      for (; t0 + kTokBlock <= tce; t0 += kTokBlock) tile_tokens<T, kTokBlock>(w, a, tile, t0, y, ldy);
-      for (; t0 < tce; ++t0) tile_tokens<T, 1>(w, a, tile, t0, y, ldy);
-    }
-  }
+  qk::for_tiles_and_tokens<kTokBlock>(n, tile0, tile1, [&](auto nt, int64_t tile, int64_t t0) {
+    tile_tokens<T, decltype(nt)::value>(qk::tile_at<T>(w, tile), a, t0, y, ldy);
+  });
 }
 
 // ---- float-weight matmuls ---------------------------------------------------
@@ -350,28 +332,6 @@ void attn_values_neon(const float* p, int64_t r, const KV* v, int64_t vstride, i
 
 // ---- row ops --------------------------------------------------------------------
 
-// exp(x): range reduction by ln 2 (split in two for precision) and a degree-6
-// polynomial on [-ln2/2, ln2/2], as the x86 tables do; about 2 ulp, and 0
-// below the clamp (exp(-inf) = 0).
-inline float32x4_t exp4(float32x4_t x) {
-  const float32x4_t lo = vdupq_n_f32(-87.3365447504f);
-  const float32x4_t xc = vmaxq_f32(vminq_f32(x, vdupq_n_f32(88.3762626647949f)), lo);
-  const float32x4_t n = vrndnq_f32(vmulq_n_f32(xc, 1.44269504088896341f));
-  float32x4_t r = vfmsq_f32(xc, n, vdupq_n_f32(0.693359375f));
-  r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
-  float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
-  p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
-  p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
-  // 2^n from the exponent bits (n is in [-126, 127] after the clamp).
-  const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
-  const float32x4_t res = vmulq_f32(p, vreinterpretq_f32_s32(e));
-  return vbslq_f32(vcltq_f32(x, lo), vdupq_n_f32(0.0f), res);
-}
-
 void rmsnorm_neon(const float* x, const float* w, float eps, int64_t n, float* y) {
   // Four accumulators (16 lanes) keep each lane's sum as short as AVX-512's.
   float32x4_t ss[4] = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0)};
@@ -417,38 +377,14 @@ void layernorm_neon(const float* x, const float* w, const float* b, float eps, i
 }
 
 void swiglu_neon(const float* gate, const float* up, int64_t n, float* out) {
-  const float32x4_t one = vdupq_n_f32(1.0f);
   int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const float32x4_t g = vld1q_f32(gate + i);
-    const float32x4_t silu = vdivq_f32(g, vaddq_f32(one, exp4(vnegq_f32(g))));
-    vst1q_f32(out + i, vmulq_f32(silu, vld1q_f32(up + i)));
-  }
+  for (; i + 4 <= n; i += 4) vst1q_f32(out + i, qk::silu_mul<V4>(vld1q_f32(gate + i), vld1q_f32(up + i)));
   for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
-// GELU with erf from Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
 void gelu_neon(float* x, int64_t n) {
-  const float32x4_t one = vdupq_n_f32(1.0f);
   int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const float32x4_t v = vld1q_f32(x + i);
-    const float32x4_t z = vmulq_n_f32(v, 0.70710678118654752f);
-    const float32x4_t az = vabsq_f32(z);
-    const float32x4_t t = vdivq_f32(one, vfmaq_n_f32(one, az, 0.3275911f));
-    float32x4_t poly = vdupq_n_f32(1.061405429f);
-    poly = vfmaq_f32(vdupq_n_f32(-1.453152027f), poly, t);
-    poly = vfmaq_f32(vdupq_n_f32(1.421413741f), poly, t);
-    poly = vfmaq_f32(vdupq_n_f32(-0.284496736f), poly, t);
-    poly = vfmaq_f32(vdupq_n_f32(0.254829592f), poly, t);
-    poly = vmulq_f32(poly, t);
-    const float32x4_t e = exp4(vnegq_f32(vmulq_f32(az, az)));
-    const float32x4_t erf_abs = vfmsq_f32(one, poly, e);
-    // erf is odd: copy the sign of z.
-    const uint32x4_t sign = vandq_u32(vreinterpretq_u32_f32(z), vdupq_n_u32(0x80000000u));
-    const float32x4_t erf = vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(erf_abs), sign));
-    vst1q_f32(x + i, vmulq_f32(vmulq_n_f32(v, 0.5f), vaddq_f32(one, erf)));
-  }
+  for (; i + 4 <= n; i += 4) vst1q_f32(x + i, qk::gelu<V4>(vld1q_f32(x + i)));
   for (; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
 }
 

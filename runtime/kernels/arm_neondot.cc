@@ -8,6 +8,7 @@
 
 #include "runtime/kernels/arm_simd.h"
 #include "runtime/kernels/kernels.h"
+#include "runtime/kernels/qkernel_common.h"
 
 namespace cria::kernels {
 
@@ -16,11 +17,10 @@ const KernelTable& neon_table();
 namespace {
 
 using arm::load_f16x4;
-using arm::store_tile;
+using arm::V4;
 
 // Tokens per register block: 4 (16 float accumulators) spills with GCC 12.
 constexpr int kTokBlock = 2;
-constexpr int64_t kTokChunk = 64;  // tokens whose activations stay cached while the tiles stream past
 
 // acc[t] += w[g] . activation bytes 4g..4g+3 of a[t], for the 4 column
 // groups g of one 16-column half of a block.
@@ -63,67 +63,44 @@ inline void quarter_dot(const uint8_t* qb, int j, const int8x16_t a0[NT], const 
   }
 }
 
-// One tile (16 rows) against NT tokens starting at t0, all blocks.
-//   Q8:  acc += d_w * (d_a * dot)
-//   Q4:  acc += d_w * (d_a * dot - 8 * s_a)
-//   Q4M: acc += d_w * d_a * dot + m_w * s_a
+// One tile (16 rows) against NT tokens starting at t0, all blocks; Q8 is
+// centred by quarter_dot, Q4's zero point and Q4M's min are qk::fold's.
 template <QType T, int NT>
-void tile_tokens(const Matrix& w, const QActs& a, int64_t tile, int64_t t0, float* y, int64_t ldy) {
-  const QLayout& l = w.l;
-  const int64_t nb = (int64_t)l.blocks, bpg = (int64_t)l.group / 32;
-  const int64_t block_bytes = T == QType::kQ8 ? 512 : 256;
-  const uint8_t* qt = w.data + l.q_offset + tile * l.tile_q_bytes;
-  const uint16_t* st = reinterpret_cast<const uint16_t*>(w.data + l.s_offset + tile * l.tile_s_bytes);
-  const uint16_t* mt =
-      T == QType::kQ4M ? reinterpret_cast<const uint16_t*>(w.data + l.m_offset + tile * l.tile_s_bytes) : nullptr;
+void tile_tokens(const qk::Tile& tl, const QActs& a, int64_t t0, float* y, int64_t ldy) {
   float32x4_t acc[NT][4];
-  for (int t = 0; t < NT; ++t)
+  qk::ActRow rows[NT];
+  for (int t = 0; t < NT; ++t) {
     for (int j = 0; j < 4; ++j) acc[t][j] = vdupq_n_f32(0.0f);
-  for (int64_t b = 0; b < nb; ++b) {
-    const int64_t g = b / bpg;
+    rows[t] = qk::act_row(a, t0 + t);
+  }
+  for (int64_t b = 0; b < tl.blocks; ++b) {
     int8x16_t a0[NT], a1[NT];
-    float da[NT], sa[NT];
+    qk::ActBlock ab[NT];
     for (int t = 0; t < NT; ++t) {
-      const int8_t* ab = a.q + (t0 + t) * a.cols + b * 32;
-      a0[t] = vld1q_s8(ab);
-      a1[t] = vld1q_s8(ab + 16);
-      da[t] = a.d[(t0 + t) * nb + b];
-      sa[t] = a.s[(t0 + t) * nb + b];
+      ab[t] = rows[t].block(b);
+      a0[t] = vld1q_s8(ab[t].q);
+      a1[t] = vld1q_s8(ab[t].q + 16);
     }
-    const uint8_t* qb = qt + b * block_bytes;
+    const uint8_t* qb = tl.block(b);
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
       int32x4_t dot[NT];
       quarter_dot<T, NT>(qb, j, a0, a1, dot);
-      const float32x4_t dw = load_f16x4(st + g * 16 + 4 * j);
-      for (int t = 0; t < NT; ++t) {
-        const float32x4_t fd = vcvtq_f32_s32(dot[t]);
-        if constexpr (T == QType::kQ8) {
-          acc[t][j] = vfmaq_f32(acc[t][j], dw, vmulq_n_f32(fd, da[t]));
-        } else if constexpr (T == QType::kQ4) {
-          acc[t][j] = vfmaq_f32(acc[t][j], dw, vfmaq_n_f32(vdupq_n_f32(-8.0f * sa[t]), fd, da[t]));
-        } else {
-          const float32x4_t mw = load_f16x4(mt + g * 16 + 4 * j);
-          acc[t][j] = vfmaq_n_f32(vfmaq_f32(acc[t][j], dw, vmulq_n_f32(fd, da[t])), mw, sa[t]);
-        }
-      }
+      const float32x4_t dw = load_f16x4(tl.scales(b) + 4 * j);
+      const float32x4_t mw = T == QType::kQ4M ? load_f16x4(tl.mins(b) + 4 * j) : dw;
+      for (int t = 0; t < NT; ++t)
+        acc[t][j] = qk::fold<T, T == QType::kQ8, V4>(acc[t][j], dw, mw, vcvtq_f32_s32(dot[t]), ab[t].d, ab[t].s);
     }
   }
-  const int valid = (int)std::min<int64_t>(kTileRows, (int64_t)l.rows - tile * kTileRows);
-  for (int t = 0; t < NT; ++t) store_tile(y + (t0 + t) * ldy + tile * kTileRows, valid, acc[t]);
+  for (int t = 0; t < NT; ++t) qk::store_tile<V4>(y + (t0 + t) * ldy + tl.row0, tl.valid, acc[t]);
 }
 
 template <QType T>
 void matmul_tiled_neondot(const Matrix& w, const QActs& a, int64_t n, int64_t tile0, int64_t tile1, float* y,
                           int64_t ldy) {
-  for (int64_t tc = 0; tc < n; tc += kTokChunk) {
-    const int64_t tce = std::min(n, tc + kTokChunk);
-    for (int64_t tile = tile0; tile < tile1; ++tile) {
-      int64_t t0 = tc;
-      for (; t0 + kTokBlock <= tce; t0 += kTokBlock) tile_tokens<T, kTokBlock>(w, a, tile, t0, y, ldy);
-      for (; t0 < tce; ++t0) tile_tokens<T, 1>(w, a, tile, t0, y, ldy);
-    }
-  }
+  qk::for_tiles_and_tokens<kTokBlock>(n, tile0, tile1, [&](auto nt, int64_t tile, int64_t t0) {
+    tile_tokens<T, decltype(nt)::value>(qk::tile_at<T>(w, tile), a, t0, y, ldy);
+  });
 }
 
 }  // namespace

@@ -19,29 +19,39 @@ inline int32_t load_i32(const void* p) {
   return v;
 }
 
-// The 16 fp16 values of one tile (per-row scales or mins) as 4 x 4 floats.
-inline void load_f16x16(const uint16_t* p, float32x4_t out[4]) {
-  const uint16x8_t a = vld1q_u16(p), b = vld1q_u16(p + 8);
-  out[0] = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(a)));
-  out[1] = vcvt_high_f32_f16(vreinterpretq_f16_u16(a));
-  out[2] = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(b)));
-  out[3] = vcvt_high_f32_f16(vreinterpretq_f16_u16(b));
-}
-
 // The four fp16 values at p as floats.
 inline float32x4_t load_f16x4(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
 
-// Stores the 16 outputs of a tile, only the first `valid` rows (the last
-// tile of a matrix may be partly padding, which is never written).
-inline void store_tile(float* y, int valid, const float32x4_t acc[4]) {
-  if (valid == 16) {
-    for (int q = 0; q < 4; ++q) vst1q_f32(y + 4 * q, acc[q]);
-    return;
+// The vector operations qkernel_common.h's templates call, on 4 floats.
+struct V4 {
+  using F = float32x4_t;
+  static constexpr int kLanes = 4;
+  static F splat(float x) { return vdupq_n_f32(x); }
+  static F zero() { return vdupq_n_f32(0.0f); }
+  static F load(const float* p) { return vld1q_f32(p); }
+  static void store(float* p, F v) { vst1q_f32(p, v); }
+  static F add(F a, F b) { return vaddq_f32(a, b); }
+  static F sub(F a, F b) { return vsubq_f32(a, b); }
+  static F mul(F a, F b) { return vmulq_f32(a, b); }
+  static F div(F a, F b) { return vdivq_f32(a, b); }
+  static F neg(F a) { return vnegq_f32(a); }
+  static F abs(F a) { return vabsq_f32(a); }
+  static F min(F a, F b) { return vminq_f32(a, b); }
+  static F max(F a, F b) { return vmaxq_f32(a, b); }
+  static F fma(F a, F b, F c) { return vfmaq_f32(c, a, b); }
+  static F fnma(F a, F b, F c) { return vfmsq_f32(c, a, b); }
+  static F round(F a) { return vrndnq_f32(a); }
+  // 2^n from the exponent bits.
+  static F ldexp(F p, F n) {
+    const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+    return vmulq_f32(p, vreinterpretq_f32_s32(e));
   }
-  float tmp[16];
-  for (int q = 0; q < 4; ++q) vst1q_f32(tmp + 4 * q, acc[q]);
-  std::memcpy(y, tmp, (size_t)valid * sizeof(float));
-}
+  static F zero_below(F res, F x, F lo) { return vbslq_f32(vcltq_f32(x, lo), vdupq_n_f32(0.0f), res); }
+  static F copysign(F mag, F sign) {
+    const uint32x4_t s = vandq_u32(vreinterpretq_u32_f32(sign), vdupq_n_u32(0x80000000u));
+    return vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(mag), s));
+  }
+};
 
 }  // namespace
 }  // namespace cria::kernels::arm

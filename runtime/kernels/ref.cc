@@ -8,6 +8,7 @@
 
 #include "quant/fp16.h"
 #include "runtime/kernels/kernels.h"
+#include "runtime/kernels/qkernel_common.h"
 #include "runtime/kernels/ref_ops.h"
 
 namespace cria::kernels {
@@ -44,11 +45,7 @@ void decode_cols(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* buf) 
     for (int64_t k = k0; k < k0 + n; k += gs) {
       unpack_group(w.type, w.l, (uint64_t)r, (uint64_t)(k / gs), w.data, &g);
       const float d = fp16_to_f32(g.d), m = fp16_to_f32(g.m);
-      for (int64_t j = 0; j < gs; ++j) {
-        const int u = g.u[j];
-        buf[k - k0 + j] = w.type == QType::kQ8 ? (float)(u - 128) * d : w.type == QType::kQ4 ? (float)(u - 8) * d
-                                                                                            : (float)u * d + m;
-      }
+      for (int64_t j = 0; j < gs; ++j) buf[k - k0 + j] = qk::dequant(w.type, g.u[j], d, m);
     }
     return;
   }

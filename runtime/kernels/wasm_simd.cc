@@ -28,6 +28,7 @@
 
 #include "quant/fp16.h"
 #include "runtime/kernels/kernels.h"
+#include "runtime/kernels/qkernel_common.h"
 #include "runtime/kernels/ref_ops.h"
 
 namespace cria::kernels {
@@ -67,58 +68,72 @@ inline v128_t half4_to_f32(v128_t h_sext) {
 
 inline v128_t load_half4(const uint16_t* p) { return half4_to_f32(wasm_i32x4_load16x4(p)); }
 
-// exp(x): range reduction by ln 2 (split in two) and a degree-6 polynomial,
-// as the x86 tables do; 2^n is built in the exponent bits.
-inline v128_t exp4(v128_t x) {
-  const v128_t hi = wasm_f32x4_splat(88.3762626647949f), lo = wasm_f32x4_splat(-87.3365447504f);
-  const v128_t xc = wasm_f32x4_pmax(wasm_f32x4_pmin(x, hi), lo);
-  const v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(xc, wasm_f32x4_splat(1.44269504088896341f)));
-  v128_t r = wasm_f32x4_sub(xc, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f)));
-  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
-  v128_t p = wasm_f32x4_splat(1.9875691500e-4f);
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.3981999507e-3f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(8.3334519073e-3f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(4.1665795894e-2f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.6666665459e-1f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(5.0000001201e-1f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, wasm_f32x4_mul(r, r)), wasm_f32x4_add(r, wasm_f32x4_splat(1.0f)));
-  const v128_t e = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
-  const v128_t res = wasm_f32x4_mul(p, e);
-  // Below the clamp the true value underflows to 0 (and exp(-inf) = 0).
-  return wasm_v128_andnot(res, wasm_f32x4_lt(x, lo));
-}
+// The vector operations qkernel_common.h's templates call, on 4 floats.
+// SIMD128 has no fused multiply-add: fma and fnma round twice.
+struct V4 {
+  using F = v128_t;
+  static constexpr int kLanes = 4;
+  static F splat(float x) { return wasm_f32x4_splat(x); }
+  static F zero() { return wasm_f32x4_splat(0.0f); }
+  static F load(const float* p) { return wasm_v128_load(p); }
+  static void store(float* p, F v) { wasm_v128_store(p, v); }
+  static F add(F a, F b) { return wasm_f32x4_add(a, b); }
+  static F sub(F a, F b) { return wasm_f32x4_sub(a, b); }
+  static F mul(F a, F b) { return wasm_f32x4_mul(a, b); }
+  static F div(F a, F b) { return wasm_f32x4_div(a, b); }
+  static F neg(F a) { return wasm_f32x4_neg(a); }
+  static F abs(F a) { return wasm_f32x4_abs(a); }
+  static F min(F a, F b) { return wasm_f32x4_pmin(a, b); }
+  static F max(F a, F b) { return wasm_f32x4_pmax(a, b); }
+  static F fma(F a, F b, F c) { return wasm_f32x4_add(wasm_f32x4_mul(a, b), c); }
+  static F fnma(F a, F b, F c) { return wasm_f32x4_sub(c, wasm_f32x4_mul(a, b)); }
+  static F round(F a) { return wasm_f32x4_nearest(a); }
+  // 2^n from the exponent bits.
+  static F ldexp(F p, F n) {
+    return wasm_f32x4_mul(p, wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23));
+  }
+  static F zero_below(F res, F x, F lo) { return wasm_v128_andnot(res, wasm_f32x4_lt(x, lo)); }
+  static F copysign(F mag, F sign) {
+    return wasm_v128_or(mag, wasm_v128_and(sign, wasm_i32x4_splat((int32_t)0x80000000u)));
+  }
+};
 
 // ---- activations ----------------------------------------------------------
 
-void quantize_acts_wasm(const float* x, int64_t n, int64_t cols, int8_t* q, float* d, float* s) {
-  const int64_t nb = cols / 32;
-  for (int64_t t = 0; t < n; ++t) {
-    for (int64_t b = 0; b < nb; ++b) {
-      const float* xb = x + t * cols + b * 32;
-      v128_t v[8];
-      v128_t amax = wasm_f32x4_splat(0.0f);
-      for (int i = 0; i < 8; ++i) {
-        v[i] = wasm_v128_load(xb + 4 * i);
-        amax = wasm_f32x4_max(amax, wasm_f32x4_abs(v[i]));
-      }
-      const float db = hmax(amax) / 127.0f;
-      const float id = db != 0 ? 1.0f / db : 0.0f;
-      const v128_t vid = wasm_f32x4_splat(id);
-      v128_t iv[8];
-      v128_t sum = wasm_i32x4_splat(0);
-      for (int i = 0; i < 8; ++i) {
-        // nearest rounds half to even, as lrintf does in the reference.
-        iv[i] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(v[i], vid)));
-        sum = wasm_i32x4_add(sum, iv[i]);
-      }
-      const v128_t h0 = wasm_i16x8_narrow_i32x4(iv[0], iv[1]), h1 = wasm_i16x8_narrow_i32x4(iv[2], iv[3]);
-      const v128_t h2 = wasm_i16x8_narrow_i32x4(iv[4], iv[5]), h3 = wasm_i16x8_narrow_i32x4(iv[6], iv[7]);
-      wasm_v128_store(q + t * cols + b * 32, wasm_i8x16_narrow_i16x8(h0, h1));
-      wasm_v128_store(q + t * cols + b * 32 + 16, wasm_i8x16_narrow_i16x8(h2, h3));
-      d[t * nb + b] = db;
-      s[t * nb + b] = db * (float)hsum_i32(sum);
-    }
+// quantize_acts' ISA part: 32 values in eight registers.
+struct Acts4 {
+  struct Block {
+    v128_t v[8];
+  };
+  static Block load(const float* x) {
+    Block b;
+    for (int i = 0; i < 8; ++i) b.v[i] = wasm_v128_load(x + 4 * i);
+    return b;
   }
+  static float amax(const Block& b) {
+    v128_t m = wasm_f32x4_splat(0.0f);
+    for (int i = 0; i < 8; ++i) m = wasm_f32x4_max(m, wasm_f32x4_abs(b.v[i]));
+    return hmax(m);
+  }
+  static int round_store(const Block& b, float id, int8_t* q) {
+    const v128_t vid = wasm_f32x4_splat(id);
+    v128_t iv[8];
+    v128_t sum = wasm_i32x4_splat(0);
+    for (int i = 0; i < 8; ++i) {
+      // nearest rounds half to even, as lrintf does in the reference.
+      iv[i] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(b.v[i], vid)));
+      sum = wasm_i32x4_add(sum, iv[i]);
+    }
+    const v128_t h0 = wasm_i16x8_narrow_i32x4(iv[0], iv[1]), h1 = wasm_i16x8_narrow_i32x4(iv[2], iv[3]);
+    const v128_t h2 = wasm_i16x8_narrow_i32x4(iv[4], iv[5]), h3 = wasm_i16x8_narrow_i32x4(iv[6], iv[7]);
+    wasm_v128_store(q, wasm_i8x16_narrow_i16x8(h0, h1));
+    wasm_v128_store(q + 16, wasm_i8x16_narrow_i16x8(h2, h3));
+    return hsum_i32(sum);
+  }
+};
+
+void quantize_acts_wasm(const float* x, int64_t n, int64_t cols, int8_t* q, float* d, float* s) {
+  qk::quantize_acts<Acts4>(x, n, cols, q, d, s);
 }
 
 // Activations of a chunk of tokens as i16 pairs (see the top of the file),
@@ -174,13 +189,11 @@ inline void unpack_block(const uint8_t* qb, v128_t u[16][4]) {
 }
 
 // NT (1 or 2) tokens x 16 rows of one block: 4 x NT dot accumulators, each
-// activation pair broadcast once for all 16 rows, folded into acc (per
-// token, 16 floats):
-//   Q4, Q8: acc += d_w * (d_a * dot - zp * s_a)    (zp = 8 or 128)
-//   Q4M:    acc += d_w * d_a * dot + m_w * s_a
+// activation pair broadcast once for all 16 rows, folded by qk::fold into
+// acc (per token, 16 floats). The codes are unsigned here (Q8 too).
 template <QType T, int NT>
 inline void block_tokens(const v128_t u[16][4], const int16_t* p0, int64_t cols, const v128_t* dw, const v128_t* mw,
-                         const float* da, const float* sa, int64_t nb, float* acc) {
+                         const qk::ActBlock* ab, float* acc) {
   v128_t dot[NT][4];
   for (int j = 0; j < NT; ++j)
     for (int q = 0; q < 4; ++q) dot[j][q] = wasm_i32x4_splat(0);
@@ -191,48 +204,35 @@ inline void block_tokens(const v128_t u[16][4], const int16_t* p0, int64_t cols,
     }
   }
   for (int j = 0; j < NT; ++j) {
-    const v128_t vda = wasm_f32x4_splat(da[j * nb]);
     float* out = acc + j * 16;
-    for (int q = 0; q < 4; ++q) {
-      const v128_t fd = wasm_f32x4_convert_i32x4(dot[j][q]);
-      v128_t v;
-      if (T == QType::kQ4M)
-        v = wasm_f32x4_add(wasm_f32x4_mul(dw[q], wasm_f32x4_mul(fd, vda)), wasm_f32x4_mul(mw[q], wasm_f32x4_splat(sa[j * nb])));
-      else
-        v = wasm_f32x4_mul(dw[q], wasm_f32x4_sub(wasm_f32x4_mul(fd, vda),
-                                                 wasm_f32x4_splat((T == QType::kQ8 ? 128.0f : 8.0f) * sa[j * nb])));
-      wasm_v128_store(out + 4 * q, wasm_f32x4_add(wasm_v128_load(out + 4 * q), v));
-    }
+    for (int q = 0; q < 4; ++q)
+      wasm_v128_store(out + 4 * q, qk::fold<T, false, V4>(wasm_v128_load(out + 4 * q), dw[q], mw[q],
+                                                          wasm_f32x4_convert_i32x4(dot[j][q]), ab[j].d, ab[j].s));
   }
 }
 
 // Several tokens (prefill): for each tile and block, the weights are unpacked
 // once and serve every token of the chunk, two at a time.
 template <QType T>
-void tile_tokens(const Matrix& w, const QActs& a, int64_t t0, int64_t nt, int64_t tile, float* acc) {
-  const QLayout& l = w.l;
-  const int64_t nb = (int64_t)l.blocks, bpg = (int64_t)l.group / 32;
-  constexpr int64_t block_bytes = T == QType::kQ8 ? 512 : 256;
-  const uint8_t* qt = w.data + l.q_offset + tile * l.tile_q_bytes;
-  const uint16_t* st = reinterpret_cast<const uint16_t*>(w.data + l.s_offset + tile * l.tile_s_bytes);
-  const uint16_t* mt =
-      T == QType::kQ4M ? reinterpret_cast<const uint16_t*>(w.data + l.m_offset + tile * l.tile_s_bytes) : nullptr;
+void tile_tokens(const qk::Tile& tl, const QActs& a, int64_t t0, int64_t nt, float* acc) {
   std::fill(acc, acc + nt * 16, 0.0f);
   v128_t u[16][4];
   v128_t dw[4], mw[4];
-  for (int64_t b = 0; b < nb; ++b) {
-    unpack_block<T>(qt + b * block_bytes, u);
-    const int64_t g = b / bpg;
+  for (int64_t b = 0; b < tl.blocks; ++b) {
+    unpack_block<T>(tl.block(b), u);
     for (int q = 0; q < 4; ++q) {
-      dw[q] = load_half4(st + g * 16 + 4 * q);
-      mw[q] = T == QType::kQ4M ? load_half4(mt + g * 16 + 4 * q) : dw[q];
+      dw[q] = load_half4(tl.scales(b) + 4 * q);
+      mw[q] = T == QType::kQ4M ? load_half4(tl.mins(b) + 4 * q) : dw[q];
     }
-    const float* da = a.d + t0 * nb + b;
-    const float* sa = a.s + t0 * nb + b;
     int64_t j = 0;
-    for (; j + 2 <= nt; j += 2)
-      block_tokens<T, 2>(u, t_pairs + j * a.cols + b * 32, a.cols, dw, mw, da + j * nb, sa + j * nb, nb, acc + j * 16);
-    if (j < nt) block_tokens<T, 1>(u, t_pairs + j * a.cols + b * 32, a.cols, dw, mw, da + j * nb, sa + j * nb, nb, acc + j * 16);
+    for (; j + 2 <= nt; j += 2) {
+      const qk::ActBlock ab[2] = {qk::act_row(a, t0 + j).block(b), qk::act_row(a, t0 + j + 1).block(b)};
+      block_tokens<T, 2>(u, t_pairs + j * a.cols + b * 32, a.cols, dw, mw, ab, acc + j * 16);
+    }
+    if (j < nt) {
+      const qk::ActBlock ab = qk::act_row(a, t0 + j).block(b);
+      block_tokens<T, 1>(u, t_pairs + j * a.cols + b * 32, a.cols, dw, mw, &ab, acc + j * 16);
+    }
   }
 }
 
@@ -240,18 +240,12 @@ void tile_tokens(const Matrix& w, const QActs& a, int64_t t0, int64_t nt, int64_
 // pair is broadcast once for 16 rows and the block's scales are splatted
 // once, not per quad.
 template <QType T>
-void tile_one_token(const Matrix& w, const QActs& a, int64_t t0, int64_t tile, v128_t* acc) {
-  const QLayout& l = w.l;
-  const int64_t nb = (int64_t)l.blocks, bpg = (int64_t)l.group / 32;
-  constexpr int64_t block_bytes = T == QType::kQ8 ? 512 : 256;
-  const uint8_t* qt = w.data + l.q_offset + tile * l.tile_q_bytes;
-  const uint16_t* st = reinterpret_cast<const uint16_t*>(w.data + l.s_offset + tile * l.tile_s_bytes);
-  const uint16_t* mt =
-      T == QType::kQ4M ? reinterpret_cast<const uint16_t*>(w.data + l.m_offset + tile * l.tile_s_bytes) : nullptr;
+void tile_one_token(const qk::Tile& tl, const QActs& a, int64_t t0, v128_t* acc) {
   const int16_t* pairs = t_pairs;
+  const qk::ActRow row = qk::act_row(a, t0);
   for (int q = 0; q < 4; ++q) acc[q] = wasm_f32x4_splat(0.0f);
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* qb = qt + b * block_bytes;
+  for (int64_t b = 0; b < tl.blocks; ++b) {
+    const uint8_t* qb = tl.block(b);
     const int16_t* p = pairs + b * 32;
     v128_t dot[4];
     for (int q = 0; q < 4; ++q) dot[q] = wasm_i32x4_splat(0);
@@ -277,36 +271,13 @@ void tile_one_token(const Matrix& w, const QActs& a, int64_t t0, int64_t tile, v
         }
       }
     }
-    const int64_t g = b / bpg;
-    const float da = a.d[t0 * nb + b], sa = a.s[t0 * nb + b];
-    const v128_t vda = wasm_f32x4_splat(da);
-    if (T == QType::kQ4M) {
-      const v128_t vsa = wasm_f32x4_splat(sa);
-      for (int q = 0; q < 4; ++q) {
-        const v128_t dw = load_half4(st + g * 16 + 4 * q), mw = load_half4(mt + g * 16 + 4 * q);
-        const v128_t fd = wasm_f32x4_convert_i32x4(dot[q]);
-        acc[q] = wasm_f32x4_add(acc[q], wasm_f32x4_add(wasm_f32x4_mul(dw, wasm_f32x4_mul(fd, vda)), wasm_f32x4_mul(mw, vsa)));
-      }
-    } else {
-      constexpr float zp = T == QType::kQ8 ? 128.0f : 8.0f;
-      const v128_t vzs = wasm_f32x4_splat(zp * sa);
-      for (int q = 0; q < 4; ++q) {
-        const v128_t dw = load_half4(st + g * 16 + 4 * q);
-        const v128_t fd = wasm_f32x4_convert_i32x4(dot[q]);
-        acc[q] = wasm_f32x4_add(acc[q], wasm_f32x4_mul(dw, wasm_f32x4_sub(wasm_f32x4_mul(fd, vda), vzs)));
-      }
+    const qk::ActBlock ab = row.block(b);
+    for (int q = 0; q < 4; ++q) {
+      const v128_t dw = load_half4(tl.scales(b) + 4 * q);
+      const v128_t mw = T == QType::kQ4M ? load_half4(tl.mins(b) + 4 * q) : dw;
+      acc[q] = qk::fold<T, false, V4>(acc[q], dw, mw, wasm_f32x4_convert_i32x4(dot[q]), ab.d, ab.s);
     }
   }
-}
-
-inline void store_rows(float* y, v128_t v, int valid) {
-  if (valid >= 4) {
-    wasm_v128_store(y, v);
-    return;
-  }
-  float tmp[4];
-  wasm_v128_store(tmp, v);
-  for (int i = 0; i < valid; ++i) y[i] = tmp[i];
 }
 
 // Tiles per cache block: their weights stay in L2 while every token chunk
@@ -328,16 +299,15 @@ void matmul_tiled_wasm(const Matrix& w, const QActs& a, int64_t n, int64_t tile0
       const int64_t nt = std::min(chunk, n - t0);
       prepare_pairs(a, t0, nt);
       for (int64_t tile = tc; tile < tce; ++tile) {
-        const int64_t row0 = tile * kTileRows;
-        const int valid = (int)std::min<int64_t>(kTileRows, (int64_t)w.l.rows - row0);
+        const qk::Tile tl = qk::tile_at<T>(w, tile);
         if (nt == 1) {
           v128_t r[4];
-          tile_one_token<T>(w, a, t0, tile, r);
-          for (int q = 0; q * 4 < valid; ++q) store_rows(y + t0 * ldy + row0 + q * 4, r[q], valid - q * 4);
+          tile_one_token<T>(tl, a, t0, r);
+          qk::store_tile<V4>(y + t0 * ldy + tl.row0, tl.valid, r);
           continue;
         }
-        tile_tokens<T>(w, a, t0, nt, tile, acc);
-        for (int64_t j = 0; j < nt; ++j) std::memcpy(y + (t0 + j) * ldy + row0, acc + j * 16, valid * sizeof(float));
+        tile_tokens<T>(tl, a, t0, nt, acc);
+        for (int64_t j = 0; j < nt; ++j) qk::store_rows(y + (t0 + j) * ldy + tl.row0, acc + j * 16, tl.valid);
       }
     }
   }
@@ -484,13 +454,8 @@ void rmsnorm_wasm(const float* x, const float* w, float eps, int64_t n, float* y
 }
 
 void swiglu_wasm(const float* gate, const float* up, int64_t n, float* out) {
-  const v128_t one = wasm_f32x4_splat(1.0f);
   int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const v128_t g = wasm_v128_load(gate + i);
-    const v128_t silu = wasm_f32x4_div(g, wasm_f32x4_add(one, exp4(wasm_f32x4_neg(g))));
-    wasm_v128_store(out + i, wasm_f32x4_mul(silu, wasm_v128_load(up + i)));
-  }
+  for (; i + 4 <= n; i += 4) wasm_v128_store(out + i, qk::silu_mul<V4>(wasm_v128_load(gate + i), wasm_v128_load(up + i)));
   for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 

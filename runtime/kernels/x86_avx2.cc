@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "runtime/kernels/kernels.h"
+#include "runtime/kernels/qkernel_common.h"
 #include "runtime/kernels/ref_ops.h"
 #include "runtime/kernels/x86_simd.h"
 
@@ -15,49 +16,52 @@ namespace cria::kernels {
 
 namespace {
 
-using x86::exp256;
 using x86::hsum256;
 using x86::load_i32;
+using x86::V256;
+
+// quantize_acts' ISA part: 32 values in four registers.
+struct Acts256 {
+  struct Block {
+    __m256 v[4];
+  };
+  static Block load(const float* x) {
+    Block b;
+    for (int i = 0; i < 4; ++i) b.v[i] = _mm256_loadu_ps(x + 8 * i);
+    return b;
+  }
+  static float amax(const Block& b) {
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < 4; ++i) m = _mm256_max_ps(m, V256::abs(b.v[i]));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+    return _mm_cvtss_f32(m4);
+  }
+  static int round_store(const Block& b, float id, int8_t* q) {
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i iv[4], sum = _mm256_setzero_si256();
+    for (int i = 0; i < 4; ++i) {
+      iv[i] = _mm256_cvtps_epi32(_mm256_mul_ps(b.v[i], vid));
+      sum = _mm256_add_epi32(sum, iv[i]);
+    }
+    // Pack 32 int32 to int8 in order (packs interleave 128-bit lanes).
+    const __m256i p01 = _mm256_packs_epi32(iv[0], iv[1]), p23 = _mm256_packs_epi32(iv[2], iv[3]);
+    __m256i p = _mm256_packs_epi16(p01, p23);
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), p);
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    return _mm_cvtsi128_si32(s4);
+  }
+};
 
 void quantize_acts_avx2(const float* x, int64_t n, int64_t cols, int8_t* q, float* d, float* s) {
-  const int64_t nb = cols / 32;
-  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  for (int64_t t = 0; t < n; ++t) {
-    for (int64_t b = 0; b < nb; ++b) {
-      const float* xb = x + t * cols + b * 32;
-      __m256 v[4], m = _mm256_setzero_ps();
-      for (int i = 0; i < 4; ++i) {
-        v[i] = _mm256_loadu_ps(xb + 8 * i);
-        m = _mm256_max_ps(m, _mm256_and_ps(v[i], absmask));
-      }
-      __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-      m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-      m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
-      const float amax = _mm_cvtss_f32(m4);
-      const float db = amax / 127.0f;
-      const float id = db != 0 ? 1.0f / db : 0.0f;
-      const __m256 vid = _mm256_set1_ps(id);
-      __m256i iv[4], sum = _mm256_setzero_si256();
-      for (int i = 0; i < 4; ++i) {
-        iv[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], vid));
-        sum = _mm256_add_epi32(sum, iv[i]);
-      }
-      // Pack 32 int32 to int8 in order (packs interleave 128-bit lanes).
-      const __m256i p01 = _mm256_packs_epi32(iv[0], iv[1]), p23 = _mm256_packs_epi32(iv[2], iv[3]);
-      __m256i p = _mm256_packs_epi16(p01, p23);
-      p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + t * cols + b * 32), p);
-      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
-      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-      d[t * nb + b] = db;
-      s[t * nb + b] = db * (float)_mm_cvtsi128_si32(s4);
-    }
-  }
+  qk::quantize_acts<Acts256>(x, n, cols, q, d, s);
 }
 
 constexpr int kTokBlock = 4;
-constexpr int64_t kTokChunk = 64;
 
 // Signed int8 dot of 32 bytes with an 8-lane int32 result: lane r sums
 // w[4r..4r+3] * a[...] where `a` is the broadcast activation group.
@@ -66,94 +70,70 @@ inline __m256i dot_s8(__m256i w_signed, __m256i a) {
   return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-template <QType T>
-void matmul_tiled_avx2(const Matrix& w, const QActs& a, int64_t n, int64_t tile0, int64_t tile1, float* y,
-                       int64_t ldy) {
-  const QLayout& l = w.l;
-  const int64_t nb = (int64_t)l.blocks, bpg = (int64_t)l.group / 32;
-  const int64_t block_bytes = T == QType::kQ8 ? 512 : 256;
+// One tile (two halves of 8 rows) against NT tokens starting at t0. Q8
+// codes are flipped to signed (centred) here; Q4 and Q4M nibbles stay
+// unsigned and qk::fold corrects for Q4's zero point.
+template <QType T, int NT>
+void tile_tokens(const qk::Tile& tl, const QActs& a, int64_t t0, float* y, int64_t ldy) {
   const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
-  for (int64_t tc = 0; tc < n; tc += kTokChunk) {
-    const int64_t tce = std::min(n, tc + kTokChunk);
-    for (int64_t tile = tile0; tile < tile1; ++tile) {
-      const uint8_t* qt = w.data + l.q_offset + tile * l.tile_q_bytes;
-      const uint16_t* st = reinterpret_cast<const uint16_t*>(w.data + l.s_offset + tile * l.tile_s_bytes);
-      const uint16_t* mt =
-          T == QType::kQ4M ? reinterpret_cast<const uint16_t*>(w.data + l.m_offset + tile * l.tile_s_bytes) : nullptr;
-      const int64_t row0 = tile * kTileRows;
-      const int valid = (int)std::min<int64_t>(kTileRows, (int64_t)l.rows - row0);
-      for (int64_t t0 = tc; t0 < tce; t0 += kTokBlock) {
-        const int nt = (int)std::min<int64_t>(kTokBlock, tce - t0);
-        __m256 acc[kTokBlock][2];
-        for (int j = 0; j < kTokBlock; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
-        for (int64_t b = 0; b < nb; ++b) {
-          const int64_t g = b / bpg;
-          __m256 dw[2], mw[2];
-          for (int h = 0; h < 2; ++h) {
-            dw[h] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(st + g * 16 + 8 * h)));
-            mw[h] = T == QType::kQ4M ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mt + g * 16 + 8 * h)))
-                                     : _mm256_setzero_ps();
-          }
-          const uint8_t* qb = qt + b * block_bytes;
-          // w[i][h]: the bytes that pair with activation group i (bytes
-          // 4i..4i+3 of the block), for rows 8h..8h+7.
-          __m256i wv[8][2];
-          for (int h = 0; h < 2; ++h) {
-            if (T == QType::kQ8) {
-              for (int c = 0; c < 8; ++c)
-                wv[c][h] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qb + c * 64 + 32 * h)), flip);
-            } else {
-              for (int c = 0; c < 4; ++c) {
-                const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qb + c * 64 + 32 * h));
-                wv[2 * c][h] = _mm256_and_si256(v, m4);
-                wv[2 * c + 1][h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-              }
-            }
-          }
-          for (int j = 0; j < nt; ++j) {
-            const int8_t* aq = a.q + (t0 + j) * a.cols + b * 32;
-            const float da = a.d[(t0 + j) * nb + b], sa = a.s[(t0 + j) * nb + b];
-            for (int h = 0; h < 2; ++h) {
-              __m256i dot;
-              if (T == QType::kQ8) {
-                dot = _mm256_setzero_si256();
-                for (int i = 0; i < 8; ++i) dot = _mm256_add_epi32(dot, dot_s8(wv[i][h], _mm256_set1_epi32(load_i32(aq + 4 * i))));
-              } else {
-                // Nibbles x int8 stay within int16 for 4 pairs: 4 x 2 x 15 x 128 < 32768.
-                __m256i p0 = _mm256_setzero_si256(), p1 = _mm256_setzero_si256();
-                for (int i = 0; i < 4; ++i) {
-                  p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(wv[i][h], _mm256_set1_epi32(load_i32(aq + 4 * i))));
-                  p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(wv[i + 4][h], _mm256_set1_epi32(load_i32(aq + 16 + 4 * i))));
-                }
-                dot = _mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones));
-              }
-              const __m256 fd = _mm256_cvtepi32_ps(dot);
-              if (T == QType::kQ8) {
-                acc[j][h] = _mm256_fmadd_ps(dw[h], _mm256_mul_ps(fd, _mm256_set1_ps(da)), acc[j][h]);
-              } else if (T == QType::kQ4M) {
-                acc[j][h] = _mm256_fmadd_ps(mw[h], _mm256_set1_ps(sa),
-                                            _mm256_fmadd_ps(dw[h], _mm256_mul_ps(fd, _mm256_set1_ps(da)), acc[j][h]));
-              } else {
-                acc[j][h] = _mm256_fmadd_ps(dw[h], _mm256_fmsub_ps(fd, _mm256_set1_ps(da), _mm256_set1_ps(8.0f * sa)), acc[j][h]);
-              }
-            }
-          }
-        }
-        for (int j = 0; j < nt; ++j) {
-          float* out = y + (t0 + j) * ldy + row0;
-          if (valid == 16) {
-            _mm256_storeu_ps(out, acc[j][0]);
-            _mm256_storeu_ps(out + 8, acc[j][1]);
-          } else {
-            alignas(32) float tmp[16];
-            _mm256_store_ps(tmp, acc[j][0]);
-            _mm256_store_ps(tmp + 8, acc[j][1]);
-            std::memcpy(out, tmp, (size_t)valid * sizeof(float));
-          }
+  __m256 acc[NT][2];
+  qk::ActRow rows[NT];
+  for (int j = 0; j < NT; ++j) {
+    acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+    rows[j] = qk::act_row(a, t0 + j);
+  }
+  for (int64_t b = 0; b < tl.blocks; ++b) {
+    __m256 dw[2], mw[2];
+    for (int h = 0; h < 2; ++h) {
+      dw[h] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tl.scales(b) + 8 * h)));
+      mw[h] = T == QType::kQ4M ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tl.mins(b) + 8 * h)))
+                               : _mm256_setzero_ps();
+    }
+    const uint8_t* qb = tl.block(b);
+    // w[i][h]: the bytes that pair with activation group i (bytes
+    // 4i..4i+3 of the block), for rows 8h..8h+7.
+    __m256i wv[8][2];
+    for (int h = 0; h < 2; ++h) {
+      if (T == QType::kQ8) {
+        for (int c = 0; c < 8; ++c)
+          wv[c][h] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qb + c * 64 + 32 * h)), flip);
+      } else {
+        for (int c = 0; c < 4; ++c) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qb + c * 64 + 32 * h));
+          wv[2 * c][h] = _mm256_and_si256(v, m4);
+          wv[2 * c + 1][h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
         }
       }
     }
+    for (int j = 0; j < NT; ++j) {
+      const qk::ActBlock ab = rows[j].block(b);
+      for (int h = 0; h < 2; ++h) {
+        __m256i dot;
+        if (T == QType::kQ8) {
+          dot = _mm256_setzero_si256();
+          for (int i = 0; i < 8; ++i) dot = _mm256_add_epi32(dot, dot_s8(wv[i][h], _mm256_set1_epi32(load_i32(ab.q + 4 * i))));
+        } else {
+          // Nibbles x int8 stay within int16 for 4 pairs: 4 x 2 x 15 x 128 < 32768.
+          __m256i p0 = _mm256_setzero_si256(), p1 = _mm256_setzero_si256();
+          for (int i = 0; i < 4; ++i) {
+            p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(wv[i][h], _mm256_set1_epi32(load_i32(ab.q + 4 * i))));
+            p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(wv[i + 4][h], _mm256_set1_epi32(load_i32(ab.q + 16 + 4 * i))));
+          }
+          dot = _mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones));
+        }
+        acc[j][h] = qk::fold<T, T == QType::kQ8, V256>(acc[j][h], dw[h], mw[h], _mm256_cvtepi32_ps(dot), ab.d, ab.s);
+      }
+    }
   }
+  for (int j = 0; j < NT; ++j) qk::store_tile<V256>(y + (t0 + j) * ldy + tl.row0, tl.valid, acc[j]);
+}
+
+template <QType T>
+void matmul_tiled_avx2(const Matrix& w, const QActs& a, int64_t n, int64_t tile0, int64_t tile1, float* y,
+                       int64_t ldy) {
+  qk::for_tiles_and_tokens<kTokBlock>(n, tile0, tile1, [&](auto nt, int64_t tile, int64_t t0) {
+    tile_tokens<T, decltype(nt)::value>(qk::tile_at<T>(w, tile), a, t0, y, ldy);
+  });
 }
 
 // 8 weights of a float-typed row as f32, or fewer (zero-filled) at the end.
@@ -264,13 +244,8 @@ void attn_values_f16_avx2(const float* p, int64_t r, const uint16_t* v, int64_t 
 }
 
 void swiglu_avx2(const float* gate, const float* up, int64_t n, float* out) {
-  const __m256 one = _mm256_set1_ps(1.0f);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 g = _mm256_loadu_ps(gate + i);
-    const __m256 silu = _mm256_div_ps(g, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), g))));
-    _mm256_storeu_ps(out + i, _mm256_mul_ps(silu, _mm256_loadu_ps(up + i)));
-  }
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, qk::silu_mul<V256>(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
   ref_swiglu(gate + i, up + i, n - i, out + i);
 }
 

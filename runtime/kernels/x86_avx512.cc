@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "runtime/kernels/kernels.h"
+#include "runtime/kernels/qkernel_common.h"
 #include "runtime/kernels/ref_ops.h"
 #include "runtime/kernels/x86_simd.h"
 
@@ -14,46 +15,43 @@ namespace cria::kernels {
 
 namespace {
 
-using x86::exp512;
 using x86::load_i32;
+using x86::V512;
+
+// quantize_acts' ISA part: 32 values in two registers.
+struct Acts512 {
+  struct Block {
+    __m512 a0, a1;
+  };
+  static Block load(const float* x) { return {_mm512_loadu_ps(x), _mm512_loadu_ps(x + 16)}; }
+  static float amax(const Block& v) {
+    return _mm512_reduce_max_ps(_mm512_max_ps(V512::abs(v.a0), V512::abs(v.a1)));
+  }
+  static int round_store(const Block& v, float id, int8_t* q) {
+    const __m512 vid = _mm512_set1_ps(id);
+    const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v.a0, vid));
+    const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v.a1, vid));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtsepi32_epi8(i0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtsepi32_epi8(i1));
+    return _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+  }
+};
 
 void quantize_acts_avx512(const float* x, int64_t n, int64_t cols, int8_t* q, float* d, float* s) {
-  const int64_t nb = cols / 32;
-  const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
-  for (int64_t t = 0; t < n; ++t) {
-    for (int64_t b = 0; b < nb; ++b) {
-      const float* xb = x + t * cols + b * 32;
-      const __m512 a0 = _mm512_loadu_ps(xb), a1 = _mm512_loadu_ps(xb + 16);
-      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(a0, absmask), _mm512_and_ps(a1, absmask)));
-      const float db = amax / 127.0f;
-      const float id = db != 0 ? 1.0f / db : 0.0f;
-      const __m512 vid = _mm512_set1_ps(id);
-      const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(a0, vid));
-      const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(a1, vid));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + t * cols + b * 32), _mm512_cvtsepi32_epi8(i0));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + t * cols + b * 32 + 16), _mm512_cvtsepi32_epi8(i1));
-      const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
-      d[t * nb + b] = db;
-      s[t * nb + b] = db * (float)sum;
-    }
-  }
+  qk::quantize_acts<Acts512>(x, n, cols, q, d, s);
 }
 
-// Tokens per register block, and per cache block (their activations stay in
-// L1/L2 while every tile of the range streams past).
+// Tokens per register block.
 constexpr int kTokBlock = 4;
-constexpr int64_t kTokChunk = 64;
 
-// The int8 dot products of one 32-column block of a tile with the tokens'
-// activations, folded into float accumulators:
-//   Q4, Q8: acc += d_w * (d_a * dot - zp * s_a)    (zp = 8 or 128)
-//   Q4M:    acc += d_w * d_a * dot + m_w * s_a
+// The int8 dot products of one 32-column block of a tile with NT tokens'
+// activations, folded into float accumulators by qk::fold (vpdpbusd takes
+// the codes unsigned: Q8's zero point is corrected there, not here).
 // Loop order keeps the vpdpbusd chains independent: the i loop is outer,
 // tokens inner, with two partial sums per token (even/odd groups), so no
 // chain is longer than four dependent instructions.
 template <QType T, int NT>
-inline void block_dot(const uint8_t* qb, __m512 dw, __m512 mw, const int8_t* const* aq, const float* da,
-                      const float* sa, __m512* acc) {
+inline void block_dot(const uint8_t* qb, __m512 dw, __m512 mw, const qk::ActBlock* ab, __m512* acc) {
   const __m512i m4 = _mm512_set1_epi8(0x0f);
   __m512i w[8];
   if (T == QType::kQ8) {
@@ -72,73 +70,44 @@ inline void block_dot(const uint8_t* qb, __m512 dw, __m512 mw, const int8_t* con
   for (int j = 0; j < NT; ++j) d0[j] = d1[j] = _mm512_setzero_si512();
   for (int i = 0; i < 8; i += 2) {
     for (int j = 0; j < NT; ++j) {
-      d0[j] = _mm512_dpbusd_epi32(d0[j], w[i], _mm512_set1_epi32(load_i32(aq[j] + 4 * i)));
-      d1[j] = _mm512_dpbusd_epi32(d1[j], w[i + 1], _mm512_set1_epi32(load_i32(aq[j] + 4 * i + 4)));
+      d0[j] = _mm512_dpbusd_epi32(d0[j], w[i], _mm512_set1_epi32(load_i32(ab[j].q + 4 * i)));
+      d1[j] = _mm512_dpbusd_epi32(d1[j], w[i + 1], _mm512_set1_epi32(load_i32(ab[j].q + 4 * i + 4)));
     }
   }
-  for (int j = 0; j < NT; ++j) {
-    const __m512 fd = _mm512_cvtepi32_ps(_mm512_add_epi32(d0[j], d1[j]));
-    if (T == QType::kQ4M) {
-      acc[j] = _mm512_fmadd_ps(mw, _mm512_set1_ps(sa[j]), _mm512_fmadd_ps(dw, _mm512_mul_ps(fd, _mm512_set1_ps(da[j])), acc[j]));
-    } else {
-      const float zp = T == QType::kQ8 ? 128.0f : 8.0f;
-      acc[j] = _mm512_fmadd_ps(dw, _mm512_fmsub_ps(fd, _mm512_set1_ps(da[j]), _mm512_set1_ps(zp * sa[j])), acc[j]);
-    }
-  }
+  for (int j = 0; j < NT; ++j)
+    acc[j] = qk::fold<T, false, V512>(acc[j], dw, mw, _mm512_cvtepi32_ps(_mm512_add_epi32(d0[j], d1[j])), ab[j].d,
+                                      ab[j].s);
 }
 
 // One tile against NT tokens starting at t0.
 template <QType T, int NT>
-inline void tile_tokens(const QLayout& l, const uint8_t* qt, const uint16_t* st, const uint16_t* mt, const QActs& a,
-                        int64_t t0, float* y, int64_t ldy, int64_t row0, __mmask16 mask) {
-  const int64_t nb = (int64_t)l.blocks, bpg = (int64_t)l.group / 32;
-  const int64_t block_bytes = T == QType::kQ8 ? 512 : 256;
+inline void tile_tokens(const qk::Tile& tl, const QActs& a, int64_t t0, float* y, int64_t ldy) {
   __m512 acc[NT];
-  const int8_t* aq[NT];
+  qk::ActRow rows[NT];
   for (int j = 0; j < NT; ++j) {
     acc[j] = _mm512_setzero_ps();
-    aq[j] = a.q + (t0 + j) * a.cols;
+    rows[j] = qk::act_row(a, t0 + j);
   }
-  const float* da0 = a.d + t0 * nb;
-  const float* sa0 = a.s + t0 * nb;
-  int64_t b = 0;
-  for (int64_t g = 0; g < (int64_t)l.groups; ++g) {
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(st + g * 16)));
-    const __m512 mw = T == QType::kQ4M ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(mt + g * 16)))
+  for (int64_t b = 0; b < tl.blocks; b += tl.blocks_per_group) {
+    // One group: its scales (and mins) serve each of its blocks.
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tl.scales(b))));
+    const __m512 mw = T == QType::kQ4M ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tl.mins(b))))
                                        : _mm512_setzero_ps();
-    for (int64_t e = 0; e < bpg; ++e, ++b) {
-      float da[NT], sa[NT];
-      const int8_t* ab[NT];
-      for (int j = 0; j < NT; ++j) {
-        da[j] = da0[j * nb + b];
-        sa[j] = sa0[j * nb + b];
-        ab[j] = aq[j] + b * 32;
-      }
-      block_dot<T, NT>(qt + b * block_bytes, dw, mw, ab, da, sa, acc);
+    for (int64_t e = b; e < b + tl.blocks_per_group; ++e) {
+      qk::ActBlock ab[NT];
+      for (int j = 0; j < NT; ++j) ab[j] = rows[j].block(e);
+      block_dot<T, NT>(tl.block(e), dw, mw, ab, acc);
     }
   }
-  for (int j = 0; j < NT; ++j) _mm512_mask_storeu_ps(y + (t0 + j) * ldy + row0, mask, acc[j]);
+  for (int j = 0; j < NT; ++j) qk::store_tile<V512>(y + (t0 + j) * ldy + tl.row0, tl.valid, &acc[j]);
 }
 
 template <QType T>
 void matmul_tiled_avx512(const Matrix& w, const QActs& a, int64_t n, int64_t tile0, int64_t tile1, float* y,
                          int64_t ldy) {
-  const QLayout& l = w.l;
-  for (int64_t tc = 0; tc < n; tc += kTokChunk) {
-    const int64_t tce = std::min(n, tc + kTokChunk);
-    for (int64_t tile = tile0; tile < tile1; ++tile) {
-      const uint8_t* qt = w.data + l.q_offset + tile * l.tile_q_bytes;
-      const uint16_t* st = reinterpret_cast<const uint16_t*>(w.data + l.s_offset + tile * l.tile_s_bytes);
-      const uint16_t* mt =
-          T == QType::kQ4M ? reinterpret_cast<const uint16_t*>(w.data + l.m_offset + tile * l.tile_s_bytes) : nullptr;
-      const int64_t row0 = tile * kTileRows;
-      const int valid = (int)std::min<int64_t>(kTileRows, (int64_t)l.rows - row0);
-      const __mmask16 mask = (__mmask16)((1u << valid) - 1);
-      int64_t t0 = tc;
-      for (; t0 + kTokBlock <= tce; t0 += kTokBlock) tile_tokens<T, kTokBlock>(l, qt, st, mt, a, t0, y, ldy, row0, mask);
-      for (; t0 < tce; ++t0) tile_tokens<T, 1>(l, qt, st, mt, a, t0, y, ldy, row0, mask);
-    }
-  }
+  qk::for_tiles_and_tokens<kTokBlock>(n, tile0, tile1, [&](auto nt, int64_t tile, int64_t t0) {
+    tile_tokens<T, decltype(nt)::value>(qk::tile_at<T>(w, tile), a, t0, y, ldy);
+  });
 }
 
 inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
@@ -283,36 +252,17 @@ void layernorm_avx512(const float* x, const float* w, const float* b, float eps,
 }
 
 void swiglu_avx512(const float* gate, const float* up, int64_t n, float* out) {
-  const __m512 one = _mm512_set1_ps(1.0f);
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = tail_mask(n - i);
-    const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
-    const __m512 silu = _mm512_div_ps(g, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), g))));
-    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(m, up + i)));
+    _mm512_mask_storeu_ps(out + i, m,
+                          qk::silu_mul<V512>(_mm512_maskz_loadu_ps(m, gate + i), _mm512_maskz_loadu_ps(m, up + i)));
   }
 }
 
-// GELU with erf from Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
 void gelu_avx512(float* x, int64_t n) {
-  const __m512 one = _mm512_set1_ps(1.0f), half = _mm512_set1_ps(0.5f);
-  const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = tail_mask(n - i);
-    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-    const __m512 z = _mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f));
-    const __m512 az = _mm512_and_ps(z, absmask);
-    const __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(0.3275911f), az, one));
-    __m512 poly = _mm512_set1_ps(1.061405429f);
-    poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(-1.453152027f));
-    poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(1.421413741f));
-    poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(-0.284496736f));
-    poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(0.254829592f));
-    poly = _mm512_mul_ps(poly, t);
-    const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(az, az)));
-    __m512 erf_abs = _mm512_fnmadd_ps(poly, e, one);
-    // erf is odd: copy the sign of z.
-    const __m512 erf = _mm512_or_ps(erf_abs, _mm512_andnot_ps(absmask, z));
-    _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, erf)));
+    _mm512_mask_storeu_ps(x + i, m, qk::gelu<V512>(_mm512_maskz_loadu_ps(m, x + i)));
   }
 }
 

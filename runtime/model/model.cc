@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "formats/alibi.h"
 #include "formats/rope.h"
 #include "formats/tensors.h"
 #include "quant/fp16.h"
@@ -16,20 +17,6 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
     if (c.rope_scaling.kind == RopeScalingKind::kLlama3) f[i] = llama3_scaled_inv_freq(f[i], c.rope_scaling);
   }
   return f;
-}
-
-std::vector<float> alibi_slopes(uint32_t n) {
-  // transformers build_alibi_tensor (Falcon, BLOOM).
-  const uint32_t closest = 1u << (uint32_t)std::floor(std::log2((double)n));
-  const double base = std::pow(2.0, -std::pow(2.0, -(std::log2((double)closest) - 3)));
-  std::vector<float> s;
-  for (uint32_t p = 1; p <= closest; ++p) s.push_back((float)std::pow(base, (double)p));
-  if (closest != n) {
-    const double extra = std::pow(2.0, -std::pow(2.0, -(std::log2(2.0 * closest) - 3)));
-    const uint32_t remaining = std::min(closest, n - closest);
-    for (uint32_t p = 1; p < 1 + 2 * remaining; p += 2) s.push_back((float)std::pow(extra, (double)p));
-  }
-  return s;
 }
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelOptions& opt) {
@@ -62,31 +49,33 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelFile> file, co
       return;
     }
     const float* fp = reinterpret_cast<const float*>(t->data);
-    const SpecName sn = parse_spec_name(s);
-    const std::string& base = sn.base;
-    const bool bias = sn.bias;
-    if (s.layer < 0) {
-      if (base == "tok_embd") w.tok_embd = matrix(*t);
-      else if (base == "output") w.output = matrix(*t);
-      else if (base == "output_norm") (bias ? w.out_norm_b : w.out_norm_w) = fp;
-      return;
+    // A norm's or linear layer's bias is an f32 vector; a linear weight is
+    // a matrix in any storage type.
+    auto vec = [&](const float** weight, const float** bias) { *(s.bias ? bias : weight) = fp; };
+    auto lin = [&](kernels::Matrix* weight, const float** bias) {
+      if (s.bias) *bias = fp;
+      else *weight = matrix(*t);
+    };
+    LayerWeights* L = s.layer >= 0 ? &w.layers[s.layer] : nullptr;
+    switch (s.kind) {
+      case TensorKind::kTokEmbd: w.tok_embd = matrix(*t); return;
+      case TensorKind::kOutput: w.output = matrix(*t); return;
+      case TensorKind::kOutputNorm: return vec(&w.out_norm_w, &w.out_norm_b);
+      case TensorKind::kAttnNorm: return vec(&L->attn_norm_w, &L->attn_norm_b);
+      case TensorKind::kFfnNorm: return vec(&L->ffn_norm_w, &L->ffn_norm_b);
+      case TensorKind::kAttnQkv: return lin(&L->qkv, &L->qkv_b);
+      case TensorKind::kAttnOut: return lin(&L->attn_out, &L->attn_out_b);
+      // ffn_in: gate and up rows (SwiGLU) or up alone (GELU).
+      case TensorKind::kFfnGateUp:
+      case TensorKind::kFfnUp: return lin(&L->ffn_in, &L->ffn_in_b);
+      case TensorKind::kFfnDown: return lin(&L->ffn_down, &L->ffn_down_b);
     }
-    LayerWeights& L = w.layers[s.layer];
-    if (base == "attn_norm") (bias ? L.attn_norm_b : L.attn_norm_w) = fp;
-    else if (base == "ffn_norm") (bias ? L.ffn_norm_b : L.ffn_norm_w) = fp;
-    else if (base == "attn_qkv") bias ? void(L.qkv_b = fp) : void(L.qkv = matrix(*t));
-    else if (base == "attn_out") bias ? void(L.attn_out_b = fp) : void(L.attn_out = matrix(*t));
-    else if (base == "ffn_gate_up" || base == "ffn_up") bias ? void(L.ffn_in_b = fp) : void(L.ffn_in = matrix(*t));
-    else if (base == "ffn_down") bias ? void(L.ffn_down_b = fp) : void(L.ffn_down = matrix(*t));
-    else st = Error(Code::kInternal, f.path() + ": no place for tensor " + s.name);
+    st = Error(Code::kInternal, f.path() + ": no place for tensor " + s.name);
   });
   CRIA_RETURN_IF_ERROR(st);
   if (c.tie_word_embeddings) w.output = w.tok_embd;
   if (c.position == PositionKind::kRope) m->inv_freq_ = rope_inv_freq(c);
-  else {
-    m->alibi_ = alibi_slopes(c.num_heads);
-    for (float& a : m->alibi_) a = bf16_to_f32(f32_to_bf16(a));
-  }
+  else m->alibi_ = alibi_slopes_bf16(c.num_heads);
   // Placement follows the kernel table sessions will pick (CRIA_ISA); a bad
   // CRIA_ISA is reported when a session starts.
   const kernels::KernelTable* k = kernels::requested_table(nullptr);

@@ -40,15 +40,18 @@ std::vector<PlacedLinear> bind_linears(const ModelConfig& c, const Weights& w) {
     p.l.name = std::move(name);
     v.push_back(std::move(p));
   };
-  const char* ffn_in = c.mlp == MlpKind::kSwiGLU ? "ffn_gate_up.weight" : "ffn_up.weight";
+  const TensorKind ffn_in = c.mlp == MlpKind::kSwiGLU ? TensorKind::kFfnGateUp : TensorKind::kFfnUp;
   for (uint32_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = w.layers[l];
-    add(L.qkv, L.qkv_b, layer_tensor_name((int)l, "attn_qkv.weight"));
-    add(L.attn_out, L.attn_out_b, layer_tensor_name((int)l, "attn_out.weight"));
-    add(L.ffn_in, L.ffn_in_b, layer_tensor_name((int)l, ffn_in));
-    add(L.ffn_down, L.ffn_down_b, layer_tensor_name((int)l, "ffn_down.weight"));
+    const int li = (int)l;
+    add(L.qkv, L.qkv_b, tensor_name(TensorKind::kAttnQkv, li, false));
+    add(L.attn_out, L.attn_out_b, tensor_name(TensorKind::kAttnOut, li, false));
+    add(L.ffn_in, L.ffn_in_b, tensor_name(ffn_in, li, false));
+    add(L.ffn_down, L.ffn_down_b, tensor_name(TensorKind::kFfnDown, li, false));
   }
-  add(w.output, nullptr, c.tie_word_embeddings ? "tok_embd.weight (tied output)" : "output.weight");
+  add(w.output, nullptr,
+      c.tie_word_embeddings ? tensor_name(TensorKind::kTokEmbd, -1, false) + " (tied output)"
+                            : tensor_name(TensorKind::kOutput, -1, false));
   return v;
 }
 
