@@ -196,3 +196,10 @@ def test_backend_choice(llama, models, tmp_path):
             texts[backend] = m.generate("Once upon a time", temperature=0, max_new_tokens=24)
     assert texts["cpu"] == texts["xnnpack"]
     assert cpu_text  # the q4 run produced text too
+
+
+def test_gpu_layers_need_a_device_backend(llama):
+    with pytest.raises(ValueError, match="use them with backend vulkan"):
+        cria.Model(llama, backend="cpu", gpu_layers=1)
+    with pytest.raises(ValueError, match="gpu_layers"):
+        cria.Model(llama, backend="vulkan", gpu_layers=-3)
