@@ -24,19 +24,14 @@
 #include "runtime/model/model.h"
 #include "runtime/model/transformer.h"
 #include "tests/engine/tiny_model.h"
+#include "tests/random.h"
 
 using namespace cria;
 using namespace cria::backends;
 
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using test::randn;
 
 struct WeightCase {
   QType type;

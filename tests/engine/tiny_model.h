@@ -49,13 +49,12 @@ inline ModelMeta tiny_engine_meta(Arch arch) {
   return m;
 }
 
-// Writes the model with deterministic weights (scale 0.3 so attention and
-// logits are not flat) and returns its path.
-inline std::string write_tiny_model(const std::string& name, Arch arch, QType linear) {
+// Writes a model of `meta` with deterministic weights (scale 0.3 so
+// attention and logits are not flat) and returns its path ("" on failure).
+inline std::string write_model_with_meta(const std::string& name, const ModelMeta& meta, QType linear) {
   std::string dir = std::string(CRIA_BINARY_DIR) + "/testtmp";
   ::mkdir(dir.c_str(), 0755);
   std::string path = dir + "/" + name + "-" + std::to_string(::getpid()) + ".cria";
-  ModelMeta meta = tiny_engine_meta(arch);
   std::vector<TensorPlan> plan;
   for (const TensorSpec& s : tensor_specs(meta.config)) {
     const bool small = s.role == TensorRole::kNorm || s.role == TensorRole::kBias;
@@ -72,13 +71,17 @@ inline std::string write_tiny_model(const std::string& name, Arch arch, QType li
     const bool norm = p.name.find("norm") != std::string::npos && p.name.find(".weight") != std::string::npos;
     for (float& v : x) v = norm ? 1.0f + 0.1f * nd(rng) : nd(rng);
     QLayout l;
-    qlayout(p.dtype, rows, cols, p.group, &l);
+    if (!qlayout(p.dtype, rows, cols, p.group, &l)) return {};
     std::vector<uint8_t> bytes(l.total);
     quantize_rows(p.dtype, x.data(), rows, l, qplanes_at(bytes.data(), l, 0), QuantOptions());
     if (!(*w)->write(bytes.data(), bytes.size()).ok() || !(*w)->end_tensor().ok()) return {};
   }
   if (!(*w)->finish().ok()) return {};
   return path;
+}
+
+inline std::string write_tiny_model(const std::string& name, Arch arch, QType linear) {
+  return write_model_with_meta(name, tiny_engine_meta(arch), linear);
 }
 
 }  // namespace cria::test

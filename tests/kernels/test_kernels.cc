@@ -20,6 +20,7 @@
 #endif
 
 #include "quant/fp16.h"
+#include "tests/random.h"
 #include "runtime/kernels/kernels.h"
 
 using namespace cria;
@@ -27,13 +28,7 @@ using namespace cria::kernels;
 
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using test::randn;
 
 // A weight matrix in `type`, placed `misalign` bytes past a 64-byte boundary.
 struct TestMatrix {

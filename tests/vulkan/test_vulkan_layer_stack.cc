@@ -24,32 +24,8 @@ namespace {
 
 // tiny_model.h's writer, for a config the test adjusts first.
 std::string write_model(const std::string& name, const ModelMeta& meta, QType linear) {
-  std::string dir = std::string(CRIA_BINARY_DIR) + "/testtmp";
-  ::mkdir(dir.c_str(), 0755);
-  std::string path = dir + "/vk-" + name + "-" + std::to_string(::getpid()) + ".cria";
-  std::vector<TensorPlan> plan;
-  for (const TensorSpec& s : tensor_specs(meta.config)) {
-    const bool small = s.role == TensorRole::kNorm || s.role == TensorRole::kBias;
-    const QType t = small ? QType::kF32 : linear;
-    plan.push_back({s.name, t, s.shape, t == QType::kQ4 || t == QType::kQ8 ? 32u : 0u});
-  }
-  auto w = ModelWriter::create(path, meta, plan);
-  REQUIRE(w.ok());
-  std::mt19937 rng(42);
-  std::normal_distribution<float> nd(0.0f, 0.3f);
-  for (const TensorPlan& p : plan) {
-    const uint64_t rows = p.shape.size() == 2 ? p.shape[0] : 1, cols = p.shape.back();
-    std::vector<float> x(rows * cols);
-    const bool norm = p.name.find("norm") != std::string::npos && p.name.find(".weight") != std::string::npos;
-    for (float& v : x) v = norm ? 1.0f + 0.1f * nd(rng) : nd(rng);
-    QLayout l;
-    REQUIRE(qlayout(p.dtype, rows, cols, p.group, &l));
-    std::vector<uint8_t> bytes(l.total);
-    quantize_rows(p.dtype, x.data(), rows, l, qplanes_at(bytes.data(), l, 0), QuantOptions());
-    REQUIRE((*w)->write(bytes.data(), bytes.size()).ok());
-    REQUIRE((*w)->end_tensor().ok());
-  }
-  REQUIRE((*w)->finish().ok());
+  const std::string path = test::write_model_with_meta("vk-" + name, meta, linear);
+  REQUIRE(!path.empty());
   return path;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "runtime/backends/vulkan/vk_context.h"
+#include "tests/random.h"
 #include "runtime/backends/vulkan/vk_ops.h"
 
 namespace vktest {
@@ -45,13 +46,7 @@ inline Context* ctx() {
   return c.get();
 }
 
-inline std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using cria::test::randn;
 
 inline Buffer upload(Context& c, const void* data, size_t bytes) {
   auto b = c.create_buffer(bytes, Buffer::Kind::kDevice, "test");
