@@ -106,7 +106,8 @@ TEST_CASE("xnnpack on ARM64: f32 matches PyTorch and cpu; f16 runs XNNPACK's nat
   auto xnn = backends::create_backend("xnnpack");
   REQUIRE_MESSAGE(xnn.ok(), xnn.status().message());
   const bool native_f16 = (*xnn)->supports_linear(QType::kF16);
-  MESSAGE("xnnpack f16 operator on this CPU: " << (native_f16 ? "yes" : "no"));
+  const std::string has_f16 = native_f16 ? "yes" : "no";
+  MESSAGE("xnnpack f16 operator on this CPU: " << has_f16);
   const kernels::KernelTable& table = kernels::best_table();
   for (const char* name : kNames) {
     const Fixture fx = load_fixture(name);
