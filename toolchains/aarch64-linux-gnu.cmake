@@ -58,10 +58,15 @@ set(CMAKE_EXE_LINKER_FLAGS_INIT "${_cria_rpath_link}")
 set(CMAKE_SHARED_LINKER_FLAGS_INIT "${_cria_rpath_link}")
 
 # Binaries find their libraries where the package puts them (scripts/package:
-# bin/cria, lib/libcria.so beside lib/libpthreadpool.so.0), with no absolute
+# bin/cria, lib/libcria.so beside lib/libXNNPACK.so.0 ...), with no absolute
 # build paths inside; the build tree has the same bin/ and lib/ layout.
+# DT_RPATH rather than DT_RUNPATH (--disable-new-dtags): RUNPATH serves only
+# the object's own NEEDED entries, and the bundled libXNNPACK.so.0 needs
+# libcpuinfo.so.0 from the same lib/ directory.
 set(CMAKE_BUILD_WITH_INSTALL_RPATH ON)
 set(CMAKE_INSTALL_RPATH "\$ORIGIN/../lib;\$ORIGIN")
+string(APPEND CMAKE_EXE_LINKER_FLAGS_INIT " -Wl,--disable-new-dtags")
+string(APPEND CMAKE_SHARED_LINKER_FLAGS_INIT " -Wl,--disable-new-dtags")
 
 # Test executables run under user-mode qemu: the cross C library as the ELF
 # interpreter's prefix, the sysroot's libraries on the library path.
