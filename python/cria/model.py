@@ -59,7 +59,10 @@ class Model:
     """A model loaded from a .cria file.
 
     ``threads`` (default: all cores) and ``context_length`` (default: the
-    model's, at most 4096) apply to every generation. One model serves any
+    model's, at most 4096) apply to every generation. ``backend`` ("auto",
+    "cpu", "xnnpack", "vulkan") says where the linear layers run, and
+    ``gpu_layers`` (with "vulkan") how many blocks go to the device;
+    :attr:`placement` shows the result. One model serves any
     number of threads at once: each generation runs in its own session. Use it
     as a context manager or call :meth:`close`; the C model is freed exactly
     once, after the last running generation ends.
