@@ -69,6 +69,16 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   s->history_.resize(opt.n_seq);
   s->pos_.assign(opt.n_seq, 0);
   for (auto& h : s->history_) h.reserve(n_ctx);
+  // One sequence of a model wholly on a GPU: decode runs the whole layer
+  // stack on the device. (The device cache is f16, so an f32 host cache,
+  // which the reference tests ask for, keeps the host loop.)
+  if (opt.n_seq == 1 && !opt.kv_f32) {
+    auto d = make_device_decoder(*s->model_, n_ctx);
+    if (!d.ok())
+      return d.status().with_prefix("the KV cache of " + std::to_string(n_ctx) +
+                                    " positions does not fit the device (a smaller --ctx, or --gpu-layers N)");
+    s->dev_ = std::move(d).value();
+  }
   return s;
 }
 
@@ -151,13 +161,20 @@ Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, st
   cached_.clear();
   CRIA_RETURN_IF_ERROR(prefill(prompts, reuse));
   cached_.assign(prompts[0]->begin(), prompts[0]->end());
+  // The device decoder continues from the prompt's rows: hand it those it
+  // lacks (prefill rewrote everything from `reuse` on).
+  const int64_t n_prefilled = (int64_t)prompts[0]->size();
+  if (dev_) {
+    dev_rows_ = std::min(dev_rows_, reuse);
+    CRIA_RETURN_IF_ERROR(dev_->load_kv(cache_, dev_rows_, n_prefilled));
+    dev_rows_ = n_prefilled;
+  }
   // Extra continuations of a single prompt start from copies of its cache
   // rows instead of recomputing them.
-  const int64_t n0 = (int64_t)prompts[0]->size();
   for (int64_t s = (int64_t)prompts.size(); s < nseq; ++s) {
     for (int64_t l = 0; l < cache_.n_layers; ++l)
       for (int64_t g = 0; g < cache_.n_kv; ++g) {
-        const int64_t off = g * cache_.head_stride() * cache_.elem(), len = n0 * cache_.head_dim * cache_.elem();
+        const int64_t off = g * cache_.head_stride() * cache_.elem(), len = n_prefilled * cache_.head_dim * cache_.elem();
         std::memcpy(cache_.k_at(l, s) + off, cache_.k_at(l, 0) + off, len);
         std::memcpy(cache_.v_at(l, s) + off, cache_.v_at(l, 0) + off, len);
       }
@@ -228,11 +245,19 @@ Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, st
     }
     first = false;
     if (nb == 0) break;
-    CRIA_RETURN_IF_ERROR(forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), nb, logits_.data() + vocab * nseq));
+    if (dev_) {  // one sequence: nb == 1
+      CRIA_RETURN_IF_ERROR(dev_->decode(batch_[0].token, batch_[0].pos, logits_.data() + vocab * nseq));
+      dev_rows_ = batch_[0].pos + 1;
+    } else {
+      CRIA_RETURN_IF_ERROR(forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), nb, logits_.data() + vocab * nseq));
+    }
     // Logits come back in batch order; move each row to its sequence's slot.
     for (int64_t j = 0; j < nb; ++j)
       std::memcpy(logits_.data() + batch_[j].seq * vocab, logits_.data() + (nseq + j) * vocab, vocab * sizeof(float));
   }
+  // Rows decoded on the device back to the host cache, which a next turn's
+  // prefill extends.
+  if (dev_) CRIA_RETURN_IF_ERROR(dev_->store_kv(cache_, n_prefilled, dev_rows_));
   st.decode_s = seconds_since(t1);
   // Sequence 0's cache now holds its prompt and every generated token but
   // the last (sampled, never fed).
@@ -250,6 +275,7 @@ Status Session::score(const int32_t* tokens, int64_t n, int64_t first, double* l
     if (tokens[i] < 0 || tokens[i] >= vocab) return Error(Code::kInvalidArgument, "token id out of range");
   const int64_t step = std::min(kScoreBatch, batch_cap_);
   cached_.clear();
+  dev_rows_ = 0;
   for (int64_t i0 = 0; i0 < n - 1; i0 += step) {
     if (cancel_.load()) return Error(Code::kCancelled, "cancelled");
     const int64_t m = std::min(step, n - 1 - i0);

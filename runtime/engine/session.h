@@ -4,7 +4,8 @@
 // generate loop allocates nothing per token.
 //
 // generate() prefills a prompt as batches (GEMM), then decodes one token per
-// step (GEMV) for every live sequence at once. num_return_sequences copies
+// step (GEMV) for every live sequence at once; a one-sequence session of a
+// model placed wholly on a GPU decodes through its DeviceDecoder instead. num_return_sequences copies
 // the prompt's cache rows into the extra sequences instead of recomputing
 // them; all continuations then decode together in one batch, each seeing
 // only its own cache rows.
@@ -20,6 +21,7 @@
 
 #include "formats/status.h"
 #include "runtime/kernels/ops.h"
+#include "runtime/model/device_decoder.h"
 #include "runtime/model/model.h"
 #include "runtime/model/transformer.h"
 #include "runtime/sampling/sampler.h"
@@ -109,6 +111,10 @@ class Session {
   int threads() const { return pool_->threads(); }
   const kernels::KernelTable& kernels() const { return *k_; }
   size_t kv_bytes() const { return cache_.bytes(); }
+  // How decode steps run: "host loop" (the layers' ops on their placed
+  // backends) or the device decoder's name (a model wholly on a GPU, one
+  // sequence, f16 cache: the whole layer stack per submission).
+  const char* decode_path() const { return dev_ ? dev_->name() : "host loop"; }
 
  private:
   Session() = default;
@@ -130,6 +136,8 @@ class Session {
   std::vector<int32_t> cached_;  // the tokens sequence 0's cache holds, in order
   std::atomic<bool> cancel_{false};
   int64_t batch_cap_ = 0;
+  std::unique_ptr<DeviceDecoder> dev_;
+  int64_t dev_rows_ = 0;  // sequence 0's cache rows the device holds, [0, dev_rows_)
 };
 
 }  // namespace cria

@@ -112,6 +112,14 @@ Result<Placement> Placement::place(const ModelFile& f, const Weights& w, const s
   return p;
 }
 
+const backends::Backend* Placement::layer_stack_backend() const {
+  const backends::Backend* b = linears_.empty() ? nullptr : linears_.back().backend;
+  if (!b || !b->runs_layer_stack()) return nullptr;
+  for (const PlacedLinear& pl : linears_)
+    if (pl.backend != b) return nullptr;
+  return b;
+}
+
 std::string Placement::describe() const {
   std::string s = "backend " + choice_ + ", cpu kernels " + isa_;
   if (gpu_layers_ >= 0) s += ", first " + std::to_string(gpu_layers_) + " layers on the device";
@@ -138,6 +146,10 @@ std::string Placement::describe() const {
     s += op == backends::OpKind::kLinear ? lines : "cpu";
     s += "\n";
   }
+  if (const backends::Backend* b = layer_stack_backend())
+    s += "  decode      " + std::string(b->name()) +
+         ": every op of a one-sequence decode step, one submission per token (with an f16 KV cache;"
+         " the rows above are prefill and batches)\n";
   return s;
 }
 
