@@ -65,6 +65,9 @@ class Backend {
   // submission per token) when every linear layer of the model is placed
   // on this backend (runtime/model/device_decoder.h).
   virtual bool runs_layer_stack() const { return false; }
+  // The device it runs on, for the placement table ("" for the host CPU):
+  // "NAME (TYPE device)", TYPE as `cria devices` prints it.
+  virtual std::string device() const { return ""; }
 
   // y[t * rows + r] = sum_k W[r, k] x[t * cols + k] (+ b[r]) for t < n.
   virtual Status run_linear(int handle, const Linear& l, const float* x, int64_t n, float* y,

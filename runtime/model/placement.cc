@@ -138,6 +138,8 @@ std::string Placement::describe() const {
     lines += "; " + std::string(b->name()) + " holds " + mib(b->bytes_held()) + " of packed weights";
     if (released_) lines += ", " + mib(released_) + " of mapped file pages released";
   }
+  for (const auto& b : backends_)
+    if (!b->device().empty()) lines += "; " + std::string(b->name()) + " runs on " + b->device();
   for (int i = 0; i < backends::kOpKinds; ++i) {
     const auto op = (backends::OpKind)i;
     char row[32];

@@ -30,6 +30,7 @@ class VulkanBackend final : public backends::Backend {
   bool supports_linear(QType t) const override { return matvec_supports(t); }
   bool copies_weights() const override { return true; }
   bool runs_layer_stack() const override;
+  std::string device() const override { return ctx_->info().name + " (" + ctx_->info().type + " device)"; }
   uint64_t bytes_held() const override { return held_; }
   Result<int> prepare_linear(const backends::Linear& l) override;
   Status run_linear(int handle, const backends::Linear& l, const float* x, int64_t n, float* y,
