@@ -122,3 +122,67 @@ TEST_CASE("vulkan sessions: an f32 cache or CRIA_VK_STACK=0 keeps decode on the 
   REQUIRE(part.ok());
   CHECK(std::string(session(std::shared_ptr<const Model>(std::move(part).value()))->decode_path()) == "host loop");
 }
+
+TEST_CASE("vulkan: a model that does not fit the device's memory says what did not fit and what to do") {
+  if (!vktest::ctx()) return;
+  const std::string path = test::write_tiny_model("vksess-oom", Arch::kLlama, QType::kF32);
+  REQUIRE(!path.empty());
+  // The tiny model's linear layers take ~0.13 MiB per block in f32: a
+  // 0.2 MiB budget holds the first block only.
+  ::setenv("CRIA_VK_MEMORY_LIMIT", "0.2M", 1);
+  ModelOptions mo;
+  mo.backend = "vulkan";
+  auto m = Model::load(path, mo);
+  REQUIRE(!m.ok());
+  CHECK(m.status().code() == Code::kOutOfMemory);
+  const std::string msg = m.status().message();
+  CHECK(msg.find("blk.1.") != std::string::npos);
+  CHECK(msg.find("CRIA_VK_MEMORY_LIMIT") != std::string::npos);
+  CHECK(msg.find("try --gpu-layers 1 or fewer") != std::string::npos);
+  mo.gpu_layers = 1;  // what the message suggests loads
+  auto part = Model::load(path, mo);
+  CHECK_MESSAGE(part.ok(), part.status().message());
+  ::setenv("CRIA_VK_MEMORY_LIMIT", "lots", 1);
+  auto bad = Model::load(path, mo);
+  REQUIRE(!bad.ok());
+  CHECK(bad.status().message().find("CRIA_VK_MEMORY_LIMIT='lots' is not a size") != std::string::npos);
+  ::unsetenv("CRIA_VK_MEMORY_LIMIT");
+  ::unlink(path.c_str());
+}
+
+TEST_CASE("vulkan: a device lost mid-generation is an error from generate, never a crash") {
+  if (!vktest::ctx()) return;
+  const std::string path = test::write_tiny_model("vksess-lost", Arch::kFalcon, QType::kQ8);
+  REQUIRE(!path.empty());
+  // The device is "lost" at the k-th submission (fault injection in
+  // vk::Context), for every k from the first prefill layer to past the end:
+  // each run either finishes or returns the device-lost error, and once
+  // lost, the session keeps refusing with an error.
+  int lost_in_decode = 0, finished = 0;
+  for (int k = 0; k <= 24; ++k) {
+    CAPTURE(k);
+    ::setenv("CRIA_VK_TEST_LOSE_DEVICE", std::to_string(k).c_str(), 1);
+    auto m = load(path, "vulkan");
+    ::unsetenv("CRIA_VK_TEST_LOSE_DEVICE");
+    auto s = session(m);
+    GenerateRequest r;
+    for (int i = 0; i < 5; ++i) r.prompt.push_back(40 + i);
+    r.max_new_tokens = 8;
+    r.sampling.greedy = true;
+    int64_t streamed = 0;
+    std::vector<SequenceResult> out;
+    Status st = s->generate(r, [&](int64_t, std::string_view, int32_t) { return ++streamed, true; }, &out, nullptr);
+    if (st.ok()) {
+      ++finished;
+      continue;
+    }
+    CHECK(st.message().find("device lost") != std::string::npos);
+    if (streamed > 0) ++lost_in_decode;
+    Status again = s->generate(r, nullptr, &out, nullptr);
+    CHECK(!again.ok());
+    CHECK(again.message().find("lost") != std::string::npos);
+  }
+  CHECK(lost_in_decode > 0);  // the decoder's own submissions were hit
+  CHECK(finished > 0);        // and k past the last submission changes nothing
+  ::unlink(path.c_str());
+}
