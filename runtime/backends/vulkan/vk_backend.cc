@@ -41,8 +41,12 @@ Status VulkanBackend::run_linear(int handle, const backends::Linear& l, const fl
   }
   CRIA_RETURN_IF_ERROR(ctx_->upload(x_, 0, x, (uint64_t)n * cols * sizeof(float)));
   CRIA_RETURN_IF_ERROR(ctx_->begin());
-  for (int64_t t = 0; t < n; ++t)
-    CRIA_RETURN_IF_ERROR(matvec(*ctx_, mats_[(size_t)handle], x_, (uint64_t)t * cols, y_, (uint64_t)t * rows, acts_));
+  // Up to kMatmulBatch tokens per dispatch: each weight read once for them.
+  for (int64_t t = 0; t < n; t += (int64_t)kMatmulBatch) {
+    const uint64_t m = std::min<uint64_t>(kMatmulBatch, (uint64_t)(n - t));
+    CRIA_RETURN_IF_ERROR(
+        matmul(*ctx_, mats_[(size_t)handle], x_, (uint64_t)t * cols, m, y_, (uint64_t)t * rows, rows, acts_));
+  }
   CRIA_RETURN_IF_ERROR(ctx_->submit().with_prefix(l.name));
   CRIA_RETURN_IF_ERROR(ctx_->download(y_, 0, y, (uint64_t)n * rows * sizeof(float)));
   if (l.bias)
