@@ -1,5 +1,7 @@
 #include "runtime/engine/session.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -49,6 +51,29 @@ Result<ResolvedOptions> resolve_options(const ModelConfig& c, const SessionOptio
   return r;
 }
 
+Status check_kv_fits(const Model& m, int64_t n_seq, int64_t n_ctx, bool kv_f32) {
+#ifdef __EMSCRIPTEN__
+  (void)m, (void)n_seq, (void)n_ctx, (void)kv_f32;
+  return Status::Ok();
+#else
+  const ModelConfig& c = m.config();
+  const double per_pos = 2.0 * (double)c.num_layers * (double)n_seq * (double)c.num_kv_heads * (double)c.head_dim *
+                         (kv_f32 ? 4.0 : 2.0);
+  const double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+  const double model = (double)m.file().file_size();
+  if (phys <= 0 || model + per_pos * (double)n_ctx <= phys) return Status::Ok();
+  const double gib = 1024.0 * 1024 * 1024;
+  const int64_t fit = phys > model ? (int64_t)((phys - model) / per_pos) / 1024 * 1024 : 0;
+  char msg[320];
+  std::snprintf(msg, sizeof msg,
+                "a context of %lld positions needs a %.1f GiB KV cache (%s), which with the model's %.1f GiB "
+                "exceeds this machine's %.1f GiB of memory; ",
+                (long long)n_ctx, per_pos * (double)n_ctx / gib, kv_f32 ? "f32" : "f16", model / gib, phys / gib);
+  return Error(Code::kOutOfMemory, std::string(msg) + (fit > 0 ? "use --ctx " + std::to_string(fit) + " or less"
+                                                                : std::string("the model alone does not fit")));
+#endif
+}
+
 Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> model,
                                                  std::shared_ptr<const Tokenizer> tokenizer,
                                                  const SessionOptions& opt) {
@@ -60,7 +85,8 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   const int64_t n_ctx = r.n_ctx;
   s->k_ = r.kernels;
   s->pool_ = std::make_unique<kernels::ThreadPool>(r.threads);
-  s->cache_.init(c, opt.n_seq, n_ctx, opt.kv_f32);
+  CRIA_RETURN_IF_ERROR(check_kv_fits(*s->model_, opt.n_seq, n_ctx, opt.kv_f32));
+  CRIA_RETURN_IF_ERROR(s->cache_.init(c, opt.n_seq, n_ctx, opt.kv_f32));
   s->batch_cap_ = std::max<int64_t>(std::min<int64_t>(opt.batch, n_ctx), opt.n_seq);
   s->scratch_.init(*s->model_, s->batch_cap_, r.threads);
   s->logits_.assign((size_t)(std::max<int64_t>(2 * opt.n_seq, std::min(kScoreBatch, s->batch_cap_)) * c.vocab_size), 0.0f);

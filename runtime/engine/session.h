@@ -47,6 +47,11 @@ struct ResolvedOptions {
 };
 Result<ResolvedOptions> resolve_options(const ModelConfig& c, const SessionOptions& opt);
 
+// The KV cache is committed as it fills, so a huge context costs nothing
+// until used; but one that could never fit beside the model in this
+// machine's memory is refused up front, naming the context that would.
+Status check_kv_fits(const Model& m, int64_t n_seq, int64_t n_ctx, bool kv_f32);
+
 enum class StopReason : int {
   kNone = 0,
   kEos = 1,
