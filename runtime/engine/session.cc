@@ -51,14 +51,14 @@ Result<ResolvedOptions> resolve_options(const ModelConfig& c, const SessionOptio
   return r;
 }
 
-Status check_kv_fits(const Model& m, int64_t n_seq, int64_t n_ctx, bool kv_f32) {
+Status check_kv_fits(const Model& m, int64_t n_seq, int64_t n_ctx, kernels::KvType kv) {
 #ifdef __EMSCRIPTEN__
-  (void)m, (void)n_seq, (void)n_ctx, (void)kv_f32;
+  (void)m, (void)n_seq, (void)n_ctx, (void)kv;
   return Status::Ok();
 #else
   const ModelConfig& c = m.config();
-  const double per_pos = 2.0 * (double)c.num_layers * (double)n_seq * (double)c.num_kv_heads * (double)c.head_dim *
-                         (kv_f32 ? 4.0 : 2.0);
+  const double per_pos = 2.0 * (double)c.num_layers * (double)n_seq * (double)c.num_kv_heads *
+                         (double)kernels::kv_row_bytes(kv, c.head_dim);
   const double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
   const double model = (double)m.file().file_size();
   if (phys <= 0 || model + per_pos * (double)n_ctx <= phys) return Status::Ok();
@@ -68,9 +68,10 @@ Status check_kv_fits(const Model& m, int64_t n_seq, int64_t n_ctx, bool kv_f32) 
   std::snprintf(msg, sizeof msg,
                 "a context of %lld positions needs a %.1f GiB KV cache (%s), which with the model's %.1f GiB "
                 "exceeds this machine's %.1f GiB of memory; ",
-                (long long)n_ctx, per_pos * (double)n_ctx / gib, kv_f32 ? "f32" : "f16", model / gib, phys / gib);
-  return Error(Code::kOutOfMemory, std::string(msg) + (fit > 0 ? "use --ctx " + std::to_string(fit) + " or less"
-                                                                : std::string("the model alone does not fit")));
+                (long long)n_ctx, per_pos * (double)n_ctx / gib, kernels::kv_type_name(kv), model / gib, phys / gib);
+  std::string hint = fit > 0 ? "use --ctx " + std::to_string(fit) + " or less" : std::string("the model alone does not fit");
+  if (fit > 0 && kv != kernels::KvType::kQ4) hint += ", or a smaller cache type (--kv q8 or q4)";
+  return Error(Code::kOutOfMemory, std::string(msg) + hint);
 #endif
 }
 
@@ -85,8 +86,8 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   const int64_t n_ctx = r.n_ctx;
   s->k_ = r.kernels;
   s->pool_ = std::make_unique<kernels::ThreadPool>(r.threads);
-  CRIA_RETURN_IF_ERROR(check_kv_fits(*s->model_, opt.n_seq, n_ctx, opt.kv_f32));
-  CRIA_RETURN_IF_ERROR(s->cache_.init(c, opt.n_seq, n_ctx, opt.kv_f32));
+  CRIA_RETURN_IF_ERROR(check_kv_fits(*s->model_, opt.n_seq, n_ctx, opt.kv));
+  CRIA_RETURN_IF_ERROR(s->cache_.init(c, opt.n_seq, n_ctx, opt.kv));
   s->batch_cap_ = std::max<int64_t>(std::min<int64_t>(opt.batch, n_ctx), opt.n_seq);
   s->scratch_.init(*s->model_, s->batch_cap_, r.threads);
   s->logits_.assign((size_t)(std::max<int64_t>(2 * opt.n_seq, std::min(kScoreBatch, s->batch_cap_)) * c.vocab_size), 0.0f);
@@ -96,9 +97,9 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   s->pos_.assign(opt.n_seq, 0);
   for (auto& h : s->history_) h.reserve(n_ctx);
   // One sequence of a model wholly on a GPU: decode runs the whole layer
-  // stack on the device. (The device cache is f16, so an f32 host cache,
-  // which the reference tests ask for, keeps the host loop.)
-  if (opt.n_seq == 1 && !opt.kv_f32) {
+  // stack on the device. (The device cache is f16, so another host cache
+  // type keeps the host loop.)
+  if (opt.n_seq == 1 && opt.kv == kernels::KvType::kF16) {
     auto d = make_device_decoder(*s->model_, n_ctx);
     if (!d.ok())
       return d.status().with_prefix("the KV cache of " + std::to_string(n_ctx) +
@@ -198,12 +199,7 @@ Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, st
   // Extra continuations of a single prompt start from copies of its cache
   // rows instead of recomputing them.
   for (int64_t s = (int64_t)prompts.size(); s < nseq; ++s) {
-    for (int64_t l = 0; l < cache_.n_layers; ++l)
-      for (int64_t g = 0; g < cache_.n_kv; ++g) {
-        const int64_t off = g * cache_.head_stride() * cache_.elem(), len = n_prefilled * cache_.head_dim * cache_.elem();
-        std::memcpy(cache_.k_at(l, s) + off, cache_.k_at(l, 0) + off, len);
-        std::memcpy(cache_.v_at(l, s) + off, cache_.v_at(l, 0) + off, len);
-      }
+    cache_.copy_rows(0, s, n_prefilled);
     std::memcpy(logits_.data() + s * vocab, logits_.data(), vocab * sizeof(float));
   }
   st.prefill_s = seconds_since(t0);
