@@ -5,9 +5,11 @@
 
 namespace cria {
 
-void KvCache::init(const ModelConfig& c, int64_t seqs, int64_t ctx, bool use_f32) {
+void KvCache::init(const ModelConfig& c, int64_t seqs, int64_t ctx, bool use_f32, int64_t layer_begin,
+                   int64_t layer_end) {
   f32 = use_f32;
-  n_layers = c.num_layers;
+  first_layer = layer_begin;
+  n_layers = (layer_end < 0 ? (int64_t)c.num_layers : layer_end) - layer_begin;
   n_seq = seqs;
   n_ctx = ctx;
   n_kv = c.num_kv_heads;
@@ -15,6 +17,15 @@ void KvCache::init(const ModelConfig& c, int64_t seqs, int64_t ctx, bool use_f32
   const size_t n = (size_t)(n_layers * n_seq * n_kv * n_ctx * head_dim) * elem();
   k.assign(n, 0);
   v.assign(n, 0);
+}
+
+void KvCache::copy_seq(int64_t src, int64_t dst, int64_t n_pos) {
+  for (int64_t l = first_layer; l < first_layer + n_layers; ++l)
+    for (int64_t g = 0; g < n_kv; ++g) {
+      const int64_t off = g * head_stride() * elem(), len = n_pos * head_dim * elem();
+      std::memcpy(k_at(l, dst) + off, k_at(l, src) + off, len);
+      std::memcpy(v_at(l, dst) + off, v_at(l, src) + off, len);
+    }
 }
 
 void ForwardScratch::init(const Model& m, int64_t tokens, int threads) {
@@ -77,8 +88,15 @@ Status mlp(const Model& m, const backends::ExecContext& ctx, int64_t l, ForwardS
 }  // namespace
 
 Status forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPool& pool, KvCache& cache,
-               ForwardScratch& s, const BatchEntry* batch, int64_t n, float* logits) {
+               ForwardScratch& s, const BatchEntry* batch, int64_t n, float* logits, const LayerSpan& span) {
   const ModelConfig& c = m.config();
+  const int64_t l0 = span.begin, l1 = span.end < 0 ? (int64_t)c.num_layers : span.end;
+  if (l0 < m.layer_begin() || l1 > m.layer_end() || l0 > l1 || l0 < cache.first_layer ||
+      l1 > cache.first_layer + cache.n_layers)
+    return Error(Code::kInternal, "forward: layers [" + std::to_string(l0) + ", " + std::to_string(l1) +
+                                      ") are not all loaded here");
+  if ((l0 > 0 && !span.hidden_in) || (l1 < (int64_t)c.num_layers && !span.hidden_out))
+    return Error(Code::kInternal, "forward: a partial layer span needs its hidden state buffers");
   const Placement& p = m.placement();
   const backends::ExecContext ctx{&k, &pool, &s.mm};
   const Weights& w = m.weights();
@@ -86,7 +104,12 @@ Status forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPoo
   const int64_t qd = c.q_dim(), kvd = c.kv_dim(), qkvd = c.qkv_dim();
   float* x = s.x.data();
 
-  for (int64_t t = 0; t < n; ++t) dequantize_row(w.tok_embd.type, w.tok_embd.data, w.tok_embd.l, (uint64_t)batch[t].token, x + t * hs);
+  if (l0 == 0) {
+    for (int64_t t = 0; t < n; ++t)
+      dequantize_row(w.tok_embd.type, w.tok_embd.data, w.tok_embd.l, (uint64_t)batch[t].token, x + t * hs);
+  } else {
+    std::memcpy(x, span.hidden_in, (size_t)(n * hs) * sizeof(float));
+  }
 
   // Rotary angles of each token's position, shared by all layers. Like
   // transformers, the angle is pos * inv_freq rounded to f32 first.
@@ -108,7 +131,7 @@ Status forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPoo
   shape.alibi = c.position == PositionKind::kAlibi ? m.alibi().data() : nullptr;
   shape.kv_f32 = cache.f32;
 
-  for (int64_t l = 0; l < (int64_t)c.num_layers; ++l) {
+  for (int64_t l = l0; l < l1; ++l) {
     const LayerWeights& L = w.layers[l];
     norm(k, c, x, L.attn_norm_w, L.attn_norm_b, n, s.h.data());
     CRIA_RETURN_IF_ERROR(linear(p.linear(l, LinearRole::kQkv), ctx, s.h.data(), n, s.qkv.data()));
@@ -164,6 +187,10 @@ Status forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPoo
     }
   }
 
+  if (l1 < (int64_t)c.num_layers) {
+    std::memcpy(span.hidden_out, x, (size_t)(n * hs) * sizeof(float));
+    return Status::Ok();
+  }
   // Final norm and head, only for the rows that want logits.
   int64_t nl = 0;
   for (int64_t t = 0; t < n; ++t)

@@ -21,16 +21,29 @@ namespace cria {
 // query's attention streams each KV head's rows contiguously.
 // f16 by default; f32 on request (reference tests isolate the model's math
 // from the cache's rounding with it).
+// A cache may hold only layers [first_layer, first_layer + n_layers): a
+// rank of a layer pipeline (runtime/dist) keeps only its own layers' rows.
+// Layer arguments are always the model's layer numbers.
 struct KvCache {
   int64_t n_layers = 0, n_seq = 0, n_ctx = 0, n_kv = 0, head_dim = 0;
+  int64_t first_layer = 0;
   bool f32 = false;
   std::vector<uint8_t> k, v;
 
-  void init(const ModelConfig& c, int64_t n_seq, int64_t n_ctx, bool f32 = false);
+  // Layers [layer_begin, layer_end); layer_end -1: the model's last.
+  void init(const ModelConfig& c, int64_t n_seq, int64_t n_ctx, bool f32 = false, int64_t layer_begin = 0,
+            int64_t layer_end = -1);
   int64_t head_stride() const { return n_ctx * head_dim; }  // elements
   size_t elem() const { return f32 ? 4 : 2; }
-  uint8_t* k_at(int64_t layer, int64_t seq) { return k.data() + (layer * n_seq + seq) * n_kv * head_stride() * elem(); }
-  uint8_t* v_at(int64_t layer, int64_t seq) { return v.data() + (layer * n_seq + seq) * n_kv * head_stride() * elem(); }
+  uint8_t* k_at(int64_t layer, int64_t seq) {
+    return k.data() + ((layer - first_layer) * n_seq + seq) * n_kv * head_stride() * elem();
+  }
+  uint8_t* v_at(int64_t layer, int64_t seq) {
+    return v.data() + ((layer - first_layer) * n_seq + seq) * n_kv * head_stride() * elem();
+  }
+  // Copies positions [0, n_pos) of sequence src to sequence dst in every
+  // layer held (num_return_sequences starts its continuations this way).
+  void copy_seq(int64_t src, int64_t dst, int64_t n_pos);
   // Row of one position of one KV head.
   uint8_t* k_row(int64_t layer, int64_t seq, int64_t g, int64_t pos) {
     return k_at(layer, seq) + (g * head_stride() + pos * head_dim) * elem();
@@ -62,12 +75,24 @@ struct ForwardScratch {
   void init(const Model& m, int64_t max_tokens, int threads);
 };
 
+// A part of the layer stack, for a pipeline across processes
+// (runtime/dist): layers [begin, end) only. A range that starts past layer
+// 0 takes the hidden state `hidden_in` (n x hidden_size) instead of the
+// token embedding; one that ends before the last layer writes the hidden
+// state after layer end - 1 to `hidden_out` (n x hidden_size) instead of
+// the final norm and logits. The default is the whole model.
+struct LayerSpan {
+  int64_t begin = 0, end = -1;  // end -1: num_layers
+  const float* hidden_in = nullptr;
+  float* hidden_out = nullptr;
+};
+
 // Runs n <= scratch.max_tokens batch entries through the model, writing
 // their keys and values into the cache, and the logits of the entries that
 // asked for them (in batch order) to `logits` (rows of vocab_size). Linear
 // layers run on the backends the model placed them on; an error is a
-// backend's (a device lost, say).
+// backend's (a device lost, say), or a span the model or cache does not hold.
 Status forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPool& pool, KvCache& cache,
-               ForwardScratch& s, const BatchEntry* batch, int64_t n, float* logits);
+               ForwardScratch& s, const BatchEntry* batch, int64_t n, float* logits, const LayerSpan& span = {});
 
 }  // namespace cria
