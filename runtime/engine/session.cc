@@ -60,8 +60,14 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   const int64_t n_ctx = r.n_ctx;
   s->k_ = r.kernels;
   s->pool_ = std::make_unique<kernels::ThreadPool>(r.threads);
-  s->cache_.init(c, opt.n_seq, n_ctx, opt.kv_f32);
+  const Model& m = *s->model_;
+  s->cache_.init(c, opt.n_seq, n_ctx, opt.kv_f32, m.layer_begin(), m.layer_end());
   s->batch_cap_ = std::max<int64_t>(std::min<int64_t>(opt.batch, n_ctx), opt.n_seq);
+  if (opt.pipeline) {
+    CRIA_ASSIGN_OR_RETURN(s->pipe_, opt.pipeline->open_session(c, opt.n_seq, n_ctx, opt.kv_f32, s->batch_cap_));
+  } else if (m.layer_begin() != 0 || m.layer_end() != (int64_t)c.num_layers) {
+    return Error(Code::kInvalidArgument, "this model holds only some of its layers: a session needs the pipeline");
+  }
   s->scratch_.init(*s->model_, s->batch_cap_, r.threads);
   s->logits_.assign((size_t)(std::max<int64_t>(2 * opt.n_seq, std::min(kScoreBatch, s->batch_cap_)) * c.vocab_size), 0.0f);
   s->batch_.resize(s->batch_cap_);
@@ -70,6 +76,11 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   s->pos_.assign(opt.n_seq, 0);
   for (auto& h : s->history_) h.reserve(n_ctx);
   return s;
+}
+
+Status Session::run_forward(const BatchEntry* batch, int64_t n, float* logits) {
+  if (pipe_) return pipe_->forward({model_.get(), k_, pool_.get(), &cache_, &scratch_}, batch, n, logits);
+  return forward(*model_, *k_, *pool_, cache_, scratch_, batch, n, logits);
 }
 
 Status Session::prefill(const std::vector<const std::vector<int32_t>*>& prompts, int64_t reuse) {
@@ -98,7 +109,7 @@ Status Session::prefill(const std::vector<const std::vector<int32_t>*>& prompts,
     }
     const int64_t vocab = model_->config().vocab_size;
     float* rows = logits_.data() + (int64_t)prompts.size() * vocab;
-    CRIA_RETURN_IF_ERROR(forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), m, rows));
+    CRIA_RETURN_IF_ERROR(run_forward(batch_.data(), m, rows));
     for (size_t r = 0; r < owners.size(); ++r)
       std::memcpy(logits_.data() + owners[r] * vocab, rows + r * vocab, vocab * sizeof(float));
     done += m;
@@ -155,12 +166,8 @@ Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, st
   // rows instead of recomputing them.
   const int64_t n0 = (int64_t)prompts[0]->size();
   for (int64_t s = (int64_t)prompts.size(); s < nseq; ++s) {
-    for (int64_t l = 0; l < cache_.n_layers; ++l)
-      for (int64_t g = 0; g < cache_.n_kv; ++g) {
-        const int64_t off = g * cache_.head_stride() * cache_.elem(), len = n0 * cache_.head_dim * cache_.elem();
-        std::memcpy(cache_.k_at(l, s) + off, cache_.k_at(l, 0) + off, len);
-        std::memcpy(cache_.v_at(l, s) + off, cache_.v_at(l, 0) + off, len);
-      }
+    if (pipe_) CRIA_RETURN_IF_ERROR(pipe_->copy_seq({model_.get(), k_, pool_.get(), &cache_, &scratch_}, 0, s, n0));
+    else cache_.copy_seq(0, s, n0);
     std::memcpy(logits_.data() + s * vocab, logits_.data(), vocab * sizeof(float));
   }
   st.prefill_s = seconds_since(t0);
@@ -228,7 +235,7 @@ Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, st
     }
     first = false;
     if (nb == 0) break;
-    CRIA_RETURN_IF_ERROR(forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), nb, logits_.data() + vocab * nseq));
+    CRIA_RETURN_IF_ERROR(run_forward(batch_.data(), nb, logits_.data() + vocab * nseq));
     // Logits come back in batch order; move each row to its sequence's slot.
     for (int64_t j = 0; j < nb; ++j)
       std::memcpy(logits_.data() + batch_[j].seq * vocab, logits_.data() + (nseq + j) * vocab, vocab * sizeof(float));
@@ -254,7 +261,7 @@ Status Session::score(const int32_t* tokens, int64_t n, int64_t first, double* l
     if (cancel_.load()) return Error(Code::kCancelled, "cancelled");
     const int64_t m = std::min(step, n - 1 - i0);
     for (int64_t j = 0; j < m; ++j) batch_[j] = {tokens[i0 + j], (int32_t)(i0 + j), 0, i0 + j >= first};
-    CRIA_RETURN_IF_ERROR(forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), m, logits_.data()));
+    CRIA_RETURN_IF_ERROR(run_forward(batch_.data(), m, logits_.data()));
     int64_t row = 0;
     for (int64_t j = 0; j < m; ++j) {
       if (i0 + j < first) continue;

@@ -21,6 +21,7 @@
 #include "formats/status.h"
 #include "runtime/kernels/ops.h"
 #include "runtime/model/model.h"
+#include "runtime/engine/pipeline.h"
 #include "runtime/model/transformer.h"
 #include "runtime/sampling/sampler.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -33,6 +34,9 @@ struct SessionOptions {
   int threads = 0;        // 0: the machine's cores
   int64_t batch = 256;    // prefill tokens per forward call
   bool kv_f32 = false;    // f32 KV cache instead of f16
+  // Layers split across processes (engine/pipeline.h), not owned; null:
+  // every layer runs here.
+  LayerPipeline* pipeline = nullptr;
 };
 
 // Values are stable (logged, and mapped one by one to cria_stop_reason).
@@ -115,6 +119,8 @@ class Session {
   // Runs the prompts (prompt i in sequence i) in shared batches; leaves each
   // prompt's last logits in logits_ row i.
   Status prefill(const std::vector<const std::vector<int32_t>*>& prompts, int64_t reuse);
+  // forward() over the whole model: here, or through the pipeline.
+  Status run_forward(const BatchEntry* batch, int64_t n, float* logits);
 
   std::shared_ptr<const Model> model_;
   std::shared_ptr<const Tokenizer> tok_;
@@ -130,6 +136,7 @@ class Session {
   std::vector<int32_t> cached_;  // the tokens sequence 0's cache holds, in order
   std::atomic<bool> cancel_{false};
   int64_t batch_cap_ = 0;
+  std::unique_ptr<PipelineSession> pipe_;
 };
 
 }  // namespace cria
