@@ -1,0 +1,90 @@
+#include "runtime/dist/comm.h"
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+namespace cria::dist {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Polls `done()` until it is true or the deadline passes. The first polls
+// spin (an answer usually comes within microseconds on one machine); later
+// ones sleep, growing to 1 ms, so a rank waiting for a slow neighbour does
+// not take a core from the neighbour's kernels (oversubscribed test runs,
+// boards with few cores).
+template <class F>
+Status poll(double timeout_s, const char* what, int peer, F done) {
+  const auto t0 = Clock::now();
+  int sleep_us = 0;
+  for (int i = 0;; ++i) {
+    int flag = 0;
+    const int rc = done(&flag);
+    if (rc != MPI_SUCCESS)
+      return Error(Code::kIo, std::string(what) + " " + rank_name(peer) + " failed: " + mpi_error_text(rc));
+    if (flag) return Status::Ok();
+    if (timeout_s >= 0 && std::chrono::duration<double>(Clock::now() - t0).count() > timeout_s) {
+      char s[64];
+      std::snprintf(s, sizeof s, "%g", timeout_s);
+      return Error(Code::kIo, std::string(what) + " " + rank_name(peer) + " timed out after " + s +
+                                  " s: that rank died, hangs, or its link is lost (raise the bound with "
+                                  "--dist-timeout or CRIA_MPI_TIMEOUT if a forward pass is that slow)");
+    }
+    if (i > 200) {
+      sleep_us = sleep_us ? std::min(sleep_us * 2, 1000) : 10;
+      std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
+    }
+  }
+}
+
+}  // namespace
+
+std::string mpi_error_text(int code) {
+  char s[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  if (MPI_Error_string(code, s, &len) != MPI_SUCCESS) return "MPI error " + std::to_string(code);
+  return std::string(s, (size_t)len);
+}
+
+std::string rank_name(int rank) {
+  if (rank == MPI_ANY_SOURCE) return "the ranks";
+  return "rank " + std::to_string(rank);
+}
+
+uint8_t* begin_message(std::vector<uint8_t>* buf, const Header& h, size_t payload) {
+  buf->resize(sizeof(Header) + payload);
+  std::memcpy(buf->data(), &h, sizeof h);
+  return buf->data() + sizeof(Header);
+}
+
+Status send_message(const std::vector<uint8_t>& buf, int to, int tag, double timeout_s) {
+  MPI_Request req;
+  int rc = MPI_Isend(buf.data(), (int)buf.size(), MPI_BYTE, to, tag, MPI_COMM_WORLD, &req);
+  if (rc != MPI_SUCCESS) return Error(Code::kIo, "sending to " + rank_name(to) + " failed: " + mpi_error_text(rc));
+  Status st = poll(timeout_s, "sending to", to, [&](int* flag) { return MPI_Test(&req, flag, MPI_STATUS_IGNORE); });
+  if (!st.ok()) {
+    MPI_Cancel(&req);
+    MPI_Request_free(&req);
+  }
+  return st;
+}
+
+Status recv_message(int from, int tag, double timeout_s, Message* m) {
+  MPI_Status status;
+  CRIA_RETURN_IF_ERROR(poll(timeout_s, "waiting for", from,
+                            [&](int* flag) { return MPI_Iprobe(from, tag, MPI_COMM_WORLD, flag, &status); }));
+  int count = 0;
+  MPI_Get_count(&status, MPI_BYTE, &count);
+  if (count < (int)sizeof(Header))
+    return Error(Code::kIo, "a message from " + rank_name(status.MPI_SOURCE) + " is too short");
+  m->bytes.resize((size_t)count);
+  m->from = status.MPI_SOURCE;
+  const int rc = MPI_Recv(m->bytes.data(), count, MPI_BYTE, status.MPI_SOURCE, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  if (rc != MPI_SUCCESS)
+    return Error(Code::kIo, "receiving from " + rank_name(status.MPI_SOURCE) + " failed: " + mpi_error_text(rc));
+  return Status::Ok();
+}
+
+}  // namespace cria::dist
