@@ -28,9 +28,10 @@ Status poll(double timeout_s, const char* what, int peer, F done) {
     if (timeout_s >= 0 && std::chrono::duration<double>(Clock::now() - t0).count() > timeout_s) {
       char s[64];
       std::snprintf(s, sizeof s, "%g", timeout_s);
-      return Error(Code::kIo, std::string(what) + " " + rank_name(peer) + " timed out after " + s +
-                                  " s: that rank died, hangs, or its link is lost (raise the bound with "
-                                  "--dist-timeout or CRIA_MPI_TIMEOUT if a forward pass is that slow)");
+      return Error(Code::kIo, std::string(what) + " " + rank_name(peer) + " timed out after " + s + " s: " +
+                                  (peer == MPI_ANY_SOURCE ? "a rank" : "that rank") +
+                                  " died, hangs, or lost its link (if one forward pass is really that slow, "
+                                  "raise the bound with --dist-timeout or CRIA_MPI_TIMEOUT)");
     }
     if (i > 200) {
       sleep_us = sleep_us ? std::min(sleep_us * 2, 1000) : 10;
@@ -49,7 +50,7 @@ std::string mpi_error_text(int code) {
 }
 
 std::string rank_name(int rank) {
-  if (rank == MPI_ANY_SOURCE) return "the ranks";
+  if (rank == MPI_ANY_SOURCE) return "the other ranks";
   return "rank " + std::to_string(rank);
 }
 
