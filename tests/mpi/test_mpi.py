@@ -137,6 +137,52 @@ def _():
         assert abs(got - want) <= 1e-6 and abs(got - want) <= 1e-4 * want, f"{ranks} ranks: {got} vs {want}"
 
 
+def mapped_rss_kib(pid, path):
+    """Resident KiB of the mappings of `path` in process `pid`."""
+    total, inside = 0, False
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if head and "-" in head[0] and len(head) >= 5:  # a mapping's first line
+                inside = line.rstrip().endswith(path)
+            elif inside and line.startswith("Rss:"):
+                total += int(head[1])
+    return total
+
+
+@case("each of 3 ranks touches only its own layers' pages of the mapped file")
+def _():
+    # A chat turn keeps every rank alive after real forward passes; then
+    # each rank's resident pages of the file are counted. This llama has 3
+    # equal layers of ~2.3 MiB f32 plus a 0.5 MiB embedding (read by rank 0)
+    # and a 0.5 MiB head (read by the last rank) in a 7.8 MiB file, so each
+    # rank should hold 0.30-0.37 of the file; a rank that touched every
+    # layer would hold ~0.9 or more. The bounds 0.2 and 0.5 sit between.
+    m = os.path.join(WORK, "rss.cria")
+    if not os.path.exists(m):
+        os.link(LLAMA, m)
+    size_kib = os.path.getsize(m) / 1024
+    p = subprocess.Popen([MPIRUN, "--oversubscribe", "-np", "3", CRIA, "chat", "-m", m, "--backend", "cpu",
+                          "--max-new-tokens", "8", "--greedy"] + T1, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=ENV)
+    try:
+        p.stdin.write(b"hello\n")
+        p.stdin.flush()
+        got = b""
+        while b"\n" not in got:  # the answer is printed: every rank has run its layers
+            chunk = p.stdout.read1(4096)
+            assert chunk, f"chat ended early: {p.stderr.read().decode()[-1500:]}"
+            got += chunk
+        pids = subprocess.run(["pgrep", "-f", f"^{CRIA} chat -m {m}"], capture_output=True).stdout.decode().split()
+        assert len(pids) == 3, f"expected 3 ranks, found {pids}"
+        shares = sorted(mapped_rss_kib(int(pid), m) / size_kib for pid in pids)
+        print(f"resident share of the file per rank: {[round(s, 3) for s in shares]}")
+        assert all(0.2 < s < 0.5 for s in shares), f"resident share of the file per rank: {shares}"
+    finally:
+        p.stdin.close()
+        p.wait(timeout=60)
+
+
 def fault(kind, mpi_args=()):
     # A model file of its own, so leftover processes are easy to find.
     m = os.path.join(WORK, f"fault-{kind}.cria")
