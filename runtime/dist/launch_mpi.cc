@@ -36,7 +36,8 @@ int launch(int* argc, char** argv, bool* done) {
     return 0;
   }
   int provided = 0;
-  if (MPI_Init_thread(argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+  // Sessions may run on a thread other than main (an embedding app), one at a time.
+  if (MPI_Init_thread(argc, &argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
     std::fprintf(stderr, "cria: MPI_Init failed\n");
     *done = true;
     return 1;

@@ -98,6 +98,9 @@ Result<std::vector<std::pair<int64_t, int64_t>>> layer_ranges(int64_t n_layers, 
                                                " ranks but the job has " + std::to_string(n_ranks));
     int64_t sum = 0;
     for (int64_t c : split) {
+      // The first rank embeds and the last runs the head, each after its
+      // own layers: a rank without layers would have to pass through.
+      if (c < 1) return Error(Code::kInvalidArgument, "--layer-split: every rank needs at least one layer");
       r.push_back({sum, sum + c});
       sum += c;
     }

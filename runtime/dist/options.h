@@ -33,7 +33,7 @@ bool has_dist_options(int argc, char** argv);
 // [begin, end) of each rank's layers, contiguous from rank 0: the counts of
 // `split` when given (they must add up to n_layers), otherwise an even
 // split with the remainder on the first ranks. Every rank gets at least one
-// layer unless `split` says otherwise.
+// layer.
 Result<std::vector<std::pair<int64_t, int64_t>>> layer_ranges(int64_t n_layers, int n_ranks,
                                                               const std::vector<int64_t>& split);
 

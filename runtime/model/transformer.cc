@@ -196,6 +196,7 @@ Status forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPoo
   for (int64_t t = 0; t < n; ++t)
     if (batch[t].logits) std::memcpy(s.sel.data() + (nl++) * hs, x + t * hs, hs * sizeof(float));
   if (nl == 0) return Status::Ok();
+  if (!logits) return Error(Code::kInternal, "forward: logits wanted but no buffer for them");
   norm(k, c, s.sel.data(), w.out_norm_w, w.out_norm_b, nl, s.h.data());
   return linear(p.output(), ctx, s.h.data(), nl, logits);
 }

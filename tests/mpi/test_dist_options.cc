@@ -65,7 +65,8 @@ TEST_CASE("layer_ranges: even split with the remainder first, explicit counts ch
   CHECK(ranges(10, 3, {}) == R{{0, 4}, {4, 7}, {7, 10}});
   CHECK(ranges(80, 1, {}) == R{{0, 80}});
   CHECK(ranges(16, 2, {10, 6}) == R{{0, 10}, {10, 16}});
-  CHECK(ranges(4, 3, {0, 3, 1}) == R{{0, 0}, {0, 3}, {3, 4}});
+  CHECK(ranges(4, 3, {1, 2, 1}) == R{{0, 1}, {1, 3}, {3, 4}});
+  CHECK_FALSE(layer_ranges(4, 3, {0, 3, 1}).ok());     // a rank without layers
   CHECK_FALSE(layer_ranges(16, 2, {10, 5}).ok());     // does not add up
   CHECK_FALSE(layer_ranges(16, 3, {10, 6}).ok());     // wrong rank count
   CHECK_FALSE(layer_ranges(2, 3, {}).ok());           // more ranks than layers
