@@ -38,11 +38,16 @@ class RootSession : public PipelineSession {
     span.hidden_out = reinterpret_cast<float*>(p + n * sizeof(BatchEntry));
     CRIA_RETURN_IF_ERROR(cria::forward(*st.model, *st.k, *st.pool, *st.cache, *st.scratch, batch, n, nullptr, span));
     CRIA_RETURN_IF_ERROR(p_->send_next(buf_));
+    int64_t want = 0;
+    for (int64_t t = 0; t < n; ++t) want += batch[t].logits ? 1 : 0;
+    if (want == 0 && p_->may_defer()) {
+      p_->defer();
+      return Status::Ok();
+    }
+    CRIA_RETURN_IF_ERROR(p_->drain());
     Message m;
     CRIA_RETURN_IF_ERROR(p_->recv_reply(&m));
     const Header& r = m.header();
-    int64_t want = 0;
-    for (int64_t t = 0; t < n; ++t) want += batch[t].logits ? 1 : 0;
     if (r.op != Op::kReply || r.sid != sid_ || r.n != want ||
         m.payload_size() != (size_t)(want * vocab_) * sizeof(float))
       return Error(Code::kInternal, "pipeline: " + rank_name(m.from) + " answered out of turn");
@@ -86,6 +91,17 @@ Status RootPipeline::recv_reply(Message* m) {
   if (broken_) return Error(Code::kIo, "the MPI job lost a rank earlier");
   CRIA_RETURN_IF_ERROR(check(recv_message(MPI_ANY_SOURCE, kTagReply, opt_.timeout_s, m)));
   if (m->header().op == Op::kError) return check(worker_error(*m));
+  return Status::Ok();
+}
+
+Status RootPipeline::drain() {
+  while (pending_ > 0) {
+    --pending_;
+    Message m;
+    CRIA_RETURN_IF_ERROR(recv_reply(&m));
+    if (m.header().op != Op::kReply || m.header().n != 0)
+      return Error(Code::kInternal, "pipeline: " + rank_name(m.from) + " answered out of turn");
+  }
   return Status::Ok();
 }
 
@@ -146,6 +162,13 @@ int RootPipeline::finish(int rc) {
     std::fprintf(stderr, "cria: ending every rank of the MPI job\n");
     std::fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, rc ? rc : 1);
+  }
+  // A deferred reply that reports an error no longer matters on the way out;
+  // an exchange that fails here does (broken_).
+  Status drained = drain();
+  if (broken_) {
+    std::fprintf(stderr, "cria: %s; ending every rank of the MPI job\n", drained.message().c_str());
+    MPI_Abort(MPI_COMM_WORLD, 1);
   }
   Header h;
   h.op = Op::kShutdown;

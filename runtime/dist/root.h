@@ -26,6 +26,14 @@ class RootPipeline : public LayerPipeline {
   // Used by sessions: a message to rank 1, and rank 0's wait for a reply.
   Status send_next(const std::vector<uint8_t>& buf);
   Status recv_reply(Message* m);
+  // Forward calls that want no logits (prefill batches before the last) do
+  // not wait for their (empty) reply: rank 0 runs its layers on the next
+  // batch while the other ranks still work on this one. At most
+  // size - 1 such replies are outstanding; drain() collects them in order
+  // before any call that needs an answer.
+  bool may_defer() const { return pending_ < size_ - 1; }
+  void defer() { ++pending_; }
+  Status drain();
   // An exchange failed: no further message is sent, finish() aborts.
   bool broken() const { return broken_; }
   const Options& options() const { return opt_; }
@@ -37,6 +45,7 @@ class RootPipeline : public LayerPipeline {
   int size_ = 1;
   bool attached_ = false, broken_ = false;
   int32_t next_sid_ = 1;
+  int pending_ = 0;
   std::vector<std::pair<int64_t, int64_t>> ranges_;
 };
 
