@@ -61,6 +61,13 @@ class Backend {
   // Whether prepare_linear made its own copy of the weights, so the mapped
   // source pages are no longer read (the model then releases them).
   virtual bool copies_weights() const = 0;
+  // Whether a session can run a whole decode step here (every op, one
+  // submission per token) when every linear layer of the model is placed
+  // on this backend (runtime/model/device_decoder.h).
+  virtual bool runs_layer_stack() const { return false; }
+  // The device it runs on, for the placement table ("" for the host CPU):
+  // "NAME (TYPE device)", TYPE as `cria devices` prints it.
+  virtual std::string device() const { return ""; }
 
   // y[t * rows + r] = sum_k W[r, k] x[t * cols + k] (+ b[r]) for t < n.
   virtual Status run_linear(int handle, const Linear& l, const float* x, int64_t n, float* y,

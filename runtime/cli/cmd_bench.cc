@@ -56,6 +56,11 @@ int cmd_bench(int argc, char** argv) {
   ModelPtr m_owner = load_model(model_path, &load_s, backend, gpu_layers);
   if (!m_owner) return 1;
   cria_model* m = m_owner.get();
+  // Lavapipe (Mesa's Vulkan on the CPU) is how machines without a GPU test
+  // the Vulkan backend: its numbers are CPU numbers.
+  if (placement_text(m).find("(cpu device)") != std::string::npos)
+    std::fprintf(stderr, "cria bench: note: the Vulkan device is a CPU implementation (lavapipe?): these are CPU "
+                         "figures, not a GPU's\n");
   cria_model_info info;
   cria_model_get_info(m, &info);
   SessionPtr s_owner = open_session(m, std::min<int64_t>(n_prompt + n_gen + 1, info.context_length), threads, 1,

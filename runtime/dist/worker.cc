@@ -84,7 +84,8 @@ class Worker {
         CRIA_RETURN_IF_ERROR(pass_on(m));
         if (!model_) return Error(Code::kInternal, "a session before the model");
         auto s = std::make_unique<SessionState>();
-        s->cache.init(model_->config(), h.a, h.b, h.c != 0, model_->layer_begin(), model_->layer_end());
+        CRIA_RETURN_IF_ERROR(
+            s->cache.init(model_->config(), h.a, h.b, h.c != 0, model_->layer_begin(), model_->layer_end()));
         s->scratch.init(*model_, h.d, pool_->threads());
         sessions_[h.sid] = std::move(s);
         return Status::Ok();

@@ -4,7 +4,8 @@
 // generate loop allocates nothing per token.
 //
 // generate() prefills a prompt as batches (GEMM), then decodes one token per
-// step (GEMV) for every live sequence at once. num_return_sequences copies
+// step (GEMV) for every live sequence at once; a one-sequence session of a
+// model placed wholly on a GPU decodes through its DeviceDecoder instead. num_return_sequences copies
 // the prompt's cache rows into the extra sequences instead of recomputing
 // them; all continuations then decode together in one batch, each seeing
 // only its own cache rows.
@@ -20,6 +21,7 @@
 
 #include "formats/status.h"
 #include "runtime/kernels/ops.h"
+#include "runtime/model/device_decoder.h"
 #include "runtime/model/model.h"
 #include "runtime/engine/pipeline.h"
 #include "runtime/model/transformer.h"
@@ -48,6 +50,11 @@ struct ResolvedOptions {
   const kernels::KernelTable* kernels = nullptr;
 };
 Result<ResolvedOptions> resolve_options(const ModelConfig& c, const SessionOptions& opt);
+
+// The KV cache is committed as it fills, so a huge context costs nothing
+// until used; but one that could never fit beside the model in this
+// machine's memory is refused up front, naming the context that would.
+Status check_kv_fits(const Model& m, int64_t n_seq, int64_t n_ctx, bool kv_f32);
 
 enum class StopReason : int {
   kNone = 0,
@@ -113,6 +120,10 @@ class Session {
   int threads() const { return pool_->threads(); }
   const kernels::KernelTable& kernels() const { return *k_; }
   size_t kv_bytes() const { return cache_.bytes(); }
+  // How decode steps run: "host loop" (the layers' ops on their placed
+  // backends) or the device decoder's name (a model wholly on a GPU, one
+  // sequence, f16 cache: the whole layer stack per submission).
+  const char* decode_path() const { return dev_ ? dev_->name() : "host loop"; }
 
  private:
   Session() = default;
@@ -137,6 +148,8 @@ class Session {
   std::atomic<bool> cancel_{false};
   int64_t batch_cap_ = 0;
   std::unique_ptr<PipelineSession> pipe_;
+  std::unique_ptr<DeviceDecoder> dev_;
+  int64_t dev_rows_ = 0;  // sequence 0's cache rows the device holds, [0, dev_rows_)
 };
 
 }  // namespace cria

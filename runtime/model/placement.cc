@@ -107,12 +107,30 @@ Result<Placement> Placement::place(const ModelFile& f, const Weights& w, const s
     const char* want = choice == "auto" ? auto_linear_backend(pl.l.w.type, k.isa) : device_layer ? choice.c_str() : "cpu";
     auto it = by_name.find(want);
     backends::Backend* b = it != by_name.end() && it->second->supports_linear(pl.l.w.type) ? it->second : fallback;
-    CRIA_ASSIGN_OR_RETURN(pl.handle, b->prepare_linear(pl.l));
+    Result<int> h = b->prepare_linear(pl.l);
+    if (!h.ok() && h.status().code() == Code::kOutOfMemory && !b->device().empty()) {
+      // What fits is the blocks before this one (less room for the cache).
+      const int64_t fit = std::min(layer, n_layers - 1);
+      return Error(Code::kOutOfMemory, h.status().message() + "; the model does not fit the device: " +
+                                           (fit > 0 ? "try --gpu-layers " + std::to_string(fit) +
+                                                          " or fewer (the rest run on the CPU)"
+                                                    : std::string("run it on the CPU (--backend cpu)")));
+    }
+    CRIA_RETURN_IF_ERROR(h.status());
+    pl.handle = *h;
     pl.backend = b;
     // The tied embedding is still read row by row for the input.
     if (b->copies_weights() && pl.l.w.data != embd) p.released_ += f.release_pages(pl.l.w.data, pl.l.w.l.total);
   }
   return p;
+}
+
+const backends::Backend* Placement::layer_stack_backend() const {
+  const backends::Backend* b = linears_.empty() ? nullptr : linears_.back().backend;
+  if (!b || !b->runs_layer_stack()) return nullptr;
+  for (const PlacedLinear& pl : linears_)
+    if (pl.backend != b) return nullptr;
+  return b;
 }
 
 std::string Placement::describe() const {
@@ -134,6 +152,8 @@ std::string Placement::describe() const {
     lines += "; " + std::string(b->name()) + " holds " + mib(b->bytes_held()) + " of packed weights";
     if (released_) lines += ", " + mib(released_) + " of mapped file pages released";
   }
+  for (const auto& b : backends_)
+    if (!b->device().empty()) lines += "; " + std::string(b->name()) + " runs on " + b->device();
   for (int i = 0; i < backends::kOpKinds; ++i) {
     const auto op = (backends::OpKind)i;
     char row[32];
@@ -142,6 +162,10 @@ std::string Placement::describe() const {
     s += op == backends::OpKind::kLinear ? lines : "cpu";
     s += "\n";
   }
+  if (const backends::Backend* b = layer_stack_backend())
+    s += "  decode      " + std::string(b->name()) +
+         ": every op of a one-sequence decode step, one submission per token (with an f16 KV cache;"
+         " the rows above are prefill and batches)\n";
   return s;
 }
 

@@ -49,6 +49,10 @@ class Placement {
   }
   const PlacedLinear& output() const { return linears_.back(); }
 
+  // The backend every linear layer (and the head) is placed on, when it can
+  // run whole decode steps (Backend::runs_layer_stack), else nullptr.
+  const backends::Backend* layer_stack_backend() const;
+
   const std::string& choice() const { return choice_; }
   // One line per op kind: the backend(s) and what they hold.
   std::string describe() const;

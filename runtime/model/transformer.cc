@@ -1,12 +1,57 @@
 #include "runtime/model/transformer.h"
 
+#ifndef __EMSCRIPTEN__
+#include <sys/mman.h>
+#endif
+
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace cria {
 
-void KvCache::init(const ModelConfig& c, int64_t seqs, int64_t ctx, bool use_f32, int64_t layer_begin,
-                   int64_t layer_end) {
+LazyBytes& LazyBytes::operator=(LazyBytes&& o) noexcept {
+  if (this != &o) {
+    reset();
+    p_ = o.p_;
+    n_ = o.n_;
+    o.p_ = nullptr;
+    o.n_ = 0;
+  }
+  return *this;
+}
+
+bool LazyBytes::reserve(size_t bytes) {
+  reset();
+  if (bytes == 0) return true;
+#ifdef __EMSCRIPTEN__
+  // WebAssembly memory only grows; calloc's pages are as good as it gets.
+  p_ = static_cast<uint8_t*>(std::calloc(bytes, 1));
+  if (!p_) return false;
+#else
+  void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) return false;
+  p_ = static_cast<uint8_t*>(m);
+#endif
+  n_ = bytes;
+  return true;
+}
+
+void LazyBytes::reset() {
+  if (!p_) return;
+#ifdef __EMSCRIPTEN__
+  std::free(p_);
+#else
+  ::munmap(p_, n_);
+#endif
+  p_ = nullptr;
+  n_ = 0;
+}
+
+Status KvCache::init(const ModelConfig& c, int64_t seqs, int64_t ctx, bool use_f32, int64_t layer_begin,
+                     int64_t layer_end) {
   f32 = use_f32;
   first_layer = layer_begin;
   n_layers = (layer_end < 0 ? (int64_t)c.num_layers : layer_end) - layer_begin;
@@ -14,9 +59,16 @@ void KvCache::init(const ModelConfig& c, int64_t seqs, int64_t ctx, bool use_f32
   n_ctx = ctx;
   n_kv = c.num_kv_heads;
   head_dim = c.head_dim;
+  const double want = (double)n_layers * (double)n_seq * (double)n_kv * (double)n_ctx * (double)head_dim * (double)elem();
   const size_t n = (size_t)(n_layers * n_seq * n_kv * n_ctx * head_dim) * elem();
-  k.assign(n, 0);
-  v.assign(n, 0);
+  char gib[32];
+  std::snprintf(gib, sizeof gib, "%.1f GiB", 2 * want / (1024.0 * 1024 * 1024));
+  if (want > (double)(SIZE_MAX / 4) || !k.reserve(n) || !v.reserve(n)) {
+    k.reset();
+    return Error(Code::kOutOfMemory, "cannot reserve a KV cache of " + std::string(gib) + " (" + std::to_string(ctx) +
+                                         " positions x " + std::to_string(seqs) + " sequences)");
+  }
+  return Status::Ok();
 }
 
 void KvCache::copy_seq(int64_t src, int64_t dst, int64_t n_pos) {

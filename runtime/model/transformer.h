@@ -16,11 +16,34 @@
 
 namespace cria {
 
+// Zeroed memory reserved at its full size but committed page by page as it
+// is first written (an anonymous mapping): a cache of 131072 positions
+// costs the memory of the rows it has filled, not of its capacity.
+class LazyBytes {
+ public:
+  LazyBytes() = default;
+  ~LazyBytes() { reset(); }
+  LazyBytes(LazyBytes&& o) noexcept { *this = std::move(o); }
+  LazyBytes& operator=(LazyBytes&& o) noexcept;
+  LazyBytes(const LazyBytes&) = delete;
+  LazyBytes& operator=(const LazyBytes&) = delete;
+
+  // False when the address space cannot be reserved.
+  bool reserve(size_t bytes);
+  void reset();
+  uint8_t* data() const { return p_; }
+  size_t size() const { return n_; }
+
+ private:
+  uint8_t* p_ = nullptr;
+  size_t n_ = 0;
+};
+
 // Keys and values of every layer for n_seq sequences of up to n_ctx
 // positions, f16, laid out [layer][seq][kv_head][pos][head_dim] so one
 // query's attention streams each KV head's rows contiguously.
 // f16 by default; f32 on request (reference tests isolate the model's math
-// from the cache's rounding with it).
+// from the cache's rounding with it). Committed as it fills (LazyBytes).
 // A cache may hold only layers [first_layer, first_layer + n_layers): a
 // rank of a layer pipeline (runtime/dist) keeps only its own layers' rows.
 // Layer arguments are always the model's layer numbers.
@@ -28,11 +51,12 @@ struct KvCache {
   int64_t n_layers = 0, n_seq = 0, n_ctx = 0, n_kv = 0, head_dim = 0;
   int64_t first_layer = 0;
   bool f32 = false;
-  std::vector<uint8_t> k, v;
+  LazyBytes k, v;
 
   // Layers [layer_begin, layer_end); layer_end -1: the model's last.
-  void init(const ModelConfig& c, int64_t n_seq, int64_t n_ctx, bool f32 = false, int64_t layer_begin = 0,
-            int64_t layer_end = -1);
+  // Errors: the size overflows or cannot be reserved.
+  Status init(const ModelConfig& c, int64_t n_seq, int64_t n_ctx, bool f32 = false, int64_t layer_begin = 0,
+              int64_t layer_end = -1);
   int64_t head_stride() const { return n_ctx * head_dim; }  // elements
   size_t elem() const { return f32 ? 4 : 2; }
   uint8_t* k_at(int64_t layer, int64_t seq) {

@@ -255,7 +255,7 @@ TEST_CASE("whole tiny models: every backend gives cpu's logits and greedy tokens
         const int64_t v = (*m)->config().vocab_size;
         kernels::ThreadPool pool(2);
         KvCache cache;
-        cache.init((*m)->config(), 1, 64);
+        REQUIRE(cache.init((*m)->config(), 1, 64).ok());
         ForwardScratch s;
         s.init(**m, 16, 2);
         std::vector<BatchEntry> b;
@@ -319,7 +319,7 @@ TEST_CASE("gpu layers: the first N blocks on the device, the rest on cpu, same g
     REQUIRE_MESSAGE(m.ok(), m.status().message());
     kernels::ThreadPool pool(1);
     KvCache cache;
-    cache.init((*m)->config(), 1, 64);
+    REQUIRE(cache.init((*m)->config(), 1, 64).ok());
     ForwardScratch s;
     s.init(**m, 16, 1);
     const int64_t v = (*m)->config().vocab_size;

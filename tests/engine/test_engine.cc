@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <cstdio>
+#include <unistd.h>
 
 #include "runtime/engine/session.h"
 #include "runtime/engine/text_stream.h"
@@ -68,7 +70,7 @@ TEST_CASE("two sequences in one batch see only their own positions") {
     std::vector<int32_t> a = prompt_of(9, 0), b = prompt_of(13, 5);
     auto run = [&](const std::vector<BatchEntry>& batch, int64_t seqs) {
       KvCache cache;
-      cache.init(l.model->config(), seqs, 64);
+      REQUIRE(cache.init(l.model->config(), seqs, 64).ok());
       ForwardScratch s;
       s.init(*l.model, 32, 2);
       std::vector<float> logits(batch.size() * v);
@@ -256,7 +258,7 @@ TEST_CASE("score matches the forward pass's log-softmax") {
   const int64_t v = l.model->config().vocab_size;
   kernels::ThreadPool pool(1);
   KvCache cache;
-  cache.init(l.model->config(), 1, 64);
+  REQUIRE(cache.init(l.model->config(), 1, 64).ok());
   ForwardScratch sc;
   sc.init(*l.model, 32, 1);
   std::vector<BatchEntry> b;
@@ -351,4 +353,51 @@ TEST_CASE("text stream: stop strings are never shown, UTF-8 never split") {
   out += t2.push(0xE2);
   out += t2.flush();
   CHECK(out == "\xE2\x82\xAC\xEF\xBF\xBD");  // a dangling lead byte becomes U+FFFD at the end
+}
+
+namespace {
+// Resident memory of this process (statm's second field, in pages).
+double resident_mib() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  REQUIRE(f);
+  long size = 0, resident = 0;
+  REQUIRE(std::fscanf(f, "%ld %ld", &size, &resident) == 2);
+  std::fclose(f);
+  return (double)resident * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
+}
+}  // namespace
+
+TEST_CASE("the KV cache is committed as it fills, and one that cannot fit is refused up front") {
+  Loaded l = load(Arch::kLlama, QType::kQ8);
+  ModelConfig c = l.model->config();
+  // 2 layers x 2 KV heads x 16 x 2 bytes x (K, V) = 256 bytes a position:
+  // 2^21 positions reserve 512 MiB.
+  const int64_t n_ctx = int64_t(1) << 21;
+  const double before = resident_mib();
+  KvCache cache;
+  REQUIRE(cache.init(c, 1, n_ctx).ok());
+  CHECK(cache.bytes() == (size_t)512 << 20);
+  // Fill 100 positions of every layer and head through the forward pass.
+  kernels::ThreadPool pool(1);
+  ForwardScratch s;
+  s.init(*l.model, 100, 1);
+  std::vector<BatchEntry> b;
+  for (int i = 0; i < 100; ++i) b.push_back({32 + i, i, 0, i == 99});
+  std::vector<float> logits(c.vocab_size);
+  REQUIRE(forward(*l.model, kernels::best_table(), pool, cache, s, b.data(), 100, logits.data()).ok());
+  // Each (layer, K/V, head) region's first 100 rows span one or two pages:
+  // 8 regions, well under a MiB, against 512 MiB for an eagerly zeroed cache.
+  const double grew = resident_mib() - before;
+  MESSAGE("512 MiB KV cache, 100 positions filled: resident grew by " << grew << " MiB");
+  CHECK(grew < 16);
+
+  // A context that could never fit beside the model: refused with the
+  // context that would.
+  const double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+  const int64_t huge = (int64_t)(2 * phys / 256);
+  Status st = check_kv_fits(*l.model, 1, huge, false);
+  REQUIRE(!st.ok());
+  CHECK(st.code() == Code::kOutOfMemory);
+  CHECK(st.message().find("use --ctx ") != std::string::npos);
+  CHECK(check_kv_fits(*l.model, 1, n_ctx, false).ok());
 }

@@ -81,7 +81,7 @@ struct Runner {
     REQUIRE_MESSAGE(m.ok(), m.status().message());
     model = std::move(m).value();
     pool = std::make_unique<kernels::ThreadPool>(threads);
-    cache.init(model->config(), 1, 128, kv_f32);
+    REQUIRE(cache.init(model->config(), 1, 128, kv_f32).ok());
     scratch.init(*model, batch, threads);
   }
 

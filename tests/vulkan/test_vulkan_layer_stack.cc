@@ -74,7 +74,7 @@ TEST_CASE("vulkan LayerStack: logits and greedy tokens match the CPU forward") {
 
     kernels::ThreadPool pool(1);
     KvCache cache;
-    cache.init(cfg, 1, n_ctx);
+    REQUIRE(cache.init(cfg, 1, n_ctx).ok());
     ForwardScratch scratch;
     scratch.init(m, 1, 1);
     vk::LayerStack::Options o;

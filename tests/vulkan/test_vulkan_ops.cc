@@ -60,17 +60,24 @@ void cpu_matvec(const HostMatrix& m, const std::vector<float>& x, std::vector<fl
   }
 }
 
-void check_matvec(Context& c, QType t, uint64_t rows, uint64_t cols, uint32_t group, uint64_t split_limit = 0) {
+// n == 1: vk::matvec; n > 1: vk::matmul over n different token rows, whose
+// y rows are spaced rows + 2 apart (the gaps, like the 3 values before and
+// after, are NaN guards that must stay untouched).
+void check_matvec(Context& c, QType t, uint64_t rows, uint64_t cols, uint32_t group, uint64_t split_limit = 0,
+                  uint64_t n = 1) {
   const std::string type_name = qtype_name(t);
   CAPTURE(type_name);
   CAPTURE(rows);
   CAPTURE(cols);
   CAPTURE(group);
   CAPTURE(split_limit);
+  CAPTURE(n);
   const HostMatrix m = make_matrix(t, rows, cols, group, (uint32_t)(rows * 7919 + cols + group));
-  const std::vector<float> x = randn(cols, (uint32_t)(cols + 3));
-  std::vector<float> want, acts;
-  cpu_matvec(m, x, &want, &acts);
+  const std::vector<float> x = randn(n * cols, (uint32_t)(cols + 3 + n));
+  std::vector<std::vector<float>> want(n), acts(n);
+  for (uint64_t j = 0; j < n; ++j)
+    cpu_matvec(m, std::vector<float>(x.begin() + (int64_t)(j * cols), x.begin() + (int64_t)((j + 1) * cols)), &want[j],
+               &acts[j]);
 
   auto dm = vk::upload_matrix(c, t, m.l, m.bytes.data(), split_limit);
   REQUIRE_MESSAGE(dm.ok(), dm.status().message());
@@ -78,12 +85,24 @@ void check_matvec(Context& c, QType t, uint64_t rows, uint64_t cols, uint32_t gr
   auto scratch = vk::make_act_scratch(c, cols);
   REQUIRE(scratch.ok());
   Buffer xb = upload(c, x);
-  // y at an offset of 3, between NaN guards: nothing outside the rows is written.
-  Buffer yb = nan_buffer(c, rows + 6);
-  run_batch(c, [&] { return vk::matvec(c, *dm, xb, 0, yb, 3, *scratch); });
-  const std::vector<float> got = download(c, yb, rows + 6);
-  for (int i : {0, 1, 2}) CHECK(std::isnan(got[(size_t)i]));
-  for (uint64_t i = rows + 3; i < rows + 6; ++i) CHECK(std::isnan(got[i]));
+  const uint64_t stride = n == 1 ? rows : rows + 2, total = 3 + (n - 1) * stride + rows + 3;
+  Buffer yb = nan_buffer(c, total);
+  if (n == 1) {
+    run_batch(c, [&] { return vk::matvec(c, *dm, xb, 0, yb, 3, *scratch); });
+  } else {
+    // Refused before anything is recorded: more tokens than the shader
+    // holds, overlapping y rows, x shorter than n rows.
+    CHECK(!vk::matmul(c, *dm, xb, 0, vk::kMatmulBatch + 1, yb, 3, stride, *scratch).ok());
+    CHECK(!vk::matmul(c, *dm, xb, 0, n, yb, 3, rows - 1, *scratch).ok());
+    CHECK(!vk::matmul(c, *dm, xb, cols, n, yb, 3, stride, *scratch).ok());
+    run_batch(c, [&] { return vk::matmul(c, *dm, xb, 0, n, yb, 3, stride, *scratch); });
+  }
+  const std::vector<float> got = download(c, yb, total);
+  std::vector<bool> written(total, false);
+  for (uint64_t j = 0; j < n; ++j)
+    for (uint64_t r = 0; r < rows; ++r) written[3 + j * stride + r] = true;
+  for (uint64_t i = 0; i < total; ++i)
+    if (!written[i]) CHECK_MESSAGE(std::isnan(got[i]), "guard " << i << " was written");
 
   // Bound: the shader sums each thread's share in f32 (cols/64 terms for
   // float types; for int8 types cols/2048 block terms, each an exact integer
@@ -93,13 +112,16 @@ void check_matvec(Context& c, QType t, uint64_t rows, uint64_t cols, uint32_t gr
   const bool tiled = qtype_is_tiled(t);
   const double L = (tiled ? (double)cols / 2048.0 + 3 : (double)cols / 64.0 + 1) + 6 + 2;
   int bad = 0;
-  for (uint64_t r = 0; r < rows; ++r) {
-    double mag = 0;
-    for (uint64_t k = 0; k < cols; ++k) mag += std::fabs((double)m.dense[r * cols + k] * acts[k]);
-    const double tol = L * kU * mag + kU * std::fabs(want[r]) + 1e-30;
-    const double err = std::fabs((double)got[r + 3] - want[r]);
-    if (!(err <= tol) && bad++ < 5) CHECK_MESSAGE(err <= tol, "row " << r << ": " << got[r + 3] << " vs " << want[r]);
-  }
+  for (uint64_t j = 0; j < n; ++j)
+    for (uint64_t r = 0; r < rows; ++r) {
+      double mag = 0;
+      for (uint64_t k = 0; k < cols; ++k) mag += std::fabs((double)m.dense[r * cols + k] * acts[j][k]);
+      const double tol = L * kU * mag + kU * std::fabs(want[j][r]) + 1e-30;
+      const double v = got[3 + j * stride + r];
+      const double err = std::fabs(v - want[j][r]);
+      if (!(err <= tol) && bad++ < 5)
+        CHECK_MESSAGE(err <= tol, "token " << j << " row " << r << ": " << v << " vs " << want[j][r]);
+    }
   CHECK(bad == 0);
 }
 
@@ -157,6 +179,9 @@ TEST_CASE("vulkan matvec: every weight type and layout against the scalar table"
                      {QType::kQ4, 32},  {QType::kQ4, 128}, {QType::kQ4M, 32},  {QType::kQ4M, 128}};
   for (const T& ty : types) {
     for (uint64_t rows : {1u, 15u, 17u, 70u}) check_matvec(*c, ty.t, rows, 256, ty.group);
+    // Batches: every token count up to the shader's 8, and a wide row.
+    for (uint64_t n : {2u, 3u, 5u, 8u}) check_matvec(*c, ty.t, 17, 256, ty.group, 0, n);
+    check_matvec(*c, ty.t, 33, 4096, ty.group, 0, 8);
     check_matvec(*c, ty.t, 33, 4096, ty.group);
     if (ty.group != 128) check_matvec(*c, ty.t, 5, 32, ty.group);
     if (ty.group == 0) check_matvec(*c, ty.t, 3, 37, 0);  // float types: any width
@@ -173,6 +198,8 @@ TEST_CASE("vulkan matvec: a tensor split across buffers gives the same rows") {
   check_matvec(*c, QType::kQ4M, 50, 256, 128, 2 * (8 * 256 + 2 * 2 * 2 * 16) + 200);
   check_matvec(*c, QType::kQ8, 40, 64, 32, (2 * 512 + 2 * 2 * 16) + 200);
   check_matvec(*c, QType::kF16, 41, 96, 0, 7 * 96 * 2 + 128);
+  check_matvec(*c, QType::kQ4, 100, 512, 32, 3 * (16 * 256 + 16 * 2 * 16) + 200, 6);
+  check_matvec(*c, QType::kF16, 41, 96, 0, 7 * 96 * 2 + 128, 4);
 }
 
 TEST_CASE("vulkan rmsnorm and layernorm") {

@@ -24,6 +24,8 @@ Buffer& Buffer::operator=(Buffer&& o) noexcept {
     mem_ = o.mem_;
     size_ = o.size_;
     map_ = o.map_;
+    counted_ = o.counted_;
+    o.counted_ = false;
     o.ctx_ = nullptr;
     o.buf_ = VK_NULL_HANDLE;
     o.mem_ = VK_NULL_HANDLE;
@@ -39,7 +41,9 @@ void Buffer::reset() {
     if (map_) fn.vkUnmapMemory(ctx_->device(), mem_);
     if (buf_) fn.vkDestroyBuffer(ctx_->device(), buf_, nullptr);
     if (mem_) fn.vkFreeMemory(ctx_->device(), mem_, nullptr);
+    if (counted_) ctx_->held_ -= size_;
   }
+  counted_ = false;
   ctx_ = nullptr;
   buf_ = VK_NULL_HANDLE;
   mem_ = VK_NULL_HANDLE;
@@ -64,6 +68,10 @@ Result<Buffer> Context::create_buffer(uint64_t bytes, Buffer::Kind kind, const c
     return Error(Code::kOutOfRange, std::string("vulkan: ") + what + " of " + mib(bytes) +
                                         " exceeds the device's maxStorageBufferRange (" +
                                         mib(info_.max_storage_buffer_range) + "); split it");
+  if (kind == Buffer::Kind::kDevice && budget_ && held_ + bytes > budget_)
+    return Error(Code::kOutOfMemory, std::string("vulkan: out of device memory allocating ") + mib(bytes) + " for " +
+                                         what + ": CRIA_VK_MEMORY_LIMIT allows " + mib(budget_) + " and " +
+                                         mib(held_) + " is in use");
   Buffer b;
   b.ctx_ = this;
   b.size_ = bytes;
@@ -111,6 +119,10 @@ Result<Buffer> Context::create_buffer(uint64_t bytes, Buffer::Kind kind, const c
   CRIA_RETURN_IF_ERROR(check(fn_.vkBindBufferMemory(device_, b.buf_, b.mem_, 0), what));
   if (mem_props_.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT)
     CRIA_RETURN_IF_ERROR(check(fn_.vkMapMemory(device_, b.mem_, 0, VK_WHOLE_SIZE, 0, &b.map_), what));
+  if (kind == Buffer::Kind::kDevice) {
+    b.counted_ = true;
+    held_ += bytes;
+  }
   return b;
 }
 

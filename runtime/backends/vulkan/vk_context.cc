@@ -225,6 +225,17 @@ Result<std::unique_ptr<Context>> Context::create(int index) {
     }
   }
   std::unique_ptr<Context> ctx(new Context());
+  if (const char* e = std::getenv("CRIA_VK_MEMORY_LIMIT"); e && *e) {
+    char* end = nullptr;
+    const double v = std::strtod(e, &end);
+    const std::string unit = end;
+    const double mul = unit == "" ? 1 : unit == "K" ? 1024.0 : unit == "M" ? 1048576.0 : unit == "G" ? 1073741824.0 : -1;
+    if (!(v > 0) || mul < 0)
+      return Error(Code::kInvalidArgument, std::string("vulkan: CRIA_VK_MEMORY_LIMIT='") + e +
+                                               "' is not a size (bytes, or a number with K, M or G)");
+    ctx->budget_ = (uint64_t)(v * mul);
+  }
+  if (const char* e = std::getenv("CRIA_VK_TEST_LOSE_DEVICE"); e && *e) ctx->lose_after_ = std::atoll(e);
   CRIA_RETURN_IF_ERROR(ctx->init(index));
   return ctx;
 }
@@ -462,6 +473,7 @@ Status Context::submit() {
   si.commandBufferCount = 1;
   si.pCommandBuffers = &cmd_;
   CRIA_RETURN_IF_ERROR(check(fn_.vkResetFences(device_, 1, &fence_), "reset fence"));
+  if (lose_after_ >= 0 && lose_after_-- == 0) return check(VK_ERROR_DEVICE_LOST, "submit");
   CRIA_RETURN_IF_ERROR(check(fn_.vkQueueSubmit(queue_, 1, &si, fence_), "submit"));
   // No timeout: a hung device shows as VK_ERROR_DEVICE_LOST from the driver.
   return check(fn_.vkWaitForFences(device_, 1, &fence_, VK_TRUE, UINT64_MAX), "wait for the device");

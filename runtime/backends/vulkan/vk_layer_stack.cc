@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 namespace cria::vk {
@@ -20,18 +21,26 @@ Result<Buffer> LayerStack::f32_buffer(const float* data, uint64_t n, const char*
   return b;
 }
 
-Result<DeviceMatrix> LayerStack::matrix(const kernels::Matrix& w, const char* what) {
+Result<const DeviceMatrix*> LayerStack::matrix(const PlacedLinear& p, const char* what) {
+  if (borrow_ && p.backend == borrow_) return &borrow_->matrix(p.handle);
+  const kernels::Matrix& w = p.l.w;
   weight_bytes_ += w.l.total;
-  return upload_matrix(ctx_, w.type, w.l, w.data, split_limit_, what);
+  CRIA_ASSIGN_OR_RETURN(DeviceMatrix d, upload_matrix(ctx_, w.type, w.l, w.data, split_limit_, what));
+  owned_.push_back(std::move(d));
+  return &owned_.back();
 }
 
 Status LayerStack::init(const Options& o) {
   const ModelConfig& c = m_.config();
   const Weights& w = m_.weights();
+  const Placement& pl = m_.placement();
   l0_ = o.l0;
   l1_ = o.l1 < 0 ? (int64_t)c.num_layers : o.l1;
   n_ctx_ = o.n_ctx > 0 ? o.n_ctx : (int64_t)c.max_position_embeddings;
   split_limit_ = o.split_limit;
+  borrow_ = o.borrow;
+  if (borrow_ && &borrow_->context() != &ctx_)
+    return Error(Code::kInvalidArgument, "vulkan: borrowed weights live on another context");
   if (l0_ < 0 || l0_ >= l1_ || l1_ > (int64_t)c.num_layers)
     return Error(Code::kInvalidArgument, "vulkan: layer range [" + std::to_string(l0_) + ", " + std::to_string(l1_) +
                                              ") is not inside the model's " + std::to_string(c.num_layers) + " layers");
@@ -55,10 +64,10 @@ Status LayerStack::init(const Options& o) {
     if (L.ffn_norm_w && ln) {
       CRIA_ASSIGN_OR_RETURN(D.ffn_norm_b, f32_buffer(L.ffn_norm_b, hs, "ffn_norm bias"));
     }
-    CRIA_ASSIGN_OR_RETURN(D.qkv, matrix(L.qkv, (p + "attn_qkv").c_str()));
-    CRIA_ASSIGN_OR_RETURN(D.attn_out, matrix(L.attn_out, (p + "attn_output").c_str()));
-    CRIA_ASSIGN_OR_RETURN(D.ffn_in, matrix(L.ffn_in, (p + "ffn_in").c_str()));
-    CRIA_ASSIGN_OR_RETURN(D.ffn_down, matrix(L.ffn_down, (p + "ffn_down").c_str()));
+    CRIA_ASSIGN_OR_RETURN(D.qkv, matrix(pl.linear(l, LinearRole::kQkv), (p + "attn_qkv").c_str()));
+    CRIA_ASSIGN_OR_RETURN(D.attn_out, matrix(pl.linear(l, LinearRole::kAttnOut), (p + "attn_output").c_str()));
+    CRIA_ASSIGN_OR_RETURN(D.ffn_in, matrix(pl.linear(l, LinearRole::kFfnIn), (p + "ffn_in").c_str()));
+    CRIA_ASSIGN_OR_RETURN(D.ffn_down, matrix(pl.linear(l, LinearRole::kFfnDown), (p + "ffn_down").c_str()));
     if (L.qkv_b) {
       CRIA_ASSIGN_OR_RETURN(D.qkv_b, f32_buffer(L.qkv_b, c.qkv_dim(), "qkv bias"));
     }
@@ -81,7 +90,7 @@ Status LayerStack::init(const Options& o) {
     if (ln) {
       CRIA_ASSIGN_OR_RETURN(out_norm_b_, f32_buffer(w.out_norm_b, hs, "output_norm bias"));
     }
-    CRIA_ASSIGN_OR_RETURN(output_, matrix(w.output, "output"));
+    CRIA_ASSIGN_OR_RETURN(output_, matrix(pl.output(), "output"));
     CRIA_ASSIGN_OR_RETURN(logits_, ctx_.create_buffer(c.vocab_size * 4ull, Buffer::Kind::kDevice, "logits"));
     CRIA_ASSIGN_OR_RETURN(logits_host_, ctx_.create_buffer(c.vocab_size * 4ull, Buffer::Kind::kHost, "logits"));
   }
@@ -116,9 +125,9 @@ Status LayerStack::norm(const Buffer& x, const Buffer& w, const Buffer& b, Buffe
   return layernorm(ctx_, x, w, b, c.norm_eps, c.hidden_size, y);
 }
 
-Status LayerStack::linear(const DeviceMatrix& w, const Buffer& bias, const Buffer& x, Buffer& y) {
-  CRIA_RETURN_IF_ERROR(matvec(ctx_, w, x, 0, y, 0, acts_));
-  if (bias.valid()) CRIA_RETURN_IF_ERROR(add(ctx_, y, bias, w.l.rows));
+Status LayerStack::linear(const DeviceMatrix* w, const Buffer& bias, const Buffer& x, Buffer& y) {
+  CRIA_RETURN_IF_ERROR(matvec(ctx_, *w, x, 0, y, 0, acts_));
+  if (bias.valid()) CRIA_RETURN_IF_ERROR(add(ctx_, y, bias, w->l.rows));
   return Status::Ok();
 }
 
@@ -212,7 +221,7 @@ Status LayerStack::decode(int32_t token, const float* hidden_in, int64_t pos, fl
   if (st.ok() && hidden_out) st = ctx_.copy(x_, 0, out_host_, 0, hs * 4);
   if (st.ok() && head_ && logits) {
     st = norm(x_, out_norm_w_, out_norm_b_.valid() ? out_norm_b_ : none_, h_);
-    if (st.ok()) st = matvec(ctx_, output_, h_, 0, logits_, 0, acts_);
+    if (st.ok()) st = matvec(ctx_, *output_, h_, 0, logits_, 0, acts_);
     if (st.ok()) st = ctx_.copy(logits_, 0, logits_host_, 0, c.vocab_size * 4ull);
   }
   // Submit even after a recording error, so the context leaves recording.
@@ -222,6 +231,97 @@ Status LayerStack::decode(int32_t token, const float* hidden_in, int64_t pos, fl
   if (hidden_out) std::memcpy(hidden_out, out_host_.mapped(), hs * 4);
   if (head_ && logits) std::memcpy(logits, logits_host_.mapped(), c.vocab_size * 4ull);
   return Status::Ok();
+}
+
+Status LayerStack::check_kv(const KvCache& host, int64_t seq, int64_t from, int64_t to) const {
+  const ModelConfig& c = m_.config();
+  if (host.f32) return Error(Code::kUnsupported, "vulkan: the device cache is f16; the host cache is f32");
+  if (host.n_kv != (int64_t)c.num_kv_heads || host.head_dim != (int64_t)c.head_dim || host.n_layers < l1_)
+    return Error(Code::kInvalidArgument, "vulkan: the host cache is not this model's");
+  if (seq < 0 || seq >= host.n_seq || from < 0 || from > to || to > std::min(host.n_ctx, n_ctx_))
+    return Error(Code::kOutOfRange, "vulkan: cache rows [" + std::to_string(from) + ", " + std::to_string(to) +
+                                        ") outside the cache");
+  return Status::Ok();
+}
+
+// One copy per layer, K or V and KV head: the rows of one head are
+// contiguous on both sides ([head][pos][head_dim] f16).
+Status LayerStack::load_kv(const KvCache& host, int64_t seq, int64_t from, int64_t to) {
+  CRIA_RETURN_IF_ERROR(check_kv(host, seq, from, to));
+  const uint64_t d = m_.config().head_dim, bytes = (uint64_t)(to - from) * d * 2;
+  if (bytes == 0) return Status::Ok();
+  KvCache& h = const_cast<KvCache&>(host);  // k_row() is not const; nothing is written
+  for (int64_t l = l0_; l < l1_; ++l)
+    for (int64_t g = 0; g < h.n_kv; ++g) {
+      Layer& L = layers_[(size_t)(l - l0_)];
+      const uint64_t off = ((uint64_t)g * (uint64_t)n_ctx_ + (uint64_t)from) * d * 2;
+      CRIA_RETURN_IF_ERROR(ctx_.upload(L.k, off, h.k_row(l, seq, g, from), bytes));
+      CRIA_RETURN_IF_ERROR(ctx_.upload(L.v, off, h.v_row(l, seq, g, from), bytes));
+    }
+  return Status::Ok();
+}
+
+Status LayerStack::store_kv(KvCache& host, int64_t seq, int64_t from, int64_t to) {
+  CRIA_RETURN_IF_ERROR(check_kv(host, seq, from, to));
+  const uint64_t d = m_.config().head_dim, bytes = (uint64_t)(to - from) * d * 2;
+  if (bytes == 0) return Status::Ok();
+  for (int64_t l = l0_; l < l1_; ++l)
+    for (int64_t g = 0; g < host.n_kv; ++g) {
+      const Layer& L = layers_[(size_t)(l - l0_)];
+      const uint64_t off = ((uint64_t)g * (uint64_t)n_ctx_ + (uint64_t)from) * d * 2;
+      CRIA_RETURN_IF_ERROR(ctx_.download(L.k, off, host.k_row(l, seq, g, from), bytes));
+      CRIA_RETURN_IF_ERROR(ctx_.download(L.v, off, host.v_row(l, seq, g, from), bytes));
+    }
+  return Status::Ok();
+}
+
+namespace {
+
+// A Session's decoder: the stack over every layer, its calls serialized
+// with the backend's per-layer calls (one command buffer per device).
+class StackDecoder final : public DeviceDecoder {
+ public:
+  StackDecoder(const VulkanBackend& b, std::unique_ptr<LayerStack> s) : b_(b), s_(std::move(s)) {}
+  ~StackDecoder() override {
+    std::lock_guard<std::mutex> lock(b_.mutex());
+    s_.reset();
+  }
+  const char* name() const override { return "vulkan layer stack (one submission per token)"; }
+  Status decode(int32_t token, int64_t pos, float* logits) override {
+    std::lock_guard<std::mutex> lock(b_.mutex());
+    return s_->decode(token, nullptr, pos, nullptr, logits);
+  }
+  Status load_kv(const KvCache& host, int64_t from, int64_t to) override {
+    std::lock_guard<std::mutex> lock(b_.mutex());
+    return s_->load_kv(host, 0, from, to);
+  }
+  Status store_kv(KvCache& host, int64_t from, int64_t to) override {
+    std::lock_guard<std::mutex> lock(b_.mutex());
+    return s_->store_kv(host, 0, from, to);
+  }
+
+ private:
+  const VulkanBackend& b_;
+  std::unique_ptr<LayerStack> s_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<DeviceDecoder>> make_decoder(const Model& m, int64_t n_ctx) {
+  const backends::Backend* b = m.placement().layer_stack_backend();
+  if (!b || std::strcmp(b->name(), "vulkan") != 0) return std::unique_ptr<DeviceDecoder>();
+  const auto* vb = static_cast<const VulkanBackend*>(b);
+  LayerStack::Options o;
+  o.n_ctx = n_ctx;
+  o.borrow = vb;
+  std::unique_ptr<LayerStack> s;
+  {
+    std::lock_guard<std::mutex> lock(vb->mutex());
+    auto r = LayerStack::create(vb->context(), m, o);
+    if (!r.ok()) return r.status().with_prefix("vulkan layer stack");
+    s = std::move(r).value();
+  }
+  return std::unique_ptr<DeviceDecoder>(new StackDecoder(*vb, std::move(s)));
 }
 
 }  // namespace cria::vk

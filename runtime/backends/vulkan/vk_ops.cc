@@ -94,14 +94,15 @@ Result<DeviceMatrix> upload_matrix(Context& ctx, QType type, const QLayout& l, c
 Result<ActScratch> make_act_scratch(Context& ctx, uint64_t max_cols) {
   ActScratch s;
   s.max_cols = max_cols;
-  CRIA_ASSIGN_OR_RETURN(s.q, ctx.create_buffer(max_cols * 4, Buffer::Kind::kDevice, "activation codes"));
-  CRIA_ASSIGN_OR_RETURN(s.d, ctx.create_buffer(ceil_div(max_cols, 32) * 4, Buffer::Kind::kDevice, "activation scales"));
+  const uint64_t n = max_cols * kMatmulBatch;
+  CRIA_ASSIGN_OR_RETURN(s.q, ctx.create_buffer(n * 4, Buffer::Kind::kDevice, "activation codes"));
+  CRIA_ASSIGN_OR_RETURN(s.d, ctx.create_buffer(ceil_div(n, 32) * 4, Buffer::Kind::kDevice, "activation scales"));
   return s;
 }
 
 Status quantize_acts(Context& ctx, const Buffer& x, uint64_t x_off, uint64_t cols, ActScratch& s) {
   CRIA_RETURN_IF_ERROR(need(cols % 32 == 0, "quantize_acts", "cols must be a multiple of 32"));
-  CRIA_RETURN_IF_ERROR(need(cols <= s.max_cols, "quantize_acts", "cols exceed the scratch"));
+  CRIA_RETURN_IF_ERROR(need(cols <= s.max_cols * kMatmulBatch, "quantize_acts", "cols exceed the scratch"));
   CRIA_RETURN_IF_ERROR(need(holds(x, x_off + cols) && fits32(x_off + cols), "quantize_acts", "x too small"));
   const uint32_t push[2] = {(uint32_t)cols, (uint32_t)x_off};
   return run(ctx, "quantize_acts", {&x, &s.q, &s.d}, push, sizeof push, cols / 32);
@@ -109,25 +110,37 @@ Status quantize_acts(Context& ctx, const Buffer& x, uint64_t x_off, uint64_t col
 
 Status matvec(Context& ctx, const DeviceMatrix& w, const Buffer& x, uint64_t x_off, Buffer& y, uint64_t y_off,
               ActScratch& s) {
+  return matmul(ctx, w, x, x_off, 1, y, y_off, w.l.rows, s);
+}
+
+Status matmul(Context& ctx, const DeviceMatrix& w, const Buffer& x, uint64_t x_off, uint64_t n, Buffer& y,
+              uint64_t y_off, uint64_t y_stride, ActScratch& s) {
   const uint64_t rows = w.l.rows, cols = w.l.cols;
-  CRIA_RETURN_IF_ERROR(need(holds(y, y_off + rows) && fits32(y_off + rows), "matvec", "y too small"));
-  CRIA_RETURN_IF_ERROR(need(holds(x, x_off + cols) && fits32(x_off + cols), "matvec", "x too small"));
+  CRIA_RETURN_IF_ERROR(need(n >= 1 && n <= kMatmulBatch, "matmul", "1 to 8 tokens per call"));
+  CRIA_RETURN_IF_ERROR(need(n == 1 || y_stride >= rows, "matmul", "y rows overlap"));
+  const uint64_t y_end = y_off + (n - 1) * y_stride + rows;
+  CRIA_RETURN_IF_ERROR(need(holds(y, y_end) && fits32(y_end), "matmul", "y too small"));
+  CRIA_RETURN_IF_ERROR(need(holds(x, x_off + n * cols) && fits32(x_off + n * cols), "matmul", "x too small"));
   if (qtype_is_tiled(w.type)) {
-    CRIA_RETURN_IF_ERROR(quantize_acts(ctx, x, x_off, cols, s));
+    // Rows are contiguous and cols is a multiple of 32: n rows quantize as
+    // one long row, block by block.
+    CRIA_RETURN_IF_ERROR(quantize_acts(ctx, x, x_off, n * cols, s));
     for (const auto& part : w.parts) {
       const QLayout& l = part.l;
-      const uint32_t push[8] = {(uint32_t)l.rows,          (uint32_t)cols,          l.group,
-                                (uint32_t)w.type,          (uint32_t)(l.tile_q_bytes / 4),
-                                (uint32_t)(l.s_offset / 4), (uint32_t)(l.m_offset / 4), (uint32_t)(y_off + part.row0)};
+      const uint32_t push[10] = {(uint32_t)l.rows,           (uint32_t)cols,
+                                 l.group,                    (uint32_t)w.type,
+                                 (uint32_t)(l.tile_q_bytes / 4), (uint32_t)(l.s_offset / 4),
+                                 (uint32_t)(l.m_offset / 4), (uint32_t)(y_off + part.row0),
+                                 (uint32_t)n,                (uint32_t)y_stride};
       CRIA_RETURN_IF_ERROR(run(ctx, "matvec_tiled", {&part.buf, &s.q, &s.d, &y}, push, sizeof push, l.rows));
     }
     return Status::Ok();
   }
-  CRIA_RETURN_IF_ERROR(need(w.type == QType::kF32 || w.type == QType::kF16 || w.type == QType::kBF16, "matvec",
+  CRIA_RETURN_IF_ERROR(need(w.type == QType::kF32 || w.type == QType::kF16 || w.type == QType::kBF16, "matmul",
                             "unsupported weight type"));
   for (const auto& part : w.parts) {
-    const uint32_t push[5] = {(uint32_t)part.l.rows, (uint32_t)cols, (uint32_t)w.type, (uint32_t)x_off,
-                              (uint32_t)(y_off + part.row0)};
+    const uint32_t push[7] = {(uint32_t)part.l.rows, (uint32_t)cols,       (uint32_t)w.type,   (uint32_t)x_off,
+                              (uint32_t)(y_off + part.row0), (uint32_t)n, (uint32_t)y_stride};
     CRIA_RETURN_IF_ERROR(run(ctx, "matvec_float", {&part.buf, &x, &y}, push, sizeof push, part.l.rows));
   }
   return Status::Ok();

@@ -41,7 +41,7 @@ Result<DeviceMatrix> upload_matrix(Context& ctx, QType type, const QLayout& l, c
                                    uint64_t split_limit = 0, const char* name = "weight");
 
 // Scratch for the int8 weight types' activations (codes and block scales),
-// sized for rows of up to `max_cols`.
+// sized for kMatmulBatch rows of up to `max_cols`.
 struct ActScratch {
   Buffer q, d;
   uint64_t max_cols = 0;
@@ -56,6 +56,13 @@ Status quantize_acts(Context& ctx, const Buffer& x, uint64_t x_off, uint64_t col
 // quantize x into `s` first (the CPU's computation); float types read x.
 Status matvec(Context& ctx, const DeviceMatrix& w, const Buffer& x, uint64_t x_off, Buffer& y, uint64_t y_off,
               ActScratch& s);
+
+// The same for n <= kMatmulBatch tokens in one dispatch per part: x holds
+// their rows contiguously (x_off + t * cols), y row t starts at
+// y_off + t * y_stride. Each weight is read once for all n.
+constexpr uint64_t kMatmulBatch = 8;
+Status matmul(Context& ctx, const DeviceMatrix& w, const Buffer& x, uint64_t x_off, uint64_t n, Buffer& y,
+              uint64_t y_off, uint64_t y_stride, ActScratch& s);
 
 Status rmsnorm(Context& ctx, const Buffer& x, const Buffer& w, float eps, uint64_t n, Buffer& y);
 Status layernorm(Context& ctx, const Buffer& x, const Buffer& w, const Buffer& b, float eps, uint64_t n, Buffer& y);

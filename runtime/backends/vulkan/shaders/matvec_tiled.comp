@@ -1,7 +1,10 @@
-// y[y_off + r] = W[r] . x for the 16-row tiled int8 weight types (quant/quant.h):
-// type 3 = Q8, 4 = Q4, 5 = Q4M, with x as quantize_acts left it (codes q as
-// f32, one scale per block of 32). One workgroup per row; its 64 threads
-// take the row's 32-column blocks in turn.
+// y[y_off + t * y_stride + r] = W[r] . x_t for n <= 8 tokens x_t (a batch:
+// prefill, several sequences; n = 1 is decode), for the 16-row tiled int8
+// weight types (quant/quant.h): type 3 = Q8, 4 = Q4, 5 = Q4M, with the x_t
+// as quantize_acts left them (codes as f32, one scale per block of 32; row
+// t at t * cols). One workgroup per row; its 64 threads take the row's
+// 32-column blocks in turn, decode each block's weights once and apply them
+// to every token (the weights are read once per batch of 8, not per token).
 #version 450
 #include "common.glsl"
 layout(local_size_x = 64) in;
@@ -14,8 +17,10 @@ layout(push_constant) uniform P {
   uint tile_q_words;  // quant words of one tile
   uint s_word, m_word;  // scale / min plane offsets, in 32-bit words
   uint y_off;
+  uint n, y_stride;   // tokens, and the distance between their y rows
 } p;
-shared float part[64];
+const uint MAXT = 8u;
+shared float part[MAXT * 64u];
 
 float scale_at(uint plane_word, uint tile, uint g, uint r) {
   // tile's scales: groups x 16 fp16, row r of group g
@@ -29,21 +34,20 @@ void main() {
   const uint tid = gl_LocalInvocationID.x;
   const uint tile = row >> 4, r = row & 15u;
   const uint blocks = p.cols >> 5;
-  float acc = 0.0;
+  float acc[MAXT];
+  for (uint t = 0u; t < MAXT; ++t) acc[t] = 0.0;
+  float wv[32];  // the block's weight codes, column order
   for (uint b = tid; b < blocks; b += 64u) {
     const uint g = (b * 32u) / p.group;
     const float dw = scale_at(p.s_word, tile, g, r);
-    const float da = xd[b];
-    const uint k0 = b * 32u;
-    float dot = 0.0, qsum = 0.0;
+    const float mw = p.type == 5u ? scale_at(p.m_word, tile, g, r) : 0.0;
     if (p.type == 3u) {
       // 8 chunks of 64 bytes; this row's 4 bytes of chunk c are columns 4c..4c+3
       const uint base = tile * p.tile_q_words + b * 128u + r;
       for (uint c = 0u; c < 8u; ++c) {
         const uint word = w[base + c * 16u];
-        for (uint i = 0u; i < 4u; ++i) dot += (float(byte_at(word, i)) - 128.0) * xq[k0 + 4u * c + i];
+        for (uint i = 0u; i < 4u; ++i) wv[4u * c + i] = float(byte_at(word, i)) - 128.0;
       }
-      acc += dw * da * dot;
     } else {
       // 4 chunks; byte i of chunk c: column 8c+i (low nibble), 8c+4+i (high)
       const uint base = tile * p.tile_q_words + b * 64u + r;
@@ -52,20 +56,31 @@ void main() {
         const uint word = w[base + c * 16u];
         for (uint i = 0u; i < 4u; ++i) {
           const uint by = byte_at(word, i);
-          const float a0 = xq[k0 + 8u * c + i], a1 = xq[k0 + 8u * c + 4u + i];
-          dot += (float(by & 15u) - off) * a0 + (float(by >> 4) - off) * a1;
-          qsum += a0 + a1;
+          wv[8u * c + i] = float(by & 15u) - off;
+          wv[8u * c + 4u + i] = float(by >> 4) - off;
         }
       }
-      acc += dw * da * dot;
-      if (p.type == 5u) acc += scale_at(p.m_word, tile, g, r) * da * qsum;
+    }
+    // Integer codes: each block's dot product (and code sum) is exact in
+    // f32, so the order inside a block does not matter.
+    for (uint t = 0u; t < p.n; ++t) {
+      const uint k0 = t * p.cols + b * 32u;
+      float dot = 0.0, qsum = 0.0;
+      for (uint i = 0u; i < 32u; ++i) {
+        dot += wv[i] * xq[k0 + i];
+        qsum += xq[k0 + i];
+      }
+      const float da = xd[t * blocks + b];
+      acc[t] += dw * da * dot;
+      if (p.type == 5u) acc[t] += mw * da * qsum;
     }
   }
-  part[tid] = acc;
+  for (uint t = 0u; t < p.n; ++t) part[t * 64u + tid] = acc[t];
   barrier();
   for (uint s = 32u; s > 0u; s >>= 1) {
-    if (tid < s) part[tid] += part[tid + s];
+    if (tid < s)
+      for (uint t = 0u; t < p.n; ++t) part[t * 64u + tid] += part[t * 64u + tid + s];
     barrier();
   }
-  if (tid == 0u) y[p.y_off + row] = part[0];
+  if (tid < p.n) y[p.y_off + tid * p.y_stride + row] = part[tid * 64u];
 }
