@@ -47,7 +47,7 @@ class ModelParams(Structure):
 
 
 class SessionOptions(Structure):
-    _fields_ = [("n_ctx", c_int32), ("n_seq", c_int32), ("threads", c_int32), ("batch", c_int32)]
+    _fields_ = [("n_ctx", c_int32), ("n_seq", c_int32), ("threads", c_int32), ("batch", c_int32), ("kv_type", c_char_p)]
 
 
 class Message(Structure):

@@ -62,7 +62,9 @@ class Model:
     model's, at most 4096) apply to every generation. ``backend`` ("auto",
     "cpu", "xnnpack", "vulkan") says where the linear layers run, and
     ``gpu_layers`` (with "vulkan") how many blocks go to the device;
-    :attr:`placement` shows the result. One model serves any
+    :attr:`placement` shows the result. ``kv`` is the KV cache type: "f16"
+    (default), "q8" or "q4" (int8 / int4 in blocks of 32, about half / a
+    third of the memory, for long contexts). One model serves any
     number of threads at once: each generation runs in its own session. Use it
     as a context manager or call :meth:`close`; the C model is freed exactly
     once, after the last running generation ends.
@@ -73,7 +75,7 @@ class Model:
     """
 
     def __init__(self, path: PathLike, threads: Optional[int] = None, context_length: Optional[int] = None,
-                 backend: str = "auto", gpu_layers: Optional[int] = None) -> None:
+                 backend: str = "auto", gpu_layers: Optional[int] = None, kv: str = "f16") -> None:
         self._handle: Optional[int] = None
         self._lock = threading.Lock()
         self._idle: List[int] = []
@@ -87,6 +89,9 @@ class Model:
         # Where the linear layers run (auto | cpu | xnnpack | vulkan); the C
         # API checks the name against what this build and machine have.
         self.backend = check_str("backend", backend)
+        self.kv = check_str("kv", kv)
+        if self.kv not in ("f16", "q8", "q4", "f32"):
+            raise InvalidArgumentError(f"kv must be one of f16, q8, q4, f32; got {self.kv!r}")
         lib = _lib.lib()
         handle = c_void_p()
         # With backend="vulkan": only the first gpu_layers blocks on the device.
@@ -158,6 +163,7 @@ class Model:
             opt.n_ctx = self.context_length or 0
             opt.threads = self.threads or 0
             opt.n_seq = n_seq
+            opt.kv_type = self.kv.encode()
             session = c_void_p()
             _lib.check(lib.cria_session_create(handle, ctypes.byref(opt), ctypes.byref(session)))
             return session.value  # type: ignore[return-value]

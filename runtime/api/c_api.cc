@@ -324,6 +324,7 @@ void cria_session_options_init(cria_session_options* o) {
   o->n_seq = 1;
   o->threads = 0;
   o->batch = 256;
+  o->kv_type = nullptr;
 }
 
 cria_status cria_session_create(cria_model* m, const cria_session_options* o, cria_session** out) {
@@ -337,6 +338,9 @@ cria_status cria_session_create(cria_model* m, const cria_session_options* o, cr
   so.threads = o->threads;
   so.batch = o->batch ? o->batch : 256;
   so.pipeline = cria::process_pipeline();
+  if (o->kv_type && *o->kv_type && !cria::kernels::parse_kv_type(o->kv_type, &so.kv))
+    return fail(CRIA_ERR_INVALID_ARGUMENT, std::string("unknown KV cache type '") + o->kv_type +
+                                               "' (expected f16, q8, q4 or f32)");
   auto s = cria::Session::create(m->model, m->tok, so);
   if (!s.ok()) return fail(s.status());
   auto* cs = new cria_session();

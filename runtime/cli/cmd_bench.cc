@@ -28,6 +28,7 @@ int cmd_bench(int argc, char** argv) {
   int64_t n_prompt = 512, n_gen = 128, threads = 0, reps = 3;
   bool json = false;
   std::string backend = "auto";
+  std::string kv;
   int64_t gpu_layers = -1;
   Args a("bench", "-m FILE [-p N] [-n N] [-t THREADS] [-r REPS] [--json]");
   a.str("--model", &model_path, "FILE", "model file (.cria)");
@@ -37,6 +38,7 @@ int cmd_bench(int argc, char** argv) {
   a.i64("--gen-tokens", &n_gen, "N", "tokens decoded (default 128)");
   a.alias("-n", "--gen-tokens");
   a.str("--backend", &backend, "NAME", kBackendHelp);
+  a.str("--kv", &kv, "TYPE", kKvHelp);
   a.i64("--gpu-layers", &gpu_layers, "N", kGpuLayersHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
@@ -64,7 +66,7 @@ int cmd_bench(int argc, char** argv) {
   cria_model_info info;
   cria_model_get_info(m, &info);
   SessionPtr s_owner = open_session(m, std::min<int64_t>(n_prompt + n_gen + 1, info.context_length), threads, 1,
-                                 std::min<int64_t>(n_prompt, 512));
+                                 std::min<int64_t>(n_prompt, 512), kv);
   if (!s_owner) return 1;
   cria_session* s = s_owner.get();
   // A pseudo-random prompt of ordinary (non-special) ids, different in every

@@ -37,12 +37,14 @@ int cmd_chat(int argc, char** argv) {
   double temperature = -1;
   bool greedy = false;
   std::string backend = "auto";
+  std::string kv;
   int64_t gpu_layers = -1;
   Args a("chat", "-m FILE [--system S]");
   a.str("--model", &model_path, "FILE", "model file (.cria)");
   a.alias("-m", "--model");
   a.str("--system", &system, "TEXT", "system message");
   a.str("--backend", &backend, "NAME", kBackendHelp);
+  a.str("--kv", &kv, "TYPE", kKvHelp);
   a.i64("--gpu-layers", &gpu_layers, "N", kGpuLayersHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
@@ -68,7 +70,7 @@ int cmd_chat(int argc, char** argv) {
   if (std::string(info.chat_template) == "none") {
     return fail(model_path + ": this model has no chat template (a base model); use cria run with a plain prompt");
   }
-  SessionPtr s_owner = open_session(m, ctx, threads);
+  SessionPtr s_owner = open_session(m, ctx, threads, 1, 0, kv);
   if (!s_owner) return 1;
   cria_session* s = s_owner.get();
   const bool tty = isatty(STDIN_FILENO);

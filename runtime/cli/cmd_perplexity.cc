@@ -26,6 +26,7 @@ int cmd_perplexity(int argc, char** argv) {
   int64_t ctx = 512, threads = 0;
   bool compat = false;
   std::string backend = "auto";
+  std::string kv;
   int64_t gpu_layers = -1;
   Args a("perplexity", "-m FILE --file F [--ctx N] [--llama-cpp-compat]");
   a.str("--model", &model_path, "FILE", "model file (.cria)");
@@ -36,6 +37,7 @@ int cmd_perplexity(int argc, char** argv) {
   a.alias("-c", "--ctx");
   a.flag("--llama-cpp-compat", &compat, "llama.cpp's llama-perplexity protocol");
   a.str("--backend", &backend, "NAME", kBackendHelp);
+  a.str("--kv", &kv, "TYPE", kKvHelp);
   a.i64("--gpu-layers", &gpu_layers, "N", kGpuLayersHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
@@ -64,7 +66,7 @@ int cmd_perplexity(int argc, char** argv) {
     return api_fail(file.c_str());
   }
   ids.resize(n);
-  SessionPtr s_owner = open_session(m, ctx, threads);
+  SessionPtr s_owner = open_session(m, ctx, threads, 1, 0, kv);
   if (!s_owner) return 1;
   cria_session* s = s_owner.get();
   double nll = 0;

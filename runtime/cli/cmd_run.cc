@@ -56,6 +56,7 @@ int cmd_run(int argc, char** argv) {
   bool greedy = false, do_sample = false, chat = false, print_prompt = false, truncate = false, quiet = false;
   std::vector<std::string> eos_ids, stops;
   std::string backend = "auto";
+  std::string kv;
   int64_t gpu_layers = -1;
   bool verbose = false;
   Args a("run", "-m FILE -p PROMPT [options]");
@@ -79,6 +80,7 @@ int cmd_run(int argc, char** argv) {
   a.flag("--chat", &chat, "wrap the prompt in the model's chat template");
   a.str("--system", &system, "TEXT", "system message (with --chat)");
   a.str("--backend", &backend, "NAME", kBackendHelp);
+  a.str("--kv", &kv, "TYPE", kKvHelp);
   a.i64("--gpu-layers", &gpu_layers, "N", kGpuLayersHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
@@ -177,7 +179,7 @@ int cmd_run(int argc, char** argv) {
     return 0;
   }
 
-  SessionPtr session_owner = open_session(model, ctx, threads, n_out);
+  SessionPtr session_owner = open_session(model, ctx, threads, n_out, 0, kv);
   if (!session_owner) return 1;
   cria_session* session = session_owner.get();
   RunOutput out;

@@ -40,6 +40,7 @@ int cmd_serve(int argc, char** argv) {
   a.alias("-t", "--threads");
   a.str("--backend", &o.backend, "NAME", kBackendHelp);
   a.i64("--gpu-layers", &o.gpu_layers, "N", kGpuLayersHelp);
+  a.str("--kv", &o.kv, "TYPE", kKvHelp);
   a.i64("--queue", &o.max_queue, "N", "requests that may wait for a slot; more get 429 (default 64)");
   a.f64("--timeout", &o.timeout_s, "SECONDS", "deadline of one request (default 600)");
   a.i64("--max-body-kib", &body_kib, "N", "largest request body in KiB (default 1024)");

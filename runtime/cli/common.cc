@@ -16,6 +16,9 @@ int api_fail(const char* what) {
   return 1;
 }
 
+const char* const kKvHelp =
+    "KV cache type: f16 (default), q8 or q4 (int8 / int4 in blocks of 32: about half / a third of the memory, for "
+    "long contexts)";
 const char* const kBackendHelp =
     "where linear layers run: auto (default: the fastest measured for each weight type), cpu, xnnpack, vulkan";
 
@@ -47,9 +50,11 @@ std::string placement_text(const cria_model* m) {
   return s;
 }
 
-SessionPtr open_session(cria_model* m, int64_t ctx, int64_t threads, int64_t n_seq, int64_t batch) {
+SessionPtr open_session(cria_model* m, int64_t ctx, int64_t threads, int64_t n_seq, int64_t batch,
+                        const std::string& kv) {
   cria_session_options so;
   cria_session_options_init(&so);
+  so.kv_type = kv.c_str();
   so.n_ctx = (int32_t)ctx;
   so.threads = (int32_t)threads;
   so.n_seq = (int32_t)n_seq;

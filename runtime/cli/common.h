@@ -26,12 +26,14 @@ ModelPtr load_model(const std::string& path, double* seconds = nullptr, const st
 extern const char* const kGpuLayersHelp;
 // The --backend option's help text, shared by every command that loads a model.
 extern const char* const kBackendHelp;
+extern const char* const kKvHelp;
 // The placement table of a loaded model (cria_model_placement).
 std::string placement_text(const cria_model* m);
 // Creates a session on `m` (0 means the default for ctx, threads and batch);
 // on failure prints the error and returns null. The model stays the
 // caller's either way.
-SessionPtr open_session(cria_model* m, int64_t ctx, int64_t threads, int64_t n_seq = 1, int64_t batch = 0);
+SessionPtr open_session(cria_model* m, int64_t ctx, int64_t threads, int64_t n_seq = 1, int64_t batch = 0,
+                        const std::string& kv = "");
 // Reads a whole file into `out`; false (and an error printed) on failure.
 bool read_file(const std::string& path, std::string* out);
 // "cria: <last error>" to stderr, status 1.

@@ -21,7 +21,7 @@ namespace cria::dist {
 
 enum class Op : int32_t {
   kHello = 1,     // a = file identity, b = n_layers, c = timeout (ms); payload: int64 [begin, end) per rank
-  kOpen = 2,      // sid; a = n_seq, b = n_ctx, c = kv_f32, d = max_tokens
+  kOpen = 2,      // sid; a = n_seq, b = n_ctx, c = KV cache type (kernels::KvType), d = max_tokens
   kClose = 3,     // sid
   kForward = 4,   // sid; n entries; payload: BatchEntry[n], then n x hidden f32
   kCopy = 5,      // sid; a = src, b = dst, c = n_pos

@@ -55,8 +55,8 @@ class RootSession : public PipelineSession {
     return Status::Ok();
   }
 
-  Status copy_seq(const LocalStage& st, int64_t src, int64_t dst, int64_t n_pos) override {
-    st.cache->copy_seq(src, dst, n_pos);
+  Status copy_rows(const LocalStage& st, int64_t src, int64_t dst, int64_t n_pos) override {
+    st.cache->copy_rows(src, dst, n_pos);
     Header h;
     h.op = Op::kCopy;
     h.sid = sid_;
@@ -142,14 +142,15 @@ Status RootPipeline::attach(const ModelFile& f, int64_t* begin, int64_t* end) {
 }
 
 Result<std::unique_ptr<PipelineSession>> RootPipeline::open_session(const ModelConfig& c, int64_t n_seq,
-                                                                     int64_t n_ctx, bool kv_f32, int64_t max_tokens) {
+                                                                     int64_t n_ctx, kernels::KvType kv,
+                                                                     int64_t max_tokens) {
   if (!attached_) return Error(Code::kInternal, "pipeline: a session before the model");
   Header h;
   h.op = Op::kOpen;
   h.sid = next_sid_++;
   h.a = n_seq;
   h.b = n_ctx;
-  h.c = kv_f32 ? 1 : 0;
+  h.c = (int64_t)kv;
   h.d = max_tokens;
   std::vector<uint8_t> buf;
   begin_message(&buf, h, 0);

@@ -17,7 +17,7 @@ class RootPipeline : public LayerPipeline {
 
   Status attach(const ModelFile& f, int64_t* begin, int64_t* end) override;
   Result<std::unique_ptr<PipelineSession>> open_session(const ModelConfig& c, int64_t n_seq, int64_t n_ctx,
-                                                         bool kv_f32, int64_t max_tokens) override;
+                                                         kernels::KvType kv, int64_t max_tokens) override;
 
   // Shuts the workers down (status rc), or aborts the job when the chain is
   // broken. Never returns when it aborts.

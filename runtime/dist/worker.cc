@@ -85,7 +85,7 @@ class Worker {
         if (!model_) return Error(Code::kInternal, "a session before the model");
         auto s = std::make_unique<SessionState>();
         CRIA_RETURN_IF_ERROR(
-            s->cache.init(model_->config(), h.a, h.b, h.c != 0, model_->layer_begin(), model_->layer_end()));
+            s->cache.init(model_->config(), h.a, h.b, (kernels::KvType)h.c, model_->layer_begin(), model_->layer_end()));
         s->scratch.init(*model_, h.d, pool_->threads());
         sessions_[h.sid] = std::move(s);
         return Status::Ok();
@@ -97,7 +97,7 @@ class Worker {
         CRIA_RETURN_IF_ERROR(pass_on(m));
         auto it = sessions_.find(h.sid);
         if (it == sessions_.end()) return Error(Code::kInternal, "no session " + std::to_string(h.sid));
-        it->second->cache.copy_seq(h.a, h.b, h.c);
+        it->second->cache.copy_rows(h.a, h.b, h.c);
         return Status::Ok();
       }
       case Op::kForward: return forward(m);

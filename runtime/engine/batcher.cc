@@ -23,8 +23,8 @@ Result<std::unique_ptr<Batcher>> Batcher::create(std::shared_ptr<const Model> mo
   b->tok_ = std::move(tokenizer);
   b->k_ = r.kernels;
   b->pool_ = std::make_unique<kernels::ThreadPool>(threads);
-  CRIA_RETURN_IF_ERROR(check_kv_fits(*b->model_, opt.n_seq, n_ctx, opt.kv_f32));
-  CRIA_RETURN_IF_ERROR(b->cache_.init(c, opt.n_seq, n_ctx, opt.kv_f32));
+  CRIA_RETURN_IF_ERROR(check_kv_fits(*b->model_, opt.n_seq, n_ctx, opt.kv));
+  CRIA_RETURN_IF_ERROR(b->cache_.init(c, opt.n_seq, n_ctx, opt.kv));
   // Room for every slot's decode token plus a prefill chunk.
   b->batch_cap_ = std::max<int64_t>(opt.batch, opt.n_seq);
   b->scratch_.init(*b->model_, b->batch_cap_, threads);

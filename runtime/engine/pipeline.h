@@ -35,8 +35,8 @@ class PipelineSession {
   // forward() over the whole model: this process's layers locally, the
   // rest on the other ranks; logits as forward() returns them.
   virtual Status forward(const LocalStage& st, const BatchEntry* batch, int64_t n, float* logits) = 0;
-  // KvCache::copy_seq on every rank.
-  virtual Status copy_seq(const LocalStage& st, int64_t src, int64_t dst, int64_t n_pos) = 0;
+  // KvCache::copy_rows on every rank.
+  virtual Status copy_rows(const LocalStage& st, int64_t src, int64_t dst, int64_t n_pos) = 0;
 };
 
 class LayerPipeline {
@@ -46,10 +46,10 @@ class LayerPipeline {
   // checks that every rank holds the same file and build, fixes the layer
   // split, and returns this process's layers [*begin, *end).
   virtual Status attach(const ModelFile& f, int64_t* begin, int64_t* end) = 0;
-  // A session's cache of n_seq x n_ctx positions (f32 or f16) and batches
+  // A session's cache of n_seq x n_ctx positions of type kv and batches
   // of up to max_tokens entries, on every rank.
   virtual Result<std::unique_ptr<PipelineSession>> open_session(const ModelConfig& c, int64_t n_seq, int64_t n_ctx,
-                                                                 bool kv_f32, int64_t max_tokens) = 0;
+                                                                 kernels::KvType kv, int64_t max_tokens) = 0;
 };
 
 // The process's pipeline (not owned), or null: set once at start-up.

@@ -51,17 +51,17 @@ Result<ResolvedOptions> resolve_options(const ModelConfig& c, const SessionOptio
   return r;
 }
 
-Status check_kv_fits(const Model& m, int64_t n_seq, int64_t n_ctx, bool kv_f32) {
+Status check_kv_fits(const Model& m, int64_t n_seq, int64_t n_ctx, kernels::KvType kv) {
 #ifdef __EMSCRIPTEN__
-  (void)m, (void)n_seq, (void)n_ctx, (void)kv_f32;
+  (void)m, (void)n_seq, (void)n_ctx, (void)kv;
   return Status::Ok();
 #else
   const ModelConfig& c = m.config();
   // A rank of a layer pipeline (runtime/dist) holds its layers' share of
   // the cache and, roughly, of the file.
   const double layers = (double)(m.layer_end() - m.layer_begin());
-  const double per_pos = 2.0 * layers * (double)n_seq * (double)c.num_kv_heads * (double)c.head_dim *
-                         (kv_f32 ? 4.0 : 2.0);
+  const double per_pos = 2.0 * layers * (double)n_seq * (double)c.num_kv_heads *
+                         (double)kernels::kv_row_bytes(kv, c.head_dim);
   const double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
   const double model = (double)m.file().file_size() * layers / (double)c.num_layers;
   if (phys <= 0 || model + per_pos * (double)n_ctx <= phys) return Status::Ok();
@@ -71,9 +71,10 @@ Status check_kv_fits(const Model& m, int64_t n_seq, int64_t n_ctx, bool kv_f32) 
   std::snprintf(msg, sizeof msg,
                 "a context of %lld positions needs a %.1f GiB KV cache (%s), which with the model's %.1f GiB "
                 "exceeds this machine's %.1f GiB of memory; ",
-                (long long)n_ctx, per_pos * (double)n_ctx / gib, kv_f32 ? "f32" : "f16", model / gib, phys / gib);
-  return Error(Code::kOutOfMemory, std::string(msg) + (fit > 0 ? "use --ctx " + std::to_string(fit) + " or less"
-                                                                : std::string("the model alone does not fit")));
+                (long long)n_ctx, per_pos * (double)n_ctx / gib, kernels::kv_type_name(kv), model / gib, phys / gib);
+  std::string hint = fit > 0 ? "use --ctx " + std::to_string(fit) + " or less" : std::string("the model alone does not fit");
+  if (fit > 0 && kv != kernels::KvType::kQ4) hint += ", or a smaller cache type (--kv q8 or q4)";
+  return Error(Code::kOutOfMemory, std::string(msg) + hint);
 #endif
 }
 
@@ -89,11 +90,11 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   s->k_ = r.kernels;
   s->pool_ = std::make_unique<kernels::ThreadPool>(r.threads);
   const Model& m = *s->model_;
-  CRIA_RETURN_IF_ERROR(check_kv_fits(m, opt.n_seq, n_ctx, opt.kv_f32));
-  CRIA_RETURN_IF_ERROR(s->cache_.init(c, opt.n_seq, n_ctx, opt.kv_f32, m.layer_begin(), m.layer_end()));
+  CRIA_RETURN_IF_ERROR(check_kv_fits(m, opt.n_seq, n_ctx, opt.kv));
+  CRIA_RETURN_IF_ERROR(s->cache_.init(c, opt.n_seq, n_ctx, opt.kv, m.layer_begin(), m.layer_end()));
   s->batch_cap_ = std::max<int64_t>(std::min<int64_t>(opt.batch, n_ctx), opt.n_seq);
   if (opt.pipeline) {
-    CRIA_ASSIGN_OR_RETURN(s->pipe_, opt.pipeline->open_session(c, opt.n_seq, n_ctx, opt.kv_f32, s->batch_cap_));
+    CRIA_ASSIGN_OR_RETURN(s->pipe_, opt.pipeline->open_session(c, opt.n_seq, n_ctx, opt.kv, s->batch_cap_));
   } else if (m.layer_begin() != 0 || m.layer_end() != (int64_t)c.num_layers) {
     return Error(Code::kInvalidArgument, "this model holds only some of its layers: a session needs the pipeline");
   }
@@ -105,9 +106,9 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   s->pos_.assign(opt.n_seq, 0);
   for (auto& h : s->history_) h.reserve(n_ctx);
   // One sequence of a model wholly on a GPU: decode runs the whole layer
-  // stack on the device. (The device cache is f16, so an f32 host cache,
-  // which the reference tests ask for, keeps the host loop.)
-  if (opt.n_seq == 1 && !opt.kv_f32 && !s->pipe_) {
+  // stack on the device. (The device cache is f16, so another host cache
+  // type keeps the host loop; so does a model split across MPI ranks.)
+  if (opt.n_seq == 1 && opt.kv == kernels::KvType::kF16 && !s->pipe_) {
     auto d = make_device_decoder(*s->model_, n_ctx);
     if (!d.ok())
       return d.status().with_prefix("the KV cache of " + std::to_string(n_ctx) +
@@ -212,8 +213,8 @@ Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, st
   // Extra continuations of a single prompt start from copies of its cache
   // rows instead of recomputing them.
   for (int64_t s = (int64_t)prompts.size(); s < nseq; ++s) {
-    if (pipe_) CRIA_RETURN_IF_ERROR(pipe_->copy_seq({model_.get(), k_, pool_.get(), &cache_, &scratch_}, 0, s, n_prefilled));
-    else cache_.copy_seq(0, s, n_prefilled);
+    if (pipe_) CRIA_RETURN_IF_ERROR(pipe_->copy_rows({model_.get(), k_, pool_.get(), &cache_, &scratch_}, 0, s, n_prefilled));
+    else cache_.copy_rows(0, s, n_prefilled);
     std::memcpy(logits_.data() + s * vocab, logits_.data(), vocab * sizeof(float));
   }
   st.prefill_s = seconds_since(t0);

@@ -35,7 +35,10 @@ struct SessionOptions {
   int64_t n_seq = 1;      // sequences decoded together (num_return_sequences)
   int threads = 0;        // 0: the machine's cores
   int64_t batch = 256;    // prefill tokens per forward call
-  bool kv_f32 = false;    // f32 KV cache instead of f16
+  // How the KV cache stores keys and values: f16 (default), q8 / q4 (int8 /
+  // int4 in blocks of 32 with a scale each: about half / a third of f16's
+  // memory, for long contexts), f32 (reference tests).
+  kernels::KvType kv = kernels::KvType::kF16;
   // Layers split across processes (engine/pipeline.h), not owned; null:
   // every layer runs here.
   LayerPipeline* pipeline = nullptr;
@@ -54,7 +57,7 @@ Result<ResolvedOptions> resolve_options(const ModelConfig& c, const SessionOptio
 // The KV cache is committed as it fills, so a huge context costs nothing
 // until used; but one that could never fit beside the model in this
 // machine's memory is refused up front, naming the context that would.
-Status check_kv_fits(const Model& m, int64_t n_seq, int64_t n_ctx, bool kv_f32);
+Status check_kv_fits(const Model& m, int64_t n_seq, int64_t n_ctx, kernels::KvType kv);
 
 enum class StopReason : int {
   kNone = 0,
@@ -124,6 +127,7 @@ class Session {
   // backends) or the device decoder's name (a model wholly on a GPU, one
   // sequence, f16 cache: the whole layer stack per submission).
   const char* decode_path() const { return dev_ ? dev_->name() : "host loop"; }
+  kernels::KvType kv_type() const { return cache_.type; }
 
  private:
   Session() = default;

@@ -63,8 +63,9 @@ void matmul(const KernelTable& k, ThreadPool& pool, const Matrix& w, const float
 
 void AttnScratch::reserve(int threads, int64_t max_heads, int64_t head_dim) {
   // Per slot: scores (heads x chunk), partial output and accumulators
-  // (heads x head_dim each), running max and sum (heads each).
-  per_slot_ = max_heads * (kAttnChunk + 2 * head_dim + 2);
+  // (heads x head_dim each), running max and sum (heads each), and a chunk
+  // of K and of V rows decoded from a quantized cache (chunk x head_dim each).
+  per_slot_ = max_heads * (kAttnChunk + 2 * head_dim + 2) + 2 * kAttnChunk * head_dim;
   slots_ = std::max(1, threads);
   buf_.assign((size_t)(per_slot_ * slots_), 0.0f);
   const int words = (slots_ + 63) / 64;
@@ -120,19 +121,26 @@ void attention(const KernelTable& k, ThreadPool& pool, const AttnShape& sh, cons
     float* acc = part_out + nh * d;           // nh x d
     float* mx = acc + nh * d;                 // nh
     float* sum = mx + nh;                     // nh
+    float* kdec = buf + scratch.per_slot() - 2 * kAttnChunk * d;  // chunk x d each
+    float* vdec = kdec + kAttnChunk * d;
     std::fill(acc, acc + nh * d, 0.0f);
     std::fill(mx, mx + nh, -INFINITY);
     std::fill(sum, sum + nh, 0.0f);
-    const size_t esz = sh.kv_f32 ? 4 : 2;
-    const uint8_t* kh = static_cast<const uint8_t*>(aq.k) + g * sh.kv_head_stride * esz;
-    const uint8_t* vh = static_cast<const uint8_t*>(aq.v) + g * sh.kv_head_stride * esz;
+    const KvType kt = sh.kv_type;
+    const size_t rb = kv_row_bytes(kt, d);
+    const uint8_t* kh = static_cast<const uint8_t*>(aq.k) + (size_t)(g * sh.kv_head_rows) * rb;
+    const uint8_t* vh = static_cast<const uint8_t*>(aq.v) + (size_t)(g * sh.kv_head_rows) * rb;
     const float* q = aq.q + h0 * d;
     for (int64_t j0 = 0; j0 < aq.n_pos; j0 += kAttnChunk) {
       const int64_t m = std::min(kAttnChunk, aq.n_pos - j0);
-      if (sh.kv_f32)
+      if (kt == KvType::kF32) {
         k.attn_scores_f32(q, nh, reinterpret_cast<const float*>(kh) + j0 * d, d, m, d, sh.scale, scores);
-      else
+      } else if (kt == KvType::kF16) {
         k.attn_scores_f16(q, nh, reinterpret_cast<const uint16_t*>(kh) + j0 * d, d, m, d, sh.scale, scores);
+      } else {  // quantized rows: decode the chunk (it stays in cache), then as f32
+        kv_load_rows(kt, kh + (size_t)j0 * rb, m, d, kdec);
+        k.attn_scores_f32(q, nh, kdec, d, m, d, sh.scale, scores);
+      }
       for (int64_t h = 0; h < nh; ++h) {
         float* s = scores + h * m;
         if (sh.alibi) {
@@ -152,10 +160,14 @@ void attention(const KernelTable& k, ThreadPool& pool, const AttnShape& sh, cons
         mx[h] = cmax;
         for (int64_t i = 0; i < d; ++i) acc[h * d + i] *= corr;
       }
-      if (sh.kv_f32)
+      if (kt == KvType::kF32) {
         k.attn_values_f32(scores, nh, reinterpret_cast<const float*>(vh) + j0 * d, d, m, d, part_out);
-      else
+      } else if (kt == KvType::kF16) {
         k.attn_values_f16(scores, nh, reinterpret_cast<const uint16_t*>(vh) + j0 * d, d, m, d, part_out);
+      } else {
+        kv_load_rows(kt, vh + (size_t)j0 * rb, m, d, vdec);
+        k.attn_values_f32(scores, nh, vdec, d, m, d, part_out);
+      }
       k.add(acc, part_out, nh * d);
     }
     float* out = aq.out + h0 * d;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/kernels/kernels.h"
+#include "runtime/kernels/kv_rows.h"
 #include "runtime/kernels/threadpool.h"
 
 namespace cria::kernels {
@@ -39,6 +40,7 @@ class AttnScratch {
   float* acquire(int* slot);
   void release(int slot);
   int slots() const { return slots_; }
+  int64_t per_slot() const { return per_slot_; }
 
  private:
   std::vector<float> buf_;
@@ -53,20 +55,20 @@ constexpr int64_t kAttnChunk = 64;  // cache rows scored per online-softmax step
 struct AttnQuery {
   const float* q;  // n_heads * head_dim
   float* out;      // n_heads * head_dim
-  const void* k;   // kv head 0, position 0 of this sequence (f16 or f32)
+  const void* k;   // kv head 0, position 0 of this sequence (rows of AttnShape::kv_type)
   const void* v;
   int64_t n_pos;   // cache rows this query may see: [0, n_pos)
 };
 
 struct AttnShape {
   int64_t n_heads, n_kv_heads, head_dim;
-  int64_t kv_head_stride;  // elements between kv heads in the cache
+  int64_t kv_head_rows;    // cache rows between kv heads (the cache's positions)
   float scale;             // usually 1 / sqrt(head_dim)
   // ALiBi: per head slope rounded to bf16, or nullptr. The bias added to the
   // raw score of key position j is bf16(slope * bf16(j)), as transformers'
   // build_alibi_tensor computes it, then scaled with the score.
   const float* alibi;
-  bool kv_f32;             // cache rows are f32 (else f16)
+  KvType kv_type;          // how a row is stored (kv_rows.h)
 };
 
 void attention(const KernelTable& k, ThreadPool& pool, const AttnShape& shape, const AttnQuery* queries,

@@ -50,17 +50,21 @@ void LazyBytes::reset() {
   n_ = 0;
 }
 
-Status KvCache::init(const ModelConfig& c, int64_t seqs, int64_t ctx, bool use_f32, int64_t layer_begin,
+Status KvCache::init(const ModelConfig& c, int64_t seqs, int64_t ctx, kernels::KvType t, int64_t layer_begin,
                      int64_t layer_end) {
-  f32 = use_f32;
+  type = t;
   first_layer = layer_begin;
   n_layers = (layer_end < 0 ? (int64_t)c.num_layers : layer_end) - layer_begin;
   n_seq = seqs;
   n_ctx = ctx;
   n_kv = c.num_kv_heads;
   head_dim = c.head_dim;
-  const double want = (double)n_layers * (double)n_seq * (double)n_kv * (double)n_ctx * (double)head_dim * (double)elem();
-  const size_t n = (size_t)(n_layers * n_seq * n_kv * n_ctx * head_dim) * elem();
+  if (kernels::kv_quantized(t) && head_dim % 32 != 0)
+    return Error(Code::kInvalidArgument, std::string("a ") + kernels::kv_type_name(t) +
+                                             " KV cache needs head_dim to be a multiple of 32 (this model's is " +
+                                             std::to_string(head_dim) + ")");
+  const double want = (double)n_layers * (double)n_seq * (double)n_kv * (double)n_ctx * (double)row_bytes();
+  const size_t n = (size_t)(n_layers * n_seq * n_kv) * head_bytes();
   char gib[32];
   std::snprintf(gib, sizeof gib, "%.1f GiB", 2 * want / (1024.0 * 1024 * 1024));
   if (want > (double)(SIZE_MAX / 4) || !k.reserve(n) || !v.reserve(n)) {
@@ -71,12 +75,12 @@ Status KvCache::init(const ModelConfig& c, int64_t seqs, int64_t ctx, bool use_f
   return Status::Ok();
 }
 
-void KvCache::copy_seq(int64_t src, int64_t dst, int64_t n_pos) {
+void KvCache::copy_rows(int64_t from, int64_t to, int64_t n_pos) {
+  const size_t len = (size_t)n_pos * row_bytes();
   for (int64_t l = first_layer; l < first_layer + n_layers; ++l)
     for (int64_t g = 0; g < n_kv; ++g) {
-      const int64_t off = g * head_stride() * elem(), len = n_pos * head_dim * elem();
-      std::memcpy(k_at(l, dst) + off, k_at(l, src) + off, len);
-      std::memcpy(v_at(l, dst) + off, v_at(l, src) + off, len);
+      std::memcpy(k_row(l, to, g, 0), k_row(l, from, g, 0), len);
+      std::memcpy(v_row(l, to, g, 0), v_row(l, from, g, 0), len);
     }
 }
 
@@ -178,10 +182,10 @@ Status forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPoo
   shape.n_heads = c.num_heads;
   shape.n_kv_heads = c.num_kv_heads;
   shape.head_dim = d;
-  shape.kv_head_stride = cache.head_stride();
+  shape.kv_head_rows = cache.n_ctx;
   shape.scale = 1.0f / std::sqrt((float)d);
   shape.alibi = c.position == PositionKind::kAlibi ? m.alibi().data() : nullptr;
-  shape.kv_f32 = cache.f32;
+  shape.kv_type = cache.type;
 
   for (int64_t l = l0; l < l1; ++l) {
     const LayerWeights& L = w.layers[l];
@@ -196,15 +200,8 @@ Status forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPoo
         k.rope(kk, c.num_kv_heads, d, s.cs.data() + t * half, s.sn.data() + t * half);
       }
       for (int64_t g = 0; g < (int64_t)c.num_kv_heads; ++g) {
-        uint8_t* kr = cache.k_row(l, batch[t].seq, g, batch[t].pos);
-        uint8_t* vr = cache.v_row(l, batch[t].seq, g, batch[t].pos);
-        if (cache.f32) {
-          std::memcpy(kr, kk + g * d, d * sizeof(float));
-          std::memcpy(vr, vv + g * d, d * sizeof(float));
-        } else {
-          k.f32_to_f16(kk + g * d, reinterpret_cast<uint16_t*>(kr), d);
-          k.f32_to_f16(vv + g * d, reinterpret_cast<uint16_t*>(vr), d);
-        }
+        kernels::kv_store_row(k, cache.type, kk + g * d, d, cache.k_row(l, batch[t].seq, g, batch[t].pos));
+        kernels::kv_store_row(k, cache.type, vv + g * d, d, cache.v_row(l, batch[t].seq, g, batch[t].pos));
       }
     }
     for (int64_t t = 0; t < n; ++t) {

@@ -42,39 +42,40 @@ class LazyBytes {
 // Keys and values of every layer for n_seq sequences of up to n_ctx
 // positions, f16, laid out [layer][seq][kv_head][pos][head_dim] so one
 // query's attention streams each KV head's rows contiguously.
-// f16 by default; f32 on request (reference tests isolate the model's math
-// from the cache's rounding with it). Committed as it fills (LazyBytes).
+// f16 by default; q8 / q4 to hold longer contexts (kv_rows.h); f32 on
+// request (reference tests isolate the model's math from the cache's
+// rounding with it). Committed as it fills (LazyBytes).
 // A cache may hold only layers [first_layer, first_layer + n_layers): a
 // rank of a layer pipeline (runtime/dist) keeps only its own layers' rows.
 // Layer arguments are always the model's layer numbers.
 struct KvCache {
   int64_t n_layers = 0, n_seq = 0, n_ctx = 0, n_kv = 0, head_dim = 0;
   int64_t first_layer = 0;
-  bool f32 = false;
+  kernels::KvType type = kernels::KvType::kF16;
   LazyBytes k, v;
 
   // Layers [layer_begin, layer_end); layer_end -1: the model's last.
-  // Errors: the size overflows or cannot be reserved.
-  Status init(const ModelConfig& c, int64_t n_seq, int64_t n_ctx, bool f32 = false, int64_t layer_begin = 0,
-              int64_t layer_end = -1);
-  int64_t head_stride() const { return n_ctx * head_dim; }  // elements
-  size_t elem() const { return f32 ? 4 : 2; }
+  // Errors: the size overflows or cannot be reserved; a quantized type on a
+  // head_dim that is not a multiple of 32.
+  Status init(const ModelConfig& c, int64_t n_seq, int64_t n_ctx, kernels::KvType type = kernels::KvType::kF16,
+              int64_t layer_begin = 0, int64_t layer_end = -1);
+  size_t row_bytes() const { return kernels::kv_row_bytes(type, head_dim); }
+  size_t head_bytes() const { return (size_t)n_ctx * row_bytes(); }  // between KV heads
   uint8_t* k_at(int64_t layer, int64_t seq) {
-    return k.data() + ((layer - first_layer) * n_seq + seq) * n_kv * head_stride() * elem();
+    return k.data() + (size_t)(((layer - first_layer) * n_seq + seq) * n_kv) * head_bytes();
   }
   uint8_t* v_at(int64_t layer, int64_t seq) {
-    return v.data() + ((layer - first_layer) * n_seq + seq) * n_kv * head_stride() * elem();
+    return v.data() + (size_t)(((layer - first_layer) * n_seq + seq) * n_kv) * head_bytes();
   }
-  // Copies positions [0, n_pos) of sequence src to sequence dst in every
-  // layer held (num_return_sequences starts its continuations this way).
-  void copy_seq(int64_t src, int64_t dst, int64_t n_pos);
   // Row of one position of one KV head.
   uint8_t* k_row(int64_t layer, int64_t seq, int64_t g, int64_t pos) {
-    return k_at(layer, seq) + (g * head_stride() + pos * head_dim) * elem();
+    return k_at(layer, seq) + (size_t)g * head_bytes() + (size_t)pos * row_bytes();
   }
   uint8_t* v_row(int64_t layer, int64_t seq, int64_t g, int64_t pos) {
-    return v_at(layer, seq) + (g * head_stride() + pos * head_dim) * elem();
+    return v_at(layer, seq) + (size_t)g * head_bytes() + (size_t)pos * row_bytes();
   }
+  // Rows [0, n_pos) of sequence `from` into sequence `to`, every layer.
+  void copy_rows(int64_t from, int64_t to, int64_t n_pos);
   size_t bytes() const { return k.size() + v.size(); }
 };
 

@@ -68,6 +68,8 @@ Result<std::unique_ptr<Server>> Server::create(const ServeOptions& opt) {
   so.n_seq = opt.parallel;
   so.n_ctx = opt.ctx;
   so.threads = (int)opt.threads;
+  if (!kernels::parse_kv_type(opt.kv, &so.kv))
+    return Error(Code::kInvalidArgument, "unknown KV cache type '" + opt.kv + "' (expected f16, q8, q4 or f32)");
   auto b = Batcher::create(std::shared_ptr<const Model>(std::move(model).value()), s->tok_, so);
   if (!b.ok()) return b.status();
   s->sched_ = std::make_unique<Scheduler>(std::move(b).value(), (size_t)opt.max_queue);

@@ -53,7 +53,7 @@ TEST_CASE("f32 weights: logits and greedy tokens match the PyTorch reference") {
       const std::string model = name, isa = kernels::isa_name(t->isa);
       CAPTURE(model);
       CAPTURE(isa);
-      Runner r(kModels + "/" + name + "/f32.cria", *t, 1, 64, /*kv_f32=*/true);
+      Runner r(kModels + "/" + name + "/f32.cria", *t, 1, 64, kernels::KvType::kF32);
       REQUIRE(r.model->config().vocab_size == fx.vocab);
       std::vector<float> logits;
       const std::vector<int32_t> tokens = r.greedy(fx.prompt, (int)fx.greedy.size(), &logits);
@@ -72,7 +72,7 @@ TEST_CASE("q8 and q4 weights: the SIMD tables agree with the scalar table") {
     const std::vector<float> golden(fx.logits.begin(), fx.logits.begin() + (int64_t)kQuantPositions * fx.vocab);
     for (const char* q : {"q8", "q4"}) {
       const std::string path = kModels + "/" + name + "/" + q + ".cria", model = name, quant = q;
-      Runner ref(path, kernels::scalar_table(), 1, 64, false);
+      Runner ref(path, kernels::scalar_table(), 1, 64, kernels::KvType::kF16);
       const std::vector<float> want = ref.prompt_logits(prompt, (int64_t)prompt.size());
       const double qerr = max_diff(want, golden);
       for (const kernels::KernelTable* t : simd_tables()) {
@@ -80,9 +80,9 @@ TEST_CASE("q8 and q4 weights: the SIMD tables agree with the scalar table") {
         CAPTURE(model);
         CAPTURE(quant);
         CAPTURE(isa);
-        Runner r(path, *t, 1, 64, false);
+        Runner r(path, *t, 1, 64, kernels::KvType::kF16);
         const double batch = max_diff(r.prompt_logits(prompt, (int64_t)prompt.size()), want);
-        Runner r1(path, *t, 1, 64, false);
+        Runner r1(path, *t, 1, 64, kernels::KvType::kF16);
         const double steps = max_diff(r1.prompt_logits(prompt, 1), want);
         MESSAGE(model << " " << quant << " [" << isa << "] vs scalar: max |dlogit| = " << batch << " (one batch), "
                       << steps << " (token by token); scalar vs PyTorch f32: " << qerr << "; bar " << 0.5 * qerr);
@@ -114,7 +114,7 @@ TEST_CASE("xnnpack on ARM64: f32 matches PyTorch and cpu; f16 runs XNNPACK's nat
     const std::string model = name;
     CAPTURE(model);
     {
-      Runner r(kModels + "/" + name + "/f32.cria", table, 1, 64, true, "xnnpack");
+      Runner r(kModels + "/" + name + "/f32.cria", table, 1, 64, kernels::KvType::kF32, "xnnpack");
       CHECK(std::string(r.model->placement().linear(0, LinearRole::kQkv).backend->name()) == "xnnpack");
       std::vector<float> logits;
       const std::vector<int32_t> tokens = r.greedy(fx.prompt, (int)fx.greedy.size(), &logits);
@@ -124,8 +124,8 @@ TEST_CASE("xnnpack on ARM64: f32 matches PyTorch and cpu; f16 runs XNNPACK's nat
       CHECK(tokens == fx.greedy);
     }
     const std::string f16 = kModels + "/" + name + "/f16.cria";
-    Runner cpu(f16, table, 1, 64, true, "cpu");
-    Runner r(f16, table, 1, 64, true, "xnnpack");
+    Runner cpu(f16, table, 1, 64, kernels::KvType::kF32, "cpu");
+    Runner r(f16, table, 1, 64, kernels::KvType::kF32, "xnnpack");
     const std::string placed = r.model->placement().linear(0, LinearRole::kQkv).backend->name();
     CHECK(placed == (native_f16 ? "xnnpack" : "cpu"));
     const std::vector<float> lc = cpu.prompt_logits(fx.prompt, 64), lx = r.prompt_logits(fx.prompt, 64);

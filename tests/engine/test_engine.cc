@@ -395,9 +395,9 @@ TEST_CASE("the KV cache is committed as it fills, and one that cannot fit is ref
   // context that would.
   const double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
   const int64_t huge = (int64_t)(2 * phys / 256);
-  Status st = check_kv_fits(*l.model, 1, huge, false);
+  Status st = check_kv_fits(*l.model, 1, huge, kernels::KvType::kF16);
   REQUIRE(!st.ok());
   CHECK(st.code() == Code::kOutOfMemory);
   CHECK(st.message().find("use --ctx ") != std::string::npos);
-  CHECK(check_kv_fits(*l.model, 1, n_ctx, false).ok());
+  CHECK(check_kv_fits(*l.model, 1, n_ctx, kernels::KvType::kF16).ok());
 }

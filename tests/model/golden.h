@@ -72,7 +72,7 @@ struct Runner {
   const kernels::KernelTable* k;
 
   // `backend` places the linear layers (the cpu kernels are the table's).
-  Runner(const std::string& path, const kernels::KernelTable& table, int threads, int64_t batch, bool kv_f32,
+  Runner(const std::string& path, const kernels::KernelTable& table, int threads, int64_t batch, kernels::KvType kv,
          const std::string& backend = "cpu")
       : k(&table) {
     ModelOptions opt;
@@ -81,7 +81,7 @@ struct Runner {
     REQUIRE_MESSAGE(m.ok(), m.status().message());
     model = std::move(m).value();
     pool = std::make_unique<kernels::ThreadPool>(threads);
-    REQUIRE(cache.init(model->config(), 1, 128, kv_f32).ok());
+    REQUIRE(cache.init(model->config(), 1, 128, kv).ok());
     scratch.init(*model, batch, threads);
   }
 

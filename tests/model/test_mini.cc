@@ -11,6 +11,8 @@
 //     trajectories may part legitimately. The agreement and perplexity are
 //     reported; the issue's bars (q8 perplexity <= +0.5%, q4 g32 <= +5%)
 //     are checked.
+//   KV cache types (q8 weights): held-out perplexity with a q8 cache within
+//     0.5% of the f16 cache's, q4 within 3%.
 #include <doctest/doctest.h>
 
 #include <cstdio>
@@ -57,9 +59,9 @@ int agree(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
 }
 
 // `cria perplexity` on the held-out text: its last line is "perplexity: X".
-double cli_perplexity(const std::string& model_file, const std::string& text, int64_t ctx) {
+double cli_perplexity(const std::string& model_file, const std::string& text, int64_t ctx, const std::string& kv = "f16") {
   const std::string cmd = std::string(CRIA_CLI) + " perplexity -m " + model_file + " --file " + text + " --ctx " +
-                          std::to_string(ctx) + " 2>/dev/null";
+                          std::to_string(ctx) + " --kv " + kv + " 2>/dev/null";
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p);
   char line[512];
@@ -83,7 +85,7 @@ TEST_CASE("miniatures: greedy tokens and held-out perplexity against PyTorch") {
     std::vector<std::vector<float>> margins;
     std::vector<std::vector<float>> f32_logits;
     for (const MiniPrompt& p : fx.prompts) {
-      Runner r(dir + "f32.cria", kernels::best_table(), 2, 64, true);
+      Runner r(dir + "f32.cria", kernels::best_table(), 2, 64, kernels::KvType::kF32);
       std::vector<float> m, all;
       r.greedy(p.ids, (int)p.greedy.size(), &all, &m);
       margins.push_back(m);
@@ -93,7 +95,7 @@ TEST_CASE("miniatures: greedy tokens and held-out perplexity against PyTorch") {
       int total = 0, worst = 32, required_total = 0;
       for (size_t pi = 0; pi < fx.prompts.size(); ++pi) {
         const MiniPrompt& p = fx.prompts[pi];
-        Runner r(dir + q.file + ".cria", kernels::best_table(), 2, 64, /*kv_f32=*/std::string(q.file) == "f32");
+        Runner r(dir + q.file + ".cria", kernels::best_table(), 2, 64, std::string(q.file) == "f32" ? kernels::KvType::kF32 : kernels::KvType::kF16);
         std::vector<float> all;
         const int a = agree(r.greedy(p.ids, (int)p.greedy.size(), &all), p.greedy);
         const double err = max_diff(all, f32_logits[pi]);
@@ -116,7 +118,18 @@ TEST_CASE("miniatures: greedy tokens and held-out perplexity against PyTorch") {
                        << 100.0 * (ppl / fx.ppl - 1) << "%)");
       const std::string qn = q.file;
       if (qn == "f32") CHECK(std::fabs(ppl / fx.ppl - 1) <= 1e-3);
-      if (qn == "q8") CHECK(ppl / fx.ppl - 1 <= 0.005);
+      if (qn == "q8") {
+        CHECK(ppl / fx.ppl - 1 <= 0.005);
+        // KV cache types on the same weights (issue #18's bars: q8 within
+        // 0.5% of f16, q4 within 3%; measured +0.002% / -0.009% and
+        // +0.5% / +0.9% on the Llama / Falcon miniatures).
+        for (const char* kv : {"q8", "q4"}) {
+          const double p_kv = cli_perplexity(dir + "q8.cria", dir + "corpus/" + fx.model + "/heldout.txt", fx.n_ctx, kv);
+          MESSAGE(fx.model << " q8 weights, " << std::string(kv) << " KV cache: perplexity " << p_kv << " ("
+                           << 100.0 * (p_kv / ppl - 1) << "% against the f16 cache)");
+          CHECK(std::fabs(p_kv / ppl - 1) <= (std::string(kv) == "q8" ? 0.005 : 0.03));
+        }
+      }
       if (qn == "q4") CHECK(ppl / fx.ppl - 1 <= 0.05);
     }
   }

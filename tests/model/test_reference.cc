@@ -54,14 +54,14 @@ TEST_CASE("f32 logits and greedy tokens match the PyTorch reference") {
       CAPTURE(name);
       std::string isa = kernels::isa_name(table->isa);
       CAPTURE(isa);
-      Runner r(kData + name + "/f32.cria", *table, 2, 64, /*kv_f32=*/true);
+      Runner r(kData + name + "/f32.cria", *table, 2, 64, kernels::KvType::kF32);
       REQUIRE(r.model->config().vocab_size == fx.vocab);
       std::vector<float> got = r.prompt_logits(fx.prompt, 64);
       const double worst = max_diff(got, fx.logits);
       MESSAGE(name << " [" << isa << "] f32: max |dlogit| = " << worst << " (bar " << 1e-3 * fx.max_abs << ")");
       CHECK(worst <= 1e-3 * fx.max_abs);
       // Prefill in uneven chunks on one thread gives the same logits.
-      Runner r2(kData + name + "/f32.cria", *table, 1, 64, true);
+      Runner r2(kData + name + "/f32.cria", *table, 1, 64, kernels::KvType::kF32);
       CHECK(max_diff(got, r2.prompt_logits(fx.prompt, 17)) <= 1e-4 * fx.max_abs);
       CHECK(r.greedy(fx.prompt, (int)fx.greedy.size()) == fx.greedy);
       // The default f16 cache. Storing K and V in f16 rounds each element by
@@ -69,7 +69,7 @@ TEST_CASE("f32 logits and greedy tokens match the PyTorch reference") {
       // later layer, so the logits move by the same relative order. Bar:
       // 8 x 2^-11 x max|logit| (measured 2026-12-02 on scalar/AVX2/AVX-512:
       // 0.47-2.04 x 2^-11 x max|logit| over the seven fixtures, greedy 32/32).
-      Runner r3(kData + name + "/f32.cria", *table, 2, 64, false);
+      Runner r3(kData + name + "/f32.cria", *table, 2, 64, kernels::KvType::kF16);
       const double w16 = max_diff(r3.prompt_logits(fx.prompt, 64), fx.logits);
       const int agree = agreeing_prefix(r3.greedy(fx.prompt, (int)fx.greedy.size()), fx.greedy);
       const double f16_step = std::ldexp(1.0, -11) * fx.max_abs;
@@ -90,13 +90,13 @@ TEST_CASE("GGUF imports: f32 logits match, quantized weights are bit-exact") {
   const std::string gdir = std::string(CRIA_BINARY_DIR) + "/testdata/gguf/";
   for (const char* name : {"ref-llama-gqa4-hd64", "ref-llama31-scaled", "ref-falcon-7b", "ref-falcon-40b", "ref-falcon2-11b"}) {
     Fixture fx = load_fixture(name);
-    Runner r(gdir + name + "/f32.cria", kernels::best_table(), 2, 64, true);
+    Runner r(gdir + name + "/f32.cria", kernels::best_table(), 2, 64, kernels::KvType::kF32);
     const double worst = max_diff(r.prompt_logits(fx.prompt, 64), fx.logits);
     MESSAGE(std::string(name) << " GGUF f32 import: max |dlogit| = " << worst);
     CHECK(worst <= 1e-3 * fx.max_abs);
     // Tensor names from llama.cpp's gguf-py mapping, independent of our
     // writer (tests/reference/gguf_llamacpp_names.py): same logits.
-    Runner rn(gdir + name + "/f32-llamacpp-names.cria", kernels::best_table(), 2, 64, true);
+    Runner rn(gdir + name + "/f32-llamacpp-names.cria", kernels::best_table(), 2, 64, kernels::KvType::kF32);
     const double worst_n = max_diff(rn.prompt_logits(fx.prompt, 64), fx.logits);
     MESSAGE(std::string(name) << " GGUF f32 with llama.cpp's names: max |dlogit| = " << worst_n);
     CHECK(worst_n <= 1e-3 * fx.max_abs);
@@ -135,13 +135,13 @@ TEST_CASE("quantized weights: logits close to f32 on HF-initialised presets") {
   const std::vector<int32_t> prompt = {1000, 2000, 300, 4000, 500, 600, 700, 800, 900, 100, 110, 120, 130, 140, 150, 160};
   for (const char* preset : {"llama3.2-1b", "falcon-7b", "falcon-40b", "falcon2-11b", "falcon-rw-1b"}) {
     const std::string dir = kQuantData + preset + "/";
-    Runner base(dir + "f32.cria", kernels::best_table(), 2, 64, true);
+    Runner base(dir + "f32.cria", kernels::best_table(), 2, 64, kernels::KvType::kF32);
     const int64_t vocab = base.model->config().vocab_size;
     std::vector<int32_t> ids;
     for (int32_t t : prompt) ids.push_back(t % (int32_t)std::min<int64_t>(vocab, 1000));
     std::vector<float> ref = base.prompt_logits(ids, 64);
     for (const QuantCase& q : kQuants) {
-      Runner r(dir + q.file + ".cria", kernels::best_table(), 2, 64, false);
+      Runner r(dir + q.file + ".cria", kernels::best_table(), 2, 64, kernels::KvType::kF16);
       const double cos = min_cosine(r.prompt_logits(ids, 64), ref, vocab);
       MESSAGE(std::string(preset) << " " << std::string(q.file) << ": min cosine vs f32 " << cos << " (bar " << q.bar << ")");
       CHECK(cos >= q.bar);
@@ -165,7 +165,7 @@ TEST_CASE("quantized weights on the sharp fixture models") {
   for (const std::string& name : fixture_names("ref-")) {
     Fixture fx = load_fixture(name);
     for (const Bar& b : bars) {
-      Runner r(kData + name + "/" + b.file + ".cria", kernels::best_table(), 2, 64, false);
+      Runner r(kData + name + "/" + b.file + ".cria", kernels::best_table(), 2, 64, kernels::KvType::kF16);
       const double cos = min_cosine(r.prompt_logits(fx.prompt, 64), fx.logits, fx.vocab);
       const int agree = agreeing_prefix(r.greedy(fx.prompt, (int)fx.greedy.size()), fx.greedy);
       const double bar = 1 - 1.5 * (1 - b.measured);
@@ -189,7 +189,7 @@ TEST_CASE("every backend: f32 fixtures give the reference's greedy tokens and cp
     const kernels::KernelTable& table = kernels::best_table();
     for (const std::string file : {"f32", "f16"}) {
       const std::string path = kData + name + "/" + file + ".cria";
-      Runner cpu(path, table, 2, 64, true, "cpu");
+      Runner cpu(path, table, 2, 64, kernels::KvType::kF32, "cpu");
       const std::vector<float> lc = cpu.prompt_logits(fx.prompt, 64);
       const double ppl_cpu = prompt_perplexity(lc, fx.prompt, fx.vocab);
       const std::vector<int32_t> gc = cpu.greedy(fx.prompt, (int)fx.greedy.size());
@@ -206,7 +206,7 @@ TEST_CASE("every backend: f32 fixtures give the reference's greedy tokens and cp
         REQUIRE_MESSAGE(made.ok(), made.status().message());
         CAPTURE(name);
         CAPTURE(b);
-        Runner r(path, table, 2, 64, true, b);
+        Runner r(path, table, 2, 64, kernels::KvType::kF32, b);
         const std::vector<float> l = r.prompt_logits(fx.prompt, 64);
         const double ppl = prompt_perplexity(l, fx.prompt, fx.vocab);
         const std::vector<int32_t> g = r.greedy(fx.prompt, (int)fx.greedy.size());
@@ -267,5 +267,26 @@ TEST_CASE("device decoders: f32 fixtures decode to cpu's greedy tokens with the 
       CHECK(tokens[0].size() == fx.greedy.size());
       CHECK(tokens[1] == tokens[0]);
     }
+  }
+}
+
+TEST_CASE("KV cache types on the f32 fixtures: the prompt's perplexity against the f16 cache's") {
+  // Reported, with the miniatures' bars as a sanity check (q8 within 0.5%,
+  // q4 within 3%): these fixtures' attention is deliberately sharp (see the
+  // header), which amplifies any rounding of K and V.
+  for (const std::string& name : fixture_names("ref-")) {
+    Fixture fx = load_fixture(name);
+    CAPTURE(name);
+    const std::string path = kData + name + "/f32.cria";
+    double ppl[3];
+    const kernels::KvType types[3] = {kernels::KvType::kF16, kernels::KvType::kQ8, kernels::KvType::kQ4};
+    for (int i = 0; i < 3; ++i) {
+      Runner r(path, kernels::best_table(), 2, 64, types[i]);
+      ppl[i] = prompt_perplexity(r.prompt_logits(fx.prompt, 64), fx.prompt, fx.vocab);
+    }
+    MESSAGE(name << ": prompt perplexity f16 cache " << ppl[0] << ", q8 " << 100 * (ppl[1] / ppl[0] - 1) << "%, q4 "
+                 << 100 * (ppl[2] / ppl[0] - 1) << "%");
+    CHECK(std::fabs(ppl[1] / ppl[0] - 1) <= 0.005);
+    CHECK(std::fabs(ppl[2] / ppl[0] - 1) <= 0.03);
   }
 }

@@ -95,6 +95,11 @@ for name, m in (("llama", LLAMA), ("falcon", FALCON)):
         same_as_one_process(m, ["run", "-m", m, "-p", "The cat sat on the mat", "-n", "32", "--greedy", "--quiet"],
                             SPLITS)
 
+    @case(f"{name}: greedy text with a q8 KV cache on 2 and 3 ranks equals one process")
+    def _(m=m):
+        same_as_one_process(m, ["run", "-m", m, "-p", "The cat sat on the mat", "-n", "24", "--greedy", "--quiet",
+                                "--kv", "q8"], SPLITS[:2])
+
     @case(f"{name}: sampled num_return_sequences (KV rows copied on every rank) equal one process")
     def _(m=m):
         same_as_one_process(m, ["run", "-m", m, "-p", "Once upon", "-n", "16", "--do-sample", "--seed", "7",

@@ -107,7 +107,7 @@ void check_attention(Context& c, int64_t n_heads, int64_t n_kv, int64_t d, int64
   kernels::ThreadPool pool(1);
   kernels::AttnScratch scratch;
   scratch.reserve(1, n_heads, d);
-  const kernels::AttnShape sh{n_heads, n_kv, d, stride, scale, alibi ? slopes.data() : nullptr, false};
+  const kernels::AttnShape sh{n_heads, n_kv, d, max_pos, scale, alibi ? slopes.data() : nullptr, kernels::KvType::kF16};
   const kernels::AttnQuery aq{q.data(), want.data(), k.data(), v.data(), n_pos};
   kernels::attention(kernels::scalar_table(), pool, sh, &aq, 1, scratch);
 

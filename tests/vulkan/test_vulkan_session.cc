@@ -41,7 +41,7 @@ std::unique_ptr<Session> session(const std::shared_ptr<const Model>& m, bool kv_
   o.n_ctx = 128;
   o.threads = 1;
   o.batch = 16;
-  o.kv_f32 = kv_f32;
+  o.kv = kv_f32 ? kernels::KvType::kF32 : kernels::KvType::kF16;
   auto s = Session::create(m, std::shared_ptr<const Tokenizer>(std::move(tok).value()), o);
   REQUIRE_MESSAGE(s.ok(), s.status().message());
   return std::move(s).value();

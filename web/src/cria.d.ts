@@ -15,6 +15,8 @@ export interface LoadOptions {
   variant?: 'auto' | 'mt' | 'st';
   /** Context length in tokens (default: the model's, at most 4096, shrunk to the memory left). */
   contextLength?: number;
+  /** KV cache type: 'f16' (default), 'q8' or 'q4' (int8 / int4 in blocks of 32: about half / a third of the memory, so a longer context fits). */
+  kv?: 'f16' | 'q8' | 'q4';
   /** URL sources: keep the file in Cache Storage under this cache name (true: 'cria-models'). */
   cache?: string | boolean;
   /** Name used in messages for ArrayBuffer sources. */
@@ -103,6 +105,8 @@ export declare class Cria {
   readonly threads: number;
   readonly variant: 'mt' | 'st';
   readonly contextLength: number;
+  /** The KV cache type the model runs with. */
+  readonly kv: 'f16' | 'q8' | 'q4';
   /** Whether a running generation stops at the next token when aborted (threaded build, or JSPI). */
   readonly cancelWhileRunning: boolean;
   readonly lastResult: GenerateResult | null;

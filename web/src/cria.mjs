@@ -111,6 +111,8 @@ export class Cria {
 
   async #start(source, options) {
     const threads = Math.max(1, options.threads || (await defaultThreads()));
+    const kv = options.kv === undefined ? 'f16' : options.kv;
+    if (!['f16', 'q8', 'q4'].includes(kv)) throw new TypeError(`kv must be 'f16', 'q8' or 'q4' (got ${String(kv)})`);
     let variant = options.variant || 'auto';
     if (variant === 'auto') variant = threads > 1 && threadsAvailable() ? 'mt' : 'st';
     if (variant === 'mt' && !threadsAvailable())
@@ -127,7 +129,7 @@ export class Cria {
     const onProgress = options.onProgress;
     let sent = 0;
     const loaded = await this.#request(
-      { type: 'load', source: src, variant, threads, nCtx: options.contextLength || 0, cancel: cancelBuf },
+      { type: 'load', source: src, variant, threads, nCtx: options.contextLength || 0, kv, cancel: cancelBuf },
       {
         progress: (m) => onProgress && onProgress({ phase: m.phase, loaded: m.loaded, total: m.total }),
         pull: (m) => {
@@ -147,6 +149,7 @@ export class Cria {
     this.threads = loaded.threads;
     this.variant = loaded.variant;
     this.contextLength = loaded.nCtx;
+    this.kv = kv;
     this.cancelWhileRunning = loaded.variant === 'mt' || loaded.jspi;
     this.lastResult = null;
   }

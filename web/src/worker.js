@@ -2,7 +2,7 @@
 // session. A classic script in browsers (a dedicated Worker) and CommonJS in
 // Node (a worker_threads Worker); cria.mjs is the other side of the messages.
 //
-// page -> worker: {type: 'load', id, source, variant, threads, nCtx, cancel}
+// page -> worker: {type: 'load', id, source, variant, threads, nCtx, kv, cancel}
 //                 {type: 'generate', id, request}   {type: 'render', id, request}
 //                 {type: 'cancel', id}              {type: 'chunk', id, data | done}
 // worker -> page: {type: 'progress', id, phase, loaded, total}
@@ -391,14 +391,20 @@
     const trained = info.context_length || 4096;
     const want = msg.nCtx > 0 ? Math.min(msg.nCtx, trained) : Math.min(trained, 4096);
     const room = M._crw_heap_free() - 32 * MiB;
-    const fitCtx = Math.floor(room / Math.max(1, info.kv_bytes_per_token));
+    // kv_bytes_per_token is for f16 (2 bytes a value); q8 / q4 rows hold
+    // 1 / 0.5 byte a value plus a 4-byte scale per 32 (kv_rows.h).
+    const kv = msg.kv || 'f16';
+    const perValue = { f16: 2, q8: 1.125, q4: 0.625 }[kv];
+    const fitCtx = Math.floor(room / Math.max(1, (info.kv_bytes_per_token * perValue) / 2));
     const nCtx = Math.min(want, fitCtx);
     if (nCtx < Math.min(MIN_CTX, want)) {
       unloadModel();
       throw new Error(`${name} fits in memory, but leaves no room for a context of ${MIN_CTX} tokens (wasm32's 4 GiB limit)`);
     }
     const threads = variant === 'mt' ? Math.max(1, msg.threads) : 1;
-    session = M._crw_session_create(model, threads, nCtx) >>> 0;
+    const kvPtr = allocString(kv);
+    session = M._crw_session_create(model, threads, nCtx, kvPtr) >>> 0;
+    M._free(kvPtr);
     if (!session) {
       const err = lastError();
       unloadModel();

@@ -31,10 +31,9 @@ export const TEST_MODEL = path.join(DIST, 'models', 'llama-test.cria');
 export const PROMPT = 'Tell me a fortune.';
 
 // `cria run --greedy --chat` on the native build: the text the browser must stream.
-export function nativeAnswer(model, prompt, tokens) {
-  const out = execFileSync(CLI, ['run', '-m', model, '--chat', '--greedy', '-p', prompt, '-n', String(tokens), '--quiet'], {
-    encoding: 'utf8',
-  });
+export function nativeAnswer(model, prompt, tokens, kv = 'f16') {
+  const args = ['run', '-m', model, '--chat', '--greedy', '-p', prompt, '-n', String(tokens), '--quiet', '--kv', kv];
+  const out = execFileSync(CLI, args, { encoding: 'utf8' });
   return out.endsWith('\n') ? out.slice(0, -1) : out; // the CLI ends with a newline
 }
 

@@ -54,6 +54,20 @@ describe('Node: Cria.load + stream', () => {
     }
   });
 
+  test('KV cache types: the same greedy answer as the CLI with the same --kv; bad ones refused', async () => {
+    for (const kv of ['q8', 'q4']) {
+      const llm = await Cria.load(model.file, { variant: 'st', kv });
+      try {
+        assert.equal(llm.kv, kv);
+        const got = await llm.generate({ prompt: PROMPT, chat: true, greedy: true, max_new_tokens: model.tokens });
+        assert.equal(got, nativeAnswer(model.file, PROMPT, model.tokens, kv), kv);
+      } finally {
+        llm.dispose();
+      }
+    }
+    await assert.rejects(Cria.load(model.file, { variant: 'st', kv: 'q5' }), /kv must be 'f16', 'q8' or 'q4'/);
+  });
+
   test('seeded sampling repeats', async () => {
     const req = { prompt: PROMPT, chat: true, max_new_tokens: 12, temperature: 0.9, top_k: 40, top_p: 0.95, seed: 7 };
     const a = await mt.generate(req);

@@ -305,12 +305,13 @@ EMSCRIPTEN_KEEPALIVE const char* crw_model_info(const cria_model* m) {
   return g_out.c_str();
 }
 
-EMSCRIPTEN_KEEPALIVE cria_session* crw_session_create(cria_model* m, int threads, int n_ctx) {
+EMSCRIPTEN_KEEPALIVE cria_session* crw_session_create(cria_model* m, int threads, int n_ctx, const char* kv) {
   g_error.clear();
   cria_session_options o;
   cria_session_options_init(&o);
   o.threads = threads;
   o.n_ctx = n_ctx;
+  o.kv_type = kv;
   cria_session* s = nullptr;
   if (cria_session_create(m, &o, &s) != CRIA_OK) return nullptr;
   return s;

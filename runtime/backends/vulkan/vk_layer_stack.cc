@@ -235,7 +235,9 @@ Status LayerStack::decode(int32_t token, const float* hidden_in, int64_t pos, fl
 
 Status LayerStack::check_kv(const KvCache& host, int64_t seq, int64_t from, int64_t to) const {
   const ModelConfig& c = m_.config();
-  if (host.f32) return Error(Code::kUnsupported, "vulkan: the device cache is f16; the host cache is f32");
+  if (host.type != kernels::KvType::kF16)
+    return Error(Code::kUnsupported, std::string("vulkan: the device cache is f16; the host cache is ") +
+                                         kernels::kv_type_name(host.type));
   if (host.n_kv != (int64_t)c.num_kv_heads || host.head_dim != (int64_t)c.head_dim || host.n_layers < l1_)
     return Error(Code::kInvalidArgument, "vulkan: the host cache is not this model's");
   if (seq < 0 || seq >= host.n_seq || from < 0 || from > to || to > std::min(host.n_ctx, n_ctx_))

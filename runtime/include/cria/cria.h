@@ -145,6 +145,10 @@ typedef struct cria_session_options {
   int32_t n_seq;     /* sequences decoded together (>= num_return_sequences); 0: 1 */
   int32_t threads;   /* 0: all cores */
   int32_t batch;     /* prompt tokens per forward pass; 0: 256 */
+  /* KV cache type: "f16" (NULL or "": the default), "q8" or "q4" (int8 /
+   * int4 in blocks of 32 with a scale each: about 0.56x / 0.31x of f16's
+   * memory, for long contexts), "f32". The cache is committed as it fills. */
+  const char* kv_type;
 } cria_session_options;
 
 CRIA_API void cria_session_options_init(cria_session_options* opt);
