@@ -83,7 +83,12 @@ cria_status fail(cria_status code, const std::string& msg) {
   return code;
 }
 
-cria_status finish_load(std::unique_ptr<cria::ModelFile> file, const cria::ModelOptions& opt, cria_model** out) {
+cria_status finish_load(std::unique_ptr<cria::ModelFile> file, cria::ModelOptions opt, cria_model** out) {
+  // Under MPI (runtime/dist) this process holds only its share of the layers.
+  if (cria::LayerPipeline* p = cria::process_pipeline()) {
+    cria::Status st = p->attach(*file, &opt.layer_begin, &opt.layer_end);
+    if (!st.ok()) return fail(st);
+  }
   cria::ModelMeta meta = file->meta();
   uint64_t params = 0, bytes = 0;
   for (const cria::TensorRef& t : file->tensors()) {
@@ -332,6 +337,7 @@ cria_status cria_session_create(cria_model* m, const cria_session_options* o, cr
   so.n_seq = o->n_seq ? o->n_seq : 1;
   so.threads = o->threads;
   so.batch = o->batch ? o->batch : 256;
+  so.pipeline = cria::process_pipeline();
   if (o->kv_type && *o->kv_type && !cria::kernels::parse_kv_type(o->kv_type, &so.kv))
     return fail(CRIA_ERR_INVALID_ARGUMENT, std::string("unknown KV cache type '") + o->kv_type +
                                                "' (expected f16, q8, q4 or f32)");

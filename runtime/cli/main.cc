@@ -5,6 +5,7 @@
 
 #include "cria/cria.h"
 #include "runtime/cli/commands.h"
+#include "runtime/dist/dist.h"
 
 namespace {
 
@@ -31,9 +32,7 @@ void print_help() {
   for (const Command& c : kCommands) std::printf("  %-12s %s\n", c.name, c.help);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     print_help();
     return argc < 2 ? 2 : 0;
@@ -47,4 +46,15 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "cria: unknown command '%s'\n", argv[1]);
   print_help();
   return 2;
+}
+
+}  // namespace
+
+// Under mpirun -np N (N > 1) rank 0 runs the command and the other ranks
+// serve its model's layers (runtime/dist); otherwise this is a plain run.
+int main(int argc, char** argv) {
+  bool done = false;
+  const int rc = cria::dist::launch(&argc, argv, &done);
+  if (done) return rc;
+  return cria::dist::finish(run(argc, argv));
 }

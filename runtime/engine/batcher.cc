@@ -12,6 +12,9 @@ Result<std::unique_ptr<Batcher>> Batcher::create(std::shared_ptr<const Model> mo
                                                  std::shared_ptr<const Tokenizer> tokenizer,
                                                  const SessionOptions& opt) {
   const ModelConfig& c = model->config();
+  // Continuous batching has no pipeline across ranks yet (runtime/dist).
+  if (model->layer_begin() != 0 || model->layer_end() != (int64_t)c.num_layers)
+    return Error(Code::kUnsupported, "serving a model split across MPI ranks is not implemented; run with one rank");
   CRIA_ASSIGN_OR_RETURN(const ResolvedOptions r, resolve_options(c, opt));
   const int64_t n_ctx = r.n_ctx;
   const int threads = r.threads;

@@ -57,10 +57,13 @@ Status check_kv_fits(const Model& m, int64_t n_seq, int64_t n_ctx, kernels::KvTy
   return Status::Ok();
 #else
   const ModelConfig& c = m.config();
-  const double per_pos = 2.0 * (double)c.num_layers * (double)n_seq * (double)c.num_kv_heads *
+  // A rank of a layer pipeline (runtime/dist) holds its layers' share of
+  // the cache and, roughly, of the file.
+  const double layers = (double)(m.layer_end() - m.layer_begin());
+  const double per_pos = 2.0 * layers * (double)n_seq * (double)c.num_kv_heads *
                          (double)kernels::kv_row_bytes(kv, c.head_dim);
   const double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-  const double model = (double)m.file().file_size();
+  const double model = (double)m.file().file_size() * layers / (double)c.num_layers;
   if (phys <= 0 || model + per_pos * (double)n_ctx <= phys) return Status::Ok();
   const double gib = 1024.0 * 1024 * 1024;
   const int64_t fit = phys > model ? (int64_t)((phys - model) / per_pos) / 1024 * 1024 : 0;
@@ -86,9 +89,15 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   const int64_t n_ctx = r.n_ctx;
   s->k_ = r.kernels;
   s->pool_ = std::make_unique<kernels::ThreadPool>(r.threads);
-  CRIA_RETURN_IF_ERROR(check_kv_fits(*s->model_, opt.n_seq, n_ctx, opt.kv));
-  CRIA_RETURN_IF_ERROR(s->cache_.init(c, opt.n_seq, n_ctx, opt.kv));
+  const Model& m = *s->model_;
+  CRIA_RETURN_IF_ERROR(check_kv_fits(m, opt.n_seq, n_ctx, opt.kv));
+  CRIA_RETURN_IF_ERROR(s->cache_.init(c, opt.n_seq, n_ctx, opt.kv, m.layer_begin(), m.layer_end()));
   s->batch_cap_ = std::max<int64_t>(std::min<int64_t>(opt.batch, n_ctx), opt.n_seq);
+  if (opt.pipeline) {
+    CRIA_ASSIGN_OR_RETURN(s->pipe_, opt.pipeline->open_session(c, opt.n_seq, n_ctx, opt.kv, s->batch_cap_));
+  } else if (m.layer_begin() != 0 || m.layer_end() != (int64_t)c.num_layers) {
+    return Error(Code::kInvalidArgument, "this model holds only some of its layers: a session needs the pipeline");
+  }
   s->scratch_.init(*s->model_, s->batch_cap_, r.threads);
   s->logits_.assign((size_t)(std::max<int64_t>(2 * opt.n_seq, std::min(kScoreBatch, s->batch_cap_)) * c.vocab_size), 0.0f);
   s->batch_.resize(s->batch_cap_);
@@ -98,8 +107,8 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   for (auto& h : s->history_) h.reserve(n_ctx);
   // One sequence of a model wholly on a GPU: decode runs the whole layer
   // stack on the device. (The device cache is f16, so another host cache
-  // type keeps the host loop.)
-  if (opt.n_seq == 1 && opt.kv == kernels::KvType::kF16) {
+  // type keeps the host loop; so does a model split across MPI ranks.)
+  if (opt.n_seq == 1 && opt.kv == kernels::KvType::kF16 && !s->pipe_) {
     auto d = make_device_decoder(*s->model_, n_ctx);
     if (!d.ok())
       return d.status().with_prefix("the KV cache of " + std::to_string(n_ctx) +
@@ -107,6 +116,11 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
     s->dev_ = std::move(d).value();
   }
   return s;
+}
+
+Status Session::run_forward(const BatchEntry* batch, int64_t n, float* logits) {
+  if (pipe_) return pipe_->forward({model_.get(), k_, pool_.get(), &cache_, &scratch_}, batch, n, logits);
+  return forward(*model_, *k_, *pool_, cache_, scratch_, batch, n, logits);
 }
 
 Status Session::prefill(const std::vector<const std::vector<int32_t>*>& prompts, int64_t reuse) {
@@ -135,7 +149,7 @@ Status Session::prefill(const std::vector<const std::vector<int32_t>*>& prompts,
     }
     const int64_t vocab = model_->config().vocab_size;
     float* rows = logits_.data() + (int64_t)prompts.size() * vocab;
-    CRIA_RETURN_IF_ERROR(forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), m, rows));
+    CRIA_RETURN_IF_ERROR(run_forward(batch_.data(), m, rows));
     for (size_t r = 0; r < owners.size(); ++r)
       std::memcpy(logits_.data() + owners[r] * vocab, rows + r * vocab, vocab * sizeof(float));
     done += m;
@@ -199,7 +213,8 @@ Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, st
   // Extra continuations of a single prompt start from copies of its cache
   // rows instead of recomputing them.
   for (int64_t s = (int64_t)prompts.size(); s < nseq; ++s) {
-    cache_.copy_rows(0, s, n_prefilled);
+    if (pipe_) CRIA_RETURN_IF_ERROR(pipe_->copy_rows({model_.get(), k_, pool_.get(), &cache_, &scratch_}, 0, s, n_prefilled));
+    else cache_.copy_rows(0, s, n_prefilled);
     std::memcpy(logits_.data() + s * vocab, logits_.data(), vocab * sizeof(float));
   }
   st.prefill_s = seconds_since(t0);
@@ -271,7 +286,7 @@ Status Session::generate(const GenerateRequest& req, const TokenCallback& cb, st
       CRIA_RETURN_IF_ERROR(dev_->decode(batch_[0].token, batch_[0].pos, logits_.data() + vocab * nseq));
       dev_rows_ = batch_[0].pos + 1;
     } else {
-      CRIA_RETURN_IF_ERROR(forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), nb, logits_.data() + vocab * nseq));
+      CRIA_RETURN_IF_ERROR(run_forward(batch_.data(), nb, logits_.data() + vocab * nseq));
     }
     // Logits come back in batch order; move each row to its sequence's slot.
     for (int64_t j = 0; j < nb; ++j)
@@ -302,7 +317,7 @@ Status Session::score(const int32_t* tokens, int64_t n, int64_t first, double* l
     if (cancel_.load()) return Error(Code::kCancelled, "cancelled");
     const int64_t m = std::min(step, n - 1 - i0);
     for (int64_t j = 0; j < m; ++j) batch_[j] = {tokens[i0 + j], (int32_t)(i0 + j), 0, i0 + j >= first};
-    CRIA_RETURN_IF_ERROR(forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), m, logits_.data()));
+    CRIA_RETURN_IF_ERROR(run_forward(batch_.data(), m, logits_.data()));
     int64_t row = 0;
     for (int64_t j = 0; j < m; ++j) {
       if (i0 + j < first) continue;

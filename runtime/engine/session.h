@@ -23,6 +23,7 @@
 #include "runtime/kernels/ops.h"
 #include "runtime/model/device_decoder.h"
 #include "runtime/model/model.h"
+#include "runtime/engine/pipeline.h"
 #include "runtime/model/transformer.h"
 #include "runtime/sampling/sampler.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -38,6 +39,9 @@ struct SessionOptions {
   // int4 in blocks of 32 with a scale each: about half / a third of f16's
   // memory, for long contexts), f32 (reference tests).
   kernels::KvType kv = kernels::KvType::kF16;
+  // Layers split across processes (engine/pipeline.h), not owned; null:
+  // every layer runs here.
+  LayerPipeline* pipeline = nullptr;
 };
 
 // Values are stable (logged, and mapped one by one to cria_stop_reason).
@@ -130,6 +134,8 @@ class Session {
   // Runs the prompts (prompt i in sequence i) in shared batches; leaves each
   // prompt's last logits in logits_ row i.
   Status prefill(const std::vector<const std::vector<int32_t>*>& prompts, int64_t reuse);
+  // forward() over the whole model: here, or through the pipeline.
+  Status run_forward(const BatchEntry* batch, int64_t n, float* logits);
 
   std::shared_ptr<const Model> model_;
   std::shared_ptr<const Tokenizer> tok_;
@@ -145,6 +151,7 @@ class Session {
   std::vector<int32_t> cached_;  // the tokens sequence 0's cache holds, in order
   std::atomic<bool> cancel_{false};
   int64_t batch_cap_ = 0;
+  std::unique_ptr<PipelineSession> pipe_;
   std::unique_ptr<DeviceDecoder> dev_;
   int64_t dev_rows_ = 0;  // sequence 0's cache rows the device holds, [0, dev_rows_)
 };

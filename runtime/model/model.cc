@@ -30,6 +30,12 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelFile> file, co
   m->file_ = std::move(file);
   const ModelFile& f = *m->file_;
   const ModelConfig& c = f.config();
+  m->layer_begin_ = opt.layer_begin;
+  m->layer_end_ = opt.layer_end < 0 ? (int64_t)c.num_layers : opt.layer_end;
+  if (m->layer_begin_ < 0 || m->layer_begin_ > m->layer_end_ || m->layer_end_ > (int64_t)c.num_layers)
+    return Error(Code::kInvalidArgument, f.path() + ": layers [" + std::to_string(opt.layer_begin) + ", " +
+                                             std::to_string(m->layer_end_) + ") are not a range of its " +
+                                             std::to_string(c.num_layers) + " layers");
   Weights& w = m->w_;
   w.layers.resize(c.num_layers);
   Status st;
@@ -79,7 +85,8 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelFile> file, co
   // Placement follows the kernel table sessions will pick (CRIA_ISA); a bad
   // CRIA_ISA is reported when a session starts.
   const kernels::KernelTable* k = kernels::requested_table(nullptr);
-  auto placed = Placement::place(f, w, opt.backend, k ? *k : kernels::best_table(), opt.gpu_layers);
+  auto placed = Placement::place(f, w, opt.backend, k ? *k : kernels::best_table(), opt.gpu_layers, m->layer_begin_,
+                                 m->layer_end_);
   if (!placed.ok()) return placed.status().with_prefix(f.path());
   m->placement_ = std::move(placed).value();
   return m;

@@ -44,6 +44,13 @@ struct ModelOptions {
   // With a device backend: only the first gpu_layers blocks run there (-1:
   // all), the rest on cpu.
   int64_t gpu_layers = -1;
+  // Only blocks [layer_begin, layer_end) are placed and run here (-1: to
+  // the last): a rank of a layer pipeline (runtime/dist). The other
+  // blocks' weights stay bound but are never prepared or read, so their
+  // pages of the mapped file are never touched. The token embedding is
+  // read only where layer_begin is 0, the output head only where the
+  // range ends at the last block.
+  int64_t layer_begin = 0, layer_end = -1;
 };
 
 class Model {
@@ -56,6 +63,9 @@ class Model {
   const ModelConfig& config() const { return file_->config(); }
   const Weights& weights() const { return w_; }
   const Placement& placement() const { return placement_; }
+  // The blocks this process runs (ModelOptions): [layer_begin, layer_end).
+  int64_t layer_begin() const { return layer_begin_; }
+  int64_t layer_end() const { return layer_end_; }
 
   // Rotary inverse frequencies (head_dim / 2), Llama 3.1 scaling applied.
   const std::vector<float>& inv_freq() const { return inv_freq_; }
@@ -71,6 +81,7 @@ class Model {
   Weights w_;
   Placement placement_;
   std::vector<float> inv_freq_, alibi_;
+  int64_t layer_begin_ = 0, layer_end_ = 0;
 };
 
 // Exposed for tests: HF's rotary frequencies and ALiBi slopes.

@@ -37,8 +37,12 @@ class Placement {
   // gpu_layers blocks there, and the rest (and the output head, unless
   // every block is on the device) on cpu: a board with less device memory
   // than the model. -1: every layer.
+  // Only blocks [layer_begin, layer_end) (-1: to the last) are prepared,
+  // and the output head only when the range reaches the last block: the
+  // rest have no backend (a rank of a layer pipeline never runs them).
   static Result<Placement> place(const ModelFile& f, const Weights& w, const std::string& choice,
-                                 const kernels::KernelTable& k, int64_t gpu_layers = -1);
+                                 const kernels::KernelTable& k, int64_t gpu_layers = -1, int64_t layer_begin = 0,
+                                 int64_t layer_end = -1);
 
   const PlacedLinear& linear(int64_t layer, LinearRole r) const {
     return linears_[(size_t)(layer * kLinearRoles + (int)r)];

@@ -50,9 +50,11 @@ void LazyBytes::reset() {
   n_ = 0;
 }
 
-Status KvCache::init(const ModelConfig& c, int64_t seqs, int64_t ctx, kernels::KvType t) {
+Status KvCache::init(const ModelConfig& c, int64_t seqs, int64_t ctx, kernels::KvType t, int64_t layer_begin,
+                     int64_t layer_end) {
   type = t;
-  n_layers = c.num_layers;
+  first_layer = layer_begin;
+  n_layers = (layer_end < 0 ? (int64_t)c.num_layers : layer_end) - layer_begin;
   n_seq = seqs;
   n_ctx = ctx;
   n_kv = c.num_kv_heads;
@@ -75,7 +77,7 @@ Status KvCache::init(const ModelConfig& c, int64_t seqs, int64_t ctx, kernels::K
 
 void KvCache::copy_rows(int64_t from, int64_t to, int64_t n_pos) {
   const size_t len = (size_t)n_pos * row_bytes();
-  for (int64_t l = 0; l < n_layers; ++l)
+  for (int64_t l = first_layer; l < first_layer + n_layers; ++l)
     for (int64_t g = 0; g < n_kv; ++g) {
       std::memcpy(k_row(l, to, g, 0), k_row(l, from, g, 0), len);
       std::memcpy(v_row(l, to, g, 0), v_row(l, from, g, 0), len);
@@ -142,8 +144,15 @@ Status mlp(const Model& m, const backends::ExecContext& ctx, int64_t l, ForwardS
 }  // namespace
 
 Status forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPool& pool, KvCache& cache,
-               ForwardScratch& s, const BatchEntry* batch, int64_t n, float* logits) {
+               ForwardScratch& s, const BatchEntry* batch, int64_t n, float* logits, const LayerSpan& span) {
   const ModelConfig& c = m.config();
+  const int64_t l0 = span.begin, l1 = span.end < 0 ? (int64_t)c.num_layers : span.end;
+  if (l0 < m.layer_begin() || l1 > m.layer_end() || l0 > l1 || l0 < cache.first_layer ||
+      l1 > cache.first_layer + cache.n_layers)
+    return Error(Code::kInternal, "forward: layers [" + std::to_string(l0) + ", " + std::to_string(l1) +
+                                      ") are not all loaded here");
+  if ((l0 > 0 && !span.hidden_in) || (l1 < (int64_t)c.num_layers && !span.hidden_out))
+    return Error(Code::kInternal, "forward: a partial layer span needs its hidden state buffers");
   const Placement& p = m.placement();
   const backends::ExecContext ctx{&k, &pool, &s.mm};
   const Weights& w = m.weights();
@@ -151,7 +160,12 @@ Status forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPoo
   const int64_t qd = c.q_dim(), kvd = c.kv_dim(), qkvd = c.qkv_dim();
   float* x = s.x.data();
 
-  for (int64_t t = 0; t < n; ++t) dequantize_row(w.tok_embd.type, w.tok_embd.data, w.tok_embd.l, (uint64_t)batch[t].token, x + t * hs);
+  if (l0 == 0) {
+    for (int64_t t = 0; t < n; ++t)
+      dequantize_row(w.tok_embd.type, w.tok_embd.data, w.tok_embd.l, (uint64_t)batch[t].token, x + t * hs);
+  } else {
+    std::memcpy(x, span.hidden_in, (size_t)(n * hs) * sizeof(float));
+  }
 
   // Rotary angles of each token's position, shared by all layers. Like
   // transformers, the angle is pos * inv_freq rounded to f32 first.
@@ -173,7 +187,7 @@ Status forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPoo
   shape.alibi = c.position == PositionKind::kAlibi ? m.alibi().data() : nullptr;
   shape.kv_type = cache.type;
 
-  for (int64_t l = 0; l < (int64_t)c.num_layers; ++l) {
+  for (int64_t l = l0; l < l1; ++l) {
     const LayerWeights& L = w.layers[l];
     norm(k, c, x, L.attn_norm_w, L.attn_norm_b, n, s.h.data());
     CRIA_RETURN_IF_ERROR(linear(p.linear(l, LinearRole::kQkv), ctx, s.h.data(), n, s.qkv.data()));
@@ -222,11 +236,16 @@ Status forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPoo
     }
   }
 
+  if (l1 < (int64_t)c.num_layers) {
+    std::memcpy(span.hidden_out, x, (size_t)(n * hs) * sizeof(float));
+    return Status::Ok();
+  }
   // Final norm and head, only for the rows that want logits.
   int64_t nl = 0;
   for (int64_t t = 0; t < n; ++t)
     if (batch[t].logits) std::memcpy(s.sel.data() + (nl++) * hs, x + t * hs, hs * sizeof(float));
   if (nl == 0) return Status::Ok();
+  if (!logits) return Error(Code::kInternal, "forward: logits wanted but no buffer for them");
   norm(k, c, s.sel.data(), w.out_norm_w, w.out_norm_b, nl, s.h.data());
   return linear(p.output(), ctx, s.h.data(), nl, logits);
 }

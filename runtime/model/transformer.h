@@ -45,18 +45,28 @@ class LazyBytes {
 // f16 by default; q8 / q4 to hold longer contexts (kv_rows.h); f32 on
 // request (reference tests isolate the model's math from the cache's
 // rounding with it). Committed as it fills (LazyBytes).
+// A cache may hold only layers [first_layer, first_layer + n_layers): a
+// rank of a layer pipeline (runtime/dist) keeps only its own layers' rows.
+// Layer arguments are always the model's layer numbers.
 struct KvCache {
   int64_t n_layers = 0, n_seq = 0, n_ctx = 0, n_kv = 0, head_dim = 0;
+  int64_t first_layer = 0;
   kernels::KvType type = kernels::KvType::kF16;
   LazyBytes k, v;
 
+  // Layers [layer_begin, layer_end); layer_end -1: the model's last.
   // Errors: the size overflows or cannot be reserved; a quantized type on a
   // head_dim that is not a multiple of 32.
-  Status init(const ModelConfig& c, int64_t n_seq, int64_t n_ctx, kernels::KvType type = kernels::KvType::kF16);
+  Status init(const ModelConfig& c, int64_t n_seq, int64_t n_ctx, kernels::KvType type = kernels::KvType::kF16,
+              int64_t layer_begin = 0, int64_t layer_end = -1);
   size_t row_bytes() const { return kernels::kv_row_bytes(type, head_dim); }
   size_t head_bytes() const { return (size_t)n_ctx * row_bytes(); }  // between KV heads
-  uint8_t* k_at(int64_t layer, int64_t seq) { return k.data() + (size_t)((layer * n_seq + seq) * n_kv) * head_bytes(); }
-  uint8_t* v_at(int64_t layer, int64_t seq) { return v.data() + (size_t)((layer * n_seq + seq) * n_kv) * head_bytes(); }
+  uint8_t* k_at(int64_t layer, int64_t seq) {
+    return k.data() + (size_t)(((layer - first_layer) * n_seq + seq) * n_kv) * head_bytes();
+  }
+  uint8_t* v_at(int64_t layer, int64_t seq) {
+    return v.data() + (size_t)(((layer - first_layer) * n_seq + seq) * n_kv) * head_bytes();
+  }
   // Row of one position of one KV head.
   uint8_t* k_row(int64_t layer, int64_t seq, int64_t g, int64_t pos) {
     return k_at(layer, seq) + (size_t)g * head_bytes() + (size_t)pos * row_bytes();
@@ -90,12 +100,24 @@ struct ForwardScratch {
   void init(const Model& m, int64_t max_tokens, int threads);
 };
 
+// A part of the layer stack, for a pipeline across processes
+// (runtime/dist): layers [begin, end) only. A range that starts past layer
+// 0 takes the hidden state `hidden_in` (n x hidden_size) instead of the
+// token embedding; one that ends before the last layer writes the hidden
+// state after layer end - 1 to `hidden_out` (n x hidden_size) instead of
+// the final norm and logits. The default is the whole model.
+struct LayerSpan {
+  int64_t begin = 0, end = -1;  // end -1: num_layers
+  const float* hidden_in = nullptr;
+  float* hidden_out = nullptr;
+};
+
 // Runs n <= scratch.max_tokens batch entries through the model, writing
 // their keys and values into the cache, and the logits of the entries that
 // asked for them (in batch order) to `logits` (rows of vocab_size). Linear
 // layers run on the backends the model placed them on; an error is a
-// backend's (a device lost, say).
+// backend's (a device lost, say), or a span the model or cache does not hold.
 Status forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPool& pool, KvCache& cache,
-               ForwardScratch& s, const BatchEntry* batch, int64_t n, float* logits);
+               ForwardScratch& s, const BatchEntry* batch, int64_t n, float* logits, const LayerSpan& span = {});
 
 }  // namespace cria

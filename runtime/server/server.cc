@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <random>
 
+#include "runtime/engine/pipeline.h"
 #include "runtime/model/model.h"
 #include "runtime/server/http_util.h"
 #include "runtime/tokenizer/chat.h"
@@ -45,6 +46,10 @@ Result<std::unique_ptr<Server>> Server::create(const ServeOptions& opt) {
   if (opt.parallel < 1 || opt.parallel > 64) return Error(Code::kInvalidArgument, "--parallel must be 1..64");
   if (opt.max_queue < 0) return Error(Code::kInvalidArgument, "--queue must not be negative");
   if (opt.port < 0 || opt.port > 65535) return Error(Code::kInvalidArgument, "--port must be 0..65535");
+  // Continuous batching has no layer pipeline yet (runtime/dist): refuse
+  // rather than run the whole model on rank 0 alone.
+  if (process_pipeline())
+    return Error(Code::kUnsupported, "cria serve does not run one model across MPI ranks yet; start it without mpirun");
   auto file = ModelFile::open(opt.model_path);
   if (!file.ok()) return file.status();
   std::unique_ptr<Server> s(new Server());

@@ -1,0 +1,100 @@
+#include "runtime/dist/comm.h"
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+namespace cria::dist {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Polls `done()` until it is true or the deadline passes. For the first
+// 20 ms it only yields the core between polls: a large message crosses in
+// many fragments, each needing both ranks to poll MPI's progress engine, and
+// sleeping between polls made each 513 KB logits row cost tens of ms (1B q4
+// decode on 2 ranks, this machine: 6-12 tok/s sleeping, 10-18 yielding).
+// Longer waits are a neighbour computing: the rank then sleeps, growing to
+// 1 ms, so it does not take a core from the neighbour's kernels
+// (oversubscribed runs, boards with few cores), and to 10 ms once a worker
+// has been idle for a second (a chat waiting for its user). A send never
+// sleeps: once the receiver takes it, each fragment waits for the sender.
+template <class F>
+Status poll(double timeout_s, const char* what, int peer, bool never_sleep, F done) {
+  const auto t0 = Clock::now();
+  int sleep_us = 0;
+  for (;;) {
+    int flag = 0;
+    const int rc = done(&flag);
+    if (rc != MPI_SUCCESS)
+      return Error(Code::kIo, std::string(what) + " " + rank_name(peer) + " failed: " + mpi_error_text(rc));
+    if (flag) return Status::Ok();
+    if (timeout_s >= 0 && std::chrono::duration<double>(Clock::now() - t0).count() > timeout_s) {
+      char s[64];
+      std::snprintf(s, sizeof s, "%g", timeout_s);
+      return Error(Code::kIo, std::string(what) + " " + rank_name(peer) + " timed out after " + s + " s: " +
+                                  (peer == MPI_ANY_SOURCE ? "a rank" : "that rank") +
+                                  " died, hangs, or lost its link (if one forward pass is really that slow, "
+                                  "raise the bound with --dist-timeout or CRIA_MPI_TIMEOUT)");
+    }
+    const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (never_sleep || waited < 0.02) {
+      std::this_thread::yield();
+    } else {
+      const bool idle = timeout_s < 0 && waited > 1.0;
+      sleep_us = sleep_us ? std::min(sleep_us * 2, idle ? 10000 : 1000) : 10;
+      std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
+    }
+  }
+}
+
+}  // namespace
+
+std::string mpi_error_text(int code) {
+  char s[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  if (MPI_Error_string(code, s, &len) != MPI_SUCCESS) return "MPI error " + std::to_string(code);
+  return std::string(s, (size_t)len);
+}
+
+std::string rank_name(int rank) {
+  if (rank == MPI_ANY_SOURCE) return "the other ranks";
+  return "rank " + std::to_string(rank);
+}
+
+uint8_t* begin_message(std::vector<uint8_t>* buf, const Header& h, size_t payload) {
+  buf->resize(sizeof(Header) + payload);
+  std::memcpy(buf->data(), &h, sizeof h);
+  return buf->data() + sizeof(Header);
+}
+
+Status send_message(const std::vector<uint8_t>& buf, int to, int tag, double timeout_s) {
+  MPI_Request req;
+  int rc = MPI_Isend(buf.data(), (int)buf.size(), MPI_BYTE, to, tag, MPI_COMM_WORLD, &req);
+  if (rc != MPI_SUCCESS) return Error(Code::kIo, "sending to " + rank_name(to) + " failed: " + mpi_error_text(rc));
+  Status st = poll(timeout_s, "sending to", to, true, [&](int* flag) { return MPI_Test(&req, flag, MPI_STATUS_IGNORE); });
+  if (!st.ok()) {
+    MPI_Cancel(&req);
+    MPI_Request_free(&req);
+  }
+  return st;
+}
+
+Status recv_message(int from, int tag, double timeout_s, Message* m) {
+  MPI_Status status;
+  CRIA_RETURN_IF_ERROR(poll(timeout_s, "waiting for", from, false,
+                            [&](int* flag) { return MPI_Iprobe(from, tag, MPI_COMM_WORLD, flag, &status); }));
+  int count = 0;
+  MPI_Get_count(&status, MPI_BYTE, &count);
+  if (count < (int)sizeof(Header))
+    return Error(Code::kIo, "a message from " + rank_name(status.MPI_SOURCE) + " is too short");
+  m->bytes.resize((size_t)count);
+  m->from = status.MPI_SOURCE;
+  const int rc = MPI_Recv(m->bytes.data(), count, MPI_BYTE, status.MPI_SOURCE, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  if (rc != MPI_SUCCESS)
+    return Error(Code::kIo, "receiving from " + rank_name(status.MPI_SOURCE) + " failed: " + mpi_error_text(rc));
+  return Status::Ok();
+}
+
+}  // namespace cria::dist

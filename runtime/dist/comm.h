@@ -1,0 +1,65 @@
+// Messages between ranks over MPI, each bounded in time. Every exchange is
+// nonblocking and polled against a deadline, so a rank that died, hangs or
+// lost its link becomes an error on the waiting rank, never a hang; with
+// MPI_ERRORS_RETURN a failed MPI call is an error value as well.
+//
+// The protocol is a chain: rank 0 sends each message to rank 1, every
+// worker handles it and passes it on to the next rank, and replies (logits,
+// errors, hello acknowledgements) go straight back to rank 0. MPI keeps the
+// order of messages between two ranks, so ranks apply them in one order.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "formats/status.h"
+
+namespace cria::dist {
+
+enum class Op : int32_t {
+  kHello = 1,     // a = file identity, b = n_layers, c = timeout (ms); payload: int64 [begin, end) per rank
+  kOpen = 2,      // sid; a = n_seq, b = n_ctx, c = KV cache type (kernels::KvType), d = max_tokens
+  kClose = 3,     // sid
+  kForward = 4,   // sid; n entries; payload: BatchEntry[n], then n x hidden f32
+  kCopy = 5,      // sid; a = src, b = dst, c = n_pos
+  kShutdown = 6,  //
+  kReply = 7,     // to rank 0: sid; n logits rows; payload: n x vocab f32
+  kError = 8,     // to rank 0: a = rank, b = 1 if an exchange failed; payload: the message
+};
+
+struct Header {
+  Op op = Op::kShutdown;
+  int32_t sid = 0;
+  int64_t n = 0;
+  int64_t a = 0, b = 0, c = 0, d = 0;
+};
+
+constexpr int kTagChain = 1;  // rank r -> r + 1
+constexpr int kTagReply = 2;  // any rank -> 0
+
+// A message: a header and its payload in one buffer.
+struct Message {
+  std::vector<uint8_t> bytes;
+  int from = -1;
+  const Header& header() const { return *reinterpret_cast<const Header*>(bytes.data()); }
+  const uint8_t* payload() const { return bytes.data() + sizeof(Header); }
+  size_t payload_size() const { return bytes.size() - sizeof(Header); }
+};
+
+// Starts a message: the header, then room for `payload` bytes (returned).
+uint8_t* begin_message(std::vector<uint8_t>* buf, const Header& h, size_t payload);
+
+// Sends buf to rank `to`; an error when it is not taken within timeout_s.
+Status send_message(const std::vector<uint8_t>& buf, int to, int tag, double timeout_s);
+// Receives the next message with `tag` from `from` (MPI_ANY_SOURCE allowed)
+// into *m; timeout_s < 0 waits for ever (a worker between requests).
+Status recv_message(int from, int tag, double timeout_s, Message* m);
+
+// "rank R (host)" for messages.
+std::string rank_name(int rank);
+std::string mpi_error_text(int code);
+
+}  // namespace cria::dist

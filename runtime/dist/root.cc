@@ -1,0 +1,185 @@
+#include "runtime/dist/root.h"
+
+#include <cstring>
+
+namespace cria::dist {
+
+namespace {
+
+// A worker's kError reply as a Status naming the rank; b = 1 when its
+// failure was an exchange with another rank (the chain is then broken).
+Status worker_error(const Message& m) {
+  const std::string text(reinterpret_cast<const char*>(m.payload()), m.payload_size());
+  return Error(m.header().b ? Code::kIo : Code::kInternal, rank_name((int)m.header().a) + ": " + text);
+}
+
+class RootSession : public PipelineSession {
+ public:
+  RootSession(RootPipeline* p, int32_t sid, int64_t vocab) : p_(p), sid_(sid), vocab_(vocab) {}
+  ~RootSession() override {
+    if (p_->broken()) return;
+    Header h;
+    h.op = Op::kClose;
+    h.sid = sid_;
+    begin_message(&buf_, h, 0);
+    (void)p_->send_next(buf_);
+  }
+
+  Status forward(const LocalStage& st, const BatchEntry* batch, int64_t n, float* logits) override {
+    const int64_t hs = st.model->config().hidden_size;
+    Header h;
+    h.op = Op::kForward;
+    h.sid = sid_;
+    h.n = n;
+    uint8_t* p = begin_message(&buf_, h, (size_t)n * (sizeof(BatchEntry) + hs * sizeof(float)));
+    std::memcpy(p, batch, (size_t)n * sizeof(BatchEntry));
+    LayerSpan span;
+    span.end = p_->local_end();
+    span.hidden_out = reinterpret_cast<float*>(p + n * sizeof(BatchEntry));
+    CRIA_RETURN_IF_ERROR(cria::forward(*st.model, *st.k, *st.pool, *st.cache, *st.scratch, batch, n, nullptr, span));
+    CRIA_RETURN_IF_ERROR(p_->send_next(buf_));
+    int64_t want = 0;
+    for (int64_t t = 0; t < n; ++t) want += batch[t].logits ? 1 : 0;
+    if (want == 0 && p_->may_defer()) {
+      p_->defer();
+      return Status::Ok();
+    }
+    CRIA_RETURN_IF_ERROR(p_->drain());
+    Message m;
+    CRIA_RETURN_IF_ERROR(p_->recv_reply(&m));
+    const Header& r = m.header();
+    if (r.op != Op::kReply || r.sid != sid_ || r.n != want ||
+        m.payload_size() != (size_t)(want * vocab_) * sizeof(float))
+      return Error(Code::kInternal, "pipeline: " + rank_name(m.from) + " answered out of turn");
+    if (want) std::memcpy(logits, m.payload(), m.payload_size());
+    return Status::Ok();
+  }
+
+  Status copy_rows(const LocalStage& st, int64_t src, int64_t dst, int64_t n_pos) override {
+    st.cache->copy_rows(src, dst, n_pos);
+    Header h;
+    h.op = Op::kCopy;
+    h.sid = sid_;
+    h.a = src;
+    h.b = dst;
+    h.c = n_pos;
+    begin_message(&buf_, h, 0);
+    return p_->send_next(buf_);
+  }
+
+ private:
+  RootPipeline* p_;
+  int32_t sid_;
+  int64_t vocab_;
+  std::vector<uint8_t> buf_;  // reused: a decode step allocates nothing once warm
+};
+
+}  // namespace
+
+Status RootPipeline::check(Status st) {
+  // A failed exchange leaves the chain in an unknown state: stop using it.
+  if (!st.ok() && st.code() == Code::kIo) broken_ = true;
+  return st;
+}
+
+Status RootPipeline::send_next(const std::vector<uint8_t>& buf) {
+  if (broken_) return Error(Code::kIo, "the MPI job lost a rank earlier");
+  return check(send_message(buf, 1, kTagChain, opt_.timeout_s));
+}
+
+Status RootPipeline::recv_reply(Message* m) {
+  if (broken_) return Error(Code::kIo, "the MPI job lost a rank earlier");
+  CRIA_RETURN_IF_ERROR(check(recv_message(MPI_ANY_SOURCE, kTagReply, opt_.timeout_s, m)));
+  if (m->header().op == Op::kError) return check(worker_error(*m));
+  return Status::Ok();
+}
+
+Status RootPipeline::drain() {
+  while (pending_ > 0) {
+    --pending_;
+    Message m;
+    CRIA_RETURN_IF_ERROR(recv_reply(&m));
+    if (m.header().op != Op::kReply || m.header().n != 0)
+      return Error(Code::kInternal, "pipeline: " + rank_name(m.from) + " answered out of turn");
+  }
+  return Status::Ok();
+}
+
+Status RootPipeline::attach(const ModelFile& f, int64_t* begin, int64_t* end) {
+  if (attached_) return Error(Code::kUnsupported, "an MPI job runs one model; this one is already loaded");
+  if (opt_.split == "tensors")
+    return Error(Code::kUnsupported, "--split tensors is not implemented yet; use --split layers (the default)");
+  const int64_t n_layers = f.config().num_layers;
+  CRIA_ASSIGN_OR_RETURN(ranges_, layer_ranges(n_layers, size_, opt_.layer_split));
+  attached_ = true;
+  Header h;
+  h.op = Op::kHello;
+  h.n = size_;
+  h.a = (int64_t)file_identity(f);
+  h.b = n_layers;
+  h.c = (int64_t)(opt_.timeout_s * 1000);
+  std::vector<uint8_t> buf;
+  auto* r = reinterpret_cast<int64_t*>(begin_message(&buf, h, (size_t)size_ * 2 * sizeof(int64_t)));
+  for (int i = 0; i < size_; ++i) {
+    r[2 * i] = ranges_[i].first;
+    r[2 * i + 1] = ranges_[i].second;
+  }
+  CRIA_RETURN_IF_ERROR(send_next(buf));
+  // Every worker answers once it has checked the file and placed its
+  // layers; placing (packing weights for a backend) may take much longer
+  // than one exchange, hence the longer bound.
+  Status first_error;
+  for (int i = 1; i < size_; ++i) {
+    Message m;
+    Status st = check(recv_message(MPI_ANY_SOURCE, kTagReply, opt_.timeout_s * 10, &m));
+    if (!st.ok()) return st;
+    if (m.header().op == Op::kError && first_error.ok()) first_error = check(worker_error(m));
+  }
+  CRIA_RETURN_IF_ERROR(first_error);
+  *begin = ranges_[0].first;
+  *end = ranges_[0].second;
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<PipelineSession>> RootPipeline::open_session(const ModelConfig& c, int64_t n_seq,
+                                                                     int64_t n_ctx, kernels::KvType kv,
+                                                                     int64_t max_tokens) {
+  if (!attached_) return Error(Code::kInternal, "pipeline: a session before the model");
+  Header h;
+  h.op = Op::kOpen;
+  h.sid = next_sid_++;
+  h.a = n_seq;
+  h.b = n_ctx;
+  h.c = (int64_t)kv;
+  h.d = max_tokens;
+  std::vector<uint8_t> buf;
+  begin_message(&buf, h, 0);
+  CRIA_RETURN_IF_ERROR(send_next(buf));
+  return std::unique_ptr<PipelineSession>(new RootSession(this, h.sid, c.vocab_size));
+}
+
+int RootPipeline::finish(int rc) {
+  if (broken_) {
+    std::fprintf(stderr, "cria: ending every rank of the MPI job\n");
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, rc ? rc : 1);
+  }
+  // A deferred reply that reports an error no longer matters on the way out;
+  // an exchange that fails here does (broken_).
+  Status drained = drain();
+  if (broken_) {
+    std::fprintf(stderr, "cria: %s; ending every rank of the MPI job\n", drained.message().c_str());
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  Header h;
+  h.op = Op::kShutdown;
+  std::vector<uint8_t> buf;
+  begin_message(&buf, h, 0);
+  if (!send_next(buf).ok()) {
+    std::fprintf(stderr, "cria: rank 1 did not take the shutdown; ending every rank of the MPI job\n");
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  return rc;
+}
+
+}  // namespace cria::dist

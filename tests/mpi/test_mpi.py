@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""One model across the ranks of an MPI job (runtime/dist), end to end.
+
+    /usr/bin/python3 tests/mpi/test_mpi.py MPIRUN BUILD/bin/cria WORKDIR
+
+Every rank runs on this machine (mpirun --oversubscribe, one thread each).
+The models are the project's random-weight reference checkpoints with 3
+layers (a Llama 3.1 layout and Falcon-7B's two-norm parallel layout), so
+2 and 3 ranks each hold real layers. Checks:
+  - greedy text of 2 and 3 ranks (even and uneven splits) equals one
+    process; so do sampled num_return_sequences (the KV row copies cross
+    ranks) and a --prompts-file batch (several sequences per forward);
+  - perplexity of a q4 file equals one process's;
+  - a rank killed (SIGKILL) or frozen (SIGSTOP: a hung board or a cut link)
+    mid-generation ends every rank within 30 s, the frozen case with
+    rank 0's own message;
+  - different files on different ranks, --split tensors and serve are
+    refused with a message.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MPIRUN = sys.argv[1]
+CRIA = os.path.abspath(sys.argv[2])
+WORK = os.path.abspath(sys.argv[3])
+ENV = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1"}
+results = []
+
+
+def case(name):
+    def wrap(fn):
+        t0 = time.time()
+        try:
+            fn()
+            results.append((name, None, time.time() - t0))
+        except AssertionError as e:
+            results.append((name, str(e) or "assertion failed", time.time() - t0))
+        except Exception as e:  # noqa: BLE001 - report, keep going
+            results.append((name, f"{type(e).__name__}: {e}", time.time() - t0))
+        return fn
+    return wrap
+
+
+def run(args, ranks=None, mpi_args=(), timeout=120):
+    """cria ARGS in one process (ranks None) or under mpirun -np RANKS."""
+    cmd = [CRIA] + args if ranks is None else [MPIRUN, "--oversubscribe", *mpi_args, "-np", str(ranks), CRIA] + args
+    t0 = time.time()
+    p = subprocess.run(cmd, capture_output=True, timeout=timeout, env=ENV)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace"), time.time() - t0
+
+
+def left_over(path):
+    """cria processes still running on `path` (a model file no other test uses)."""
+    p = subprocess.run(["pgrep", "-f", path], capture_output=True)
+    return p.stdout.decode().split()
+
+
+def model(preset, quant, layers=3):
+    src = os.path.join(WORK, f"{preset}-{layers}")
+    if not os.path.exists(os.path.join(src, "config.json")):
+        subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "scripts", "gen_checkpoint.py"), "--preset", preset,
+                        "--out", src, "--layers", str(layers)], check=True, stdout=subprocess.DEVNULL)
+    out = os.path.join(WORK, f"{preset}-{layers}-{quant}.cria")
+    if not os.path.exists(out):
+        rc, _, err, _ = run(["convert", src, "-o", out, "--quant", quant])
+        assert rc == 0, err
+    return out
+
+
+os.makedirs(WORK, exist_ok=True)
+LLAMA = model("ref-llama31-scaled", "f32")
+FALCON = model("ref-falcon-7b", "f32")
+LLAMA_Q4 = model("ref-llama31-scaled", "q4")
+T1 = ["-t", "1"]
+
+
+def same_as_one_process(m, args, splits):
+    rc, want, err, _ = run(args + T1)
+    assert rc == 0 and want.strip(), f"one process failed: {err[-1500:]}"
+    for ranks, extra in splits:
+        rc, got, err, _ = run(args + T1 + extra, ranks)
+        assert rc == 0, f"{ranks} ranks {extra}: exit {rc}: {err[-1500:]}"
+        assert got == want, f"{ranks} ranks {extra} differ from one process:\n{got!r}\n{want!r}"
+
+
+SPLITS = [(2, []), (3, []), (2, ["--layer-split", "1,2"]), (2, ["--layer-split", "2,1"])]
+
+for name, m in (("llama", LLAMA), ("falcon", FALCON)):
+    @case(f"{name}: greedy text of 2 and 3 ranks equals one process")
+    def _(m=m):
+        same_as_one_process(m, ["run", "-m", m, "-p", "The cat sat on the mat", "-n", "32", "--greedy", "--quiet"],
+                            SPLITS)
+
+    @case(f"{name}: greedy text with a q8 KV cache on 2 and 3 ranks equals one process")
+    def _(m=m):
+        same_as_one_process(m, ["run", "-m", m, "-p", "The cat sat on the mat", "-n", "24", "--greedy", "--quiet",
+                                "--kv", "q8"], SPLITS[:2])
+
+    @case(f"{name}: sampled num_return_sequences (KV rows copied on every rank) equal one process")
+    def _(m=m):
+        same_as_one_process(m, ["run", "-m", m, "-p", "Once upon", "-n", "16", "--do-sample", "--seed", "7",
+                                "--num-return-sequences", "3", "--quiet"], SPLITS[:2])
+
+
+@case("llama: a --prompts-file batch (several sequences per forward) equals one process")
+def _():
+    pf = os.path.join(WORK, "prompts.txt")
+    with open(pf, "w") as f:
+        f.write("one two three\nfour\nfive six seven eight nine\n")
+    same_as_one_process(LLAMA, ["run", "-m", LLAMA, "--prompts-file", pf, "-n", "12", "--greedy", "--quiet"],
+                        SPLITS[:2])
+
+
+def ppl_same(args):
+    """perplexity ARGS gives the same number on 1, 2 and 3 ranks."""
+    def ppl(out):
+        lines = [l for l in out.splitlines() if l.startswith("perplexity:")]
+        assert lines, f"no perplexity line in {out[-500:]!r}"
+        return float(lines[-1].split()[1])
+    rc, out, err, _ = run(args)
+    assert rc == 0, err[-1500:]
+    want = ppl(out)
+    for ranks in (2, 3):
+        rc, out, err, _ = run(args, ranks)
+        assert rc == 0, err[-1500:]
+        got = ppl(out)
+        # Every rank runs the same kernels on the same rows in the same
+        # order, and hidden states cross ranks as raw f32 bytes, so the
+        # sums are bit for bit those of one process: the only difference
+        # allowed is the printed rounding (6 decimals, 5e-7), far inside
+        # the issue's 0.01% (which leaves room for hosts whose CPUs pick
+        # different kernels).
+        assert abs(got - want) <= 1e-6 and abs(got - want) <= 1e-4 * want, f"{ranks} ranks: {got} vs {want}"
+
+
+@case("q4 perplexity of 2 and 3 ranks equals one process")
+def _():
+    text = os.path.join(WORK, "text.txt")
+    words = "the cat sat on a mat and the dog ran far away from home".split()
+    with open(text, "w") as f:
+        f.write(" ".join(words[(i * 7) % len(words)] for i in range(1500)))
+    # --llama-cpp-compat scores only the second half of each 256-token
+    # chunk: its first two 64-token score batches want no logits, so rank 0
+    # runs ahead of the other ranks (deferred replies) before the third.
+    for args in (["perplexity", "-m", LLAMA_Q4, "-f", text, "--ctx", "64"] + T1,
+                 ["perplexity", "-m", LLAMA_Q4, "-f", text, "--ctx", "256", "--llama-cpp-compat"] + T1):
+        ppl_same(args)
+
+
+@case("bench runs under 2 ranks and reports its speeds")
+def _():
+    rc, out, err, _ = run(["bench", "-m", LLAMA, "-p", "32", "-n", "8", "-r", "1", "--json"] + T1, 2)
+    assert rc == 0, err[-1500:]
+    r = json.loads(out)
+    assert r["prefill_tok_s"] > 0 and r["decode_tok_s"] > 0, out
+
+
+def mapped_rss_kib(pid, path):
+    """Resident KiB of the mappings of `path` in process `pid`."""
+    total, inside = 0, False
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if head and "-" in head[0] and len(head) >= 5:  # a mapping's first line
+                inside = line.rstrip().endswith(path)
+            elif inside and line.startswith("Rss:"):
+                total += int(head[1])
+    return total
+
+
+@case("each of 3 ranks touches only its own layers' pages of the mapped file")
+def _():
+    # A chat turn keeps every rank alive after real forward passes; then
+    # each rank's resident pages of the file are counted. This llama has 3
+    # equal layers of ~2.3 MiB f32 plus a 0.5 MiB embedding (read by rank 0)
+    # and a 0.5 MiB head (read by the last rank) in a 7.8 MiB file, so each
+    # rank should hold 0.30-0.37 of the file; a rank that touched every
+    # layer would hold ~0.9 or more. The bounds 0.2 and 0.5 sit between.
+    m = os.path.join(WORK, "rss.cria")
+    if not os.path.exists(m):
+        os.link(LLAMA, m)
+    size_kib = os.path.getsize(m) / 1024
+    p = subprocess.Popen([MPIRUN, "--oversubscribe", "-np", "3", CRIA, "chat", "-m", m, "--backend", "cpu",
+                          "--max-new-tokens", "8", "--greedy"] + T1, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=ENV)
+    try:
+        p.stdin.write(b"hello\n")
+        p.stdin.flush()
+        got = b""
+        while b"\n" not in got:  # the answer is printed: every rank has run its layers
+            chunk = p.stdout.read1(4096)
+            assert chunk, f"chat ended early: {p.stderr.read().decode()[-1500:]}"
+            got += chunk
+        pids = subprocess.run(["pgrep", "-f", f"^{CRIA} chat -m {m}"], capture_output=True).stdout.decode().split()
+        assert len(pids) == 3, f"expected 3 ranks, found {pids}"
+        shares = sorted(mapped_rss_kib(int(pid), m) / size_kib for pid in pids)
+        print(f"resident share of the file per rank: {[round(s, 3) for s in shares]}")
+        assert all(0.2 < s < 0.5 for s in shares), f"resident share of the file per rank: {shares}"
+    finally:
+        p.stdin.close()
+        p.wait(timeout=60)
+
+
+def fault(kind, mpi_args=()):
+    # A model file of its own, so leftover processes are easy to find.
+    m = os.path.join(WORK, f"fault-{kind}.cria")
+    if not os.path.exists(m):
+        os.link(LLAMA, m)
+    rc, out, err, secs = run(["run", "-m", m, "-p", "hello", "-n", "64", "--greedy", "--dist-timeout", "3"] + T1, 3,
+                             ["-x", f"CRIA_DIST_TEST_FAULT={kind}:4", *mpi_args], timeout=60)
+    time.sleep(0.5)
+    left = left_over(m)
+    assert not left, f"processes left running: {left}"
+    assert secs < 30, f"the job took {secs:.1f} s to end"
+    return rc, err
+
+
+@case("a killed rank ends the job within 30 s")
+def _():
+    # Open MPI's mpirun ends every rank when one dies and names it.
+    rc, err = fault("kill")
+    assert rc != 0, "exit status 0"
+    assert "rank 1" in err and "signal 9" in err, err[-1500:]
+
+
+@case("a killed rank under --enable-recovery: rank 0 says so and ends the job within 30 s")
+def _():
+    # mpirun leaves the job alone; rank 0's bounded wait notices.
+    rc, err = fault("kill", ["--enable-recovery"])
+    assert "cria: waiting for the other ranks timed out after 3 s" in err, err[-1500:]
+    assert "ending every rank" in err, err[-1500:]
+
+
+@case("a frozen rank (hung board, cut link): rank 0 says so and ends the job within 30 s")
+def _():
+    rc, err = fault("stop")
+    assert rc != 0, "exit status 0"
+    assert "cria: waiting for the other ranks timed out after 3 s" in err, err[-1500:]
+    assert "ending every rank" in err, err[-1500:]
+
+
+@case("different files on two ranks are refused at start")
+def _():
+    other = model("ref-llama31-scaled", "q4")
+    cmd = [MPIRUN, "--oversubscribe", "-np", "1", CRIA, "run", "-m", LLAMA, "-p", "hi", "-n", "4", "-t", "1", ":",
+           "-np", "1", CRIA, "run", "-m", other, "-p", "hi", "-n", "4", "-t", "1"]
+    p = subprocess.run(cmd, capture_output=True, timeout=60, env=ENV)
+    err = p.stderr.decode()
+    assert p.returncode != 0, "exit status 0"
+    assert "rank 1: " in err and "differs from rank 0's" in err, err[-1500:]
+    assert not p.stdout.strip(), f"generated anyway: {p.stdout!r}"
+
+
+@case("--split tensors, a bad --layer-split and serve are refused with a message")
+def _():
+    rc, out, err, _ = run(["run", "-m", LLAMA, "-p", "hi", "-n", "4", "--split", "tensors"] + T1, 2)
+    assert rc != 0 and "--split tensors is not implemented" in err, err[-1500:]
+    rc, out, err, _ = run(["run", "-m", LLAMA, "-p", "hi", "-n", "4", "--layer-split", "2,2"] + T1, 2)
+    assert rc != 0 and "--layer-split adds up to 4 layers but the model has 3" in err, err[-1500:]
+    rc, out, err, _ = run(["serve", "-m", LLAMA] + T1, 2, timeout=60)
+    assert rc != 0 and "does not run one model across MPI ranks" in err, err[-1500:]
+    rc, out, err, _ = run(["run", "-m", LLAMA, "-p", "hi", "--layer-split", "1,2"] + T1)
+    assert rc != 0 and "apply under mpirun" in err, err[-1500:]
+
+
+failed = [r for r in results if r[1]]
+for name, err, secs in results:
+    print(f"{'FAIL' if err else 'ok  '} {name} ({secs:.1f} s)" + (f"\n     {err}" if err else ""))
+print(f"{len(results) - len(failed)}/{len(results)} passed")
+sys.exit(1 if failed else 0)
