@@ -28,6 +28,7 @@ int cmd_bench(int argc, char** argv) {
   int64_t n_prompt = 512, n_gen = 128, threads = 0, reps = 3;
   bool json = false;
   std::string backend = "auto";
+  std::string device;
   std::string kv;
   int64_t gpu_layers = -1;
   Args a("bench", "-m FILE [-p N] [-n N] [-t THREADS] [-r REPS] [--json]");
@@ -40,6 +41,7 @@ int cmd_bench(int argc, char** argv) {
   a.str("--backend", &backend, "NAME", kBackendHelp);
   a.str("--kv", &kv, "TYPE", kKvHelp);
   a.i64("--gpu-layers", &gpu_layers, "N", kGpuLayersHelp);
+  a.str("--device", &device, "N", kDeviceHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
   a.i64("--reps", &reps, "N", "repetitions (default 3); medians are reported");
@@ -55,6 +57,7 @@ int cmd_bench(int argc, char** argv) {
   if (a.given("--threads") && !check_threads(threads, &err)) return usage_error(err, a.usage());
   if (n_prompt < 1 || n_gen < 1 || reps < 1) return usage_error("-p, -n and -r must be positive", a.usage());
   double load_s = 0;
+  if (std::string e; !set_vk_device(device, &e)) return usage_error(e, a.usage());
   ModelPtr m_owner = load_model(model_path, &load_s, backend, gpu_layers);
   if (!m_owner) return 1;
   cria_model* m = m_owner.get();

@@ -37,6 +37,7 @@ int cmd_chat(int argc, char** argv) {
   double temperature = -1;
   bool greedy = false;
   std::string backend = "auto";
+  std::string device;
   std::string kv;
   int64_t gpu_layers = -1;
   Args a("chat", "-m FILE [--system S]");
@@ -46,6 +47,7 @@ int cmd_chat(int argc, char** argv) {
   a.str("--backend", &backend, "NAME", kBackendHelp);
   a.str("--kv", &kv, "TYPE", kKvHelp);
   a.i64("--gpu-layers", &gpu_layers, "N", kGpuLayersHelp);
+  a.str("--device", &device, "N", kDeviceHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
   a.i64("--ctx", &ctx, "N", "context length (default: the model's, at most 4096)");
@@ -62,6 +64,7 @@ int cmd_chat(int argc, char** argv) {
   std::string err;
   if (a.given("--threads") && !check_threads(threads, &err)) return usage_error(err, a.usage());
   if (max_new < 1) return usage_error("--max-new-tokens must be at least 1", a.usage());
+  if (std::string e; !set_vk_device(device, &e)) return usage_error(e, a.usage());
   ModelPtr m_owner = load_model(model_path, nullptr, backend, gpu_layers);
   if (!m_owner) return 1;
   cria_model* m = m_owner.get();

@@ -104,6 +104,7 @@ int cmd_inspect(int argc, char** argv) {
   std::string path;
   bool verify = false, as_json = false, tensors = false, placement = false;
   std::string backend = "auto";
+  std::string device;
   int64_t gpu_layers = -1;
   Args a("inspect", "FILE [--verify] [--json] [--tensors] [--placement [--backend NAME]]");
   a.positional("FILE", &path, true);
@@ -113,6 +114,7 @@ int cmd_inspect(int argc, char** argv) {
   a.flag("--placement", &placement, "load the model and print which backend runs each op kind");
   a.str("--backend", &backend, "NAME", kBackendHelp);
   a.i64("--gpu-layers", &gpu_layers, "N", kGpuLayersHelp);
+  a.str("--device", &device, "N", kDeviceHelp);
   if (!a.parse(argc, argv)) return usage_error(a.error(), a.usage());
   if (a.help_requested()) {
     std::fputs(a.usage().c_str(), stdout);
@@ -122,6 +124,7 @@ int cmd_inspect(int argc, char** argv) {
     return usage_error("--backend and --gpu-layers go with --placement", a.usage());
   if (placement) {
     if (verify || as_json || tensors) return usage_error("--placement goes alone (with --backend)", a.usage());
+    if (std::string e; !set_vk_device(device, &e)) return usage_error(e, a.usage());
     ModelPtr m = load_model(path, nullptr, backend, gpu_layers);
     if (!m) return 1;
     std::printf("placement:      %s", placement_text(m.get()).c_str());

@@ -26,6 +26,7 @@ int cmd_perplexity(int argc, char** argv) {
   int64_t ctx = 512, threads = 0;
   bool compat = false;
   std::string backend = "auto";
+  std::string device;
   std::string kv;
   int64_t gpu_layers = -1;
   Args a("perplexity", "-m FILE --file F [--ctx N] [--llama-cpp-compat]");
@@ -39,6 +40,7 @@ int cmd_perplexity(int argc, char** argv) {
   a.str("--backend", &backend, "NAME", kBackendHelp);
   a.str("--kv", &kv, "TYPE", kKvHelp);
   a.i64("--gpu-layers", &gpu_layers, "N", kGpuLayersHelp);
+  a.str("--device", &device, "N", kDeviceHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
   if (!a.parse(argc, argv)) return usage_error(a.error(), a.usage());
@@ -52,6 +54,7 @@ int cmd_perplexity(int argc, char** argv) {
   if (ctx < 4) return usage_error("--ctx must be at least 4", a.usage());
   std::string text;
   if (!read_file(file, &text)) return 1;
+  if (std::string e; !set_vk_device(device, &e)) return usage_error(e, a.usage());
   ModelPtr m_owner = load_model(model_path, nullptr, backend, gpu_layers);
   if (!m_owner) return 1;
   cria_model* m = m_owner.get();

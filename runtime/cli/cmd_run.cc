@@ -56,6 +56,7 @@ int cmd_run(int argc, char** argv) {
   bool greedy = false, do_sample = false, chat = false, print_prompt = false, truncate = false, quiet = false;
   std::vector<std::string> eos_ids, stops;
   std::string backend = "auto";
+  std::string device;
   std::string kv;
   int64_t gpu_layers = -1;
   bool verbose = false;
@@ -82,6 +83,7 @@ int cmd_run(int argc, char** argv) {
   a.str("--backend", &backend, "NAME", kBackendHelp);
   a.str("--kv", &kv, "TYPE", kKvHelp);
   a.i64("--gpu-layers", &gpu_layers, "N", kGpuLayersHelp);
+  a.str("--device", &device, "N", kDeviceHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
   a.i64("--ctx", &ctx, "N", "context length (default: the model's, at most 4096)");
@@ -125,6 +127,7 @@ int cmd_run(int argc, char** argv) {
   if (!system.empty() && !chat) return usage_error("--system needs --chat", a.usage());
 
   double load_s = 0;
+  if (std::string e; !set_vk_device(device, &e)) return usage_error(e, a.usage());
   ModelPtr model_owner = load_model(model_path, &load_s, backend, gpu_layers);
   if (!model_owner) return 1;
   cria_model* model = model_owner.get();

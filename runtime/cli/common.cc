@@ -1,5 +1,7 @@
 #include "runtime/cli/common.h"
 
+#include <cstdlib>
+
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -19,6 +21,18 @@ int api_fail(const char* what) {
 const char* const kKvHelp =
     "KV cache type: f16 (default), q8 or q4 (int8 / int4 in blocks of 32: about half / a third of the memory, for "
     "long contexts)";
+const char* const kDeviceHelp = "with --backend vulkan: the device to use (an index from `cria devices`; default 0)";
+
+bool set_vk_device(const std::string& device, std::string* err) {
+  if (device.empty()) return true;
+  if (device.size() > 4 || device.find_first_not_of("0123456789") != std::string::npos) {
+    *err = "--device expects a device index from `cria devices`, got '" + device + "'";
+    return false;
+  }
+  ::setenv("CRIA_VK_DEVICE", device.c_str(), 1);
+  return true;
+}
+
 const char* const kBackendHelp =
     "where linear layers run: auto (default: the fastest measured for each weight type), cpu, xnnpack, vulkan";
 

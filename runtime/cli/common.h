@@ -27,6 +27,12 @@ extern const char* const kGpuLayersHelp;
 // The --backend option's help text, shared by every command that loads a model.
 extern const char* const kBackendHelp;
 extern const char* const kKvHelp;
+extern const char* const kDeviceHelp;
+
+// --device N: the Vulkan device (CRIA_VK_DEVICE, which the backend reads when
+// it starts). True for "" (not given); false, with the reason, for anything
+// but a device index.
+bool set_vk_device(const std::string& device, std::string* err);
 // The placement table of a loaded model (cria_model_placement).
 std::string placement_text(const cria_model* m);
 // Creates a session on `m` (0 means the default for ctx, threads and batch);

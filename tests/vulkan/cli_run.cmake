@@ -35,3 +35,20 @@ foreach(f llama-mini/q4.cria falcon-mini/q8.cria llama-mini/f16.cria)
   string(LENGTH "${out_cpu}" n)
   message(STATUS "${f}: same ${n} characters on vulkan and cpu")
 endforeach()
+# --device picks the device (CRIA_VK_DEVICE); one that does not exist is a
+# one-line error naming it, and a non-index is a usage error.
+execute_process(COMMAND ${CRIA} run --backend vulkan --device 0 -m ${MINI}/llama-mini/q4.cria -p "The" -n 4
+                RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "--device 0: rc=${rc}\n${err}")
+endif()
+execute_process(COMMAND ${CRIA} run --backend vulkan --device 99 -m ${MINI}/llama-mini/q4.cria -p "The" -n 4
+                RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
+if(NOT rc EQUAL 1 OR NOT err MATCHES "device 99 does not exist")
+  message(FATAL_ERROR "--device 99: rc=${rc}\n${err}")
+endif()
+execute_process(COMMAND ${CRIA} run --backend vulkan --device first -m ${MINI}/llama-mini/q4.cria -p "The"
+                RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
+if(rc EQUAL 0 OR NOT err MATCHES "--device expects a device index")
+  message(FATAL_ERROR "--device first: rc=${rc}\n${err}")
+endif()
