@@ -174,3 +174,18 @@ def test_info(llama, falcon):
         assert m.info.context_length == 256 and m.info.add_bos
     with cria.Model(falcon) as m:
         assert m.info.architecture == "falcon" and not m.info.add_bos
+
+
+def test_kv_cache_type_reaches_the_engine(llama):
+    # On this prompt the q4 cache changes the Llama miniature's greedy answer
+    # (int4 keys and values are coarse), so an ignored kv= would show: the
+    # text must be `cria run --kv q4` 's, and differ from the f16 cache's.
+    msgs = [{"role": "user", "content": "Tell me a fortune."}]
+    texts = {}
+    for kv in ("f16", "q4"):
+        with cria.Model(llama, kv=kv) as m:
+            texts[kv] = m.generate(messages=msgs, temperature=0, max_new_tokens=40)
+        assert texts[kv] == cli_text("-m", llama, "--chat", "--kv", kv, "--greedy", "-n", "40", "-p", "Tell me a fortune.")
+    assert texts["q4"] != texts["f16"]
+    with pytest.raises(ValueError, match="kv must be one of f16, q8, q4, f32"):
+        cria.Model(llama, kv="q5")
