@@ -127,7 +127,6 @@ class Session {
   // backends) or the device decoder's name (a model wholly on a GPU, one
   // sequence, f16 cache: the whole layer stack per submission).
   const char* decode_path() const { return dev_ ? dev_->name() : "host loop"; }
-  kernels::KvType kv_type() const { return cache_.type; }
 
  private:
   Session() = default;

@@ -61,17 +61,18 @@ struct KvCache {
               int64_t layer_begin = 0, int64_t layer_end = -1);
   size_t row_bytes() const { return kernels::kv_row_bytes(type, head_dim); }
   size_t head_bytes() const { return (size_t)n_ctx * row_bytes(); }  // between KV heads
-  uint8_t* k_at(int64_t layer, int64_t seq) {
+  uint8_t* k_at(int64_t layer, int64_t seq) const {
     return k.data() + (size_t)(((layer - first_layer) * n_seq + seq) * n_kv) * head_bytes();
   }
-  uint8_t* v_at(int64_t layer, int64_t seq) {
+  uint8_t* v_at(int64_t layer, int64_t seq) const {
     return v.data() + (size_t)(((layer - first_layer) * n_seq + seq) * n_kv) * head_bytes();
   }
-  // Row of one position of one KV head.
-  uint8_t* k_row(int64_t layer, int64_t seq, int64_t g, int64_t pos) {
+  // Row of one position of one KV head. (The cache's bytes are mutable
+  // through a const KvCache, as through a const span.)
+  uint8_t* k_row(int64_t layer, int64_t seq, int64_t g, int64_t pos) const {
     return k_at(layer, seq) + (size_t)g * head_bytes() + (size_t)pos * row_bytes();
   }
-  uint8_t* v_row(int64_t layer, int64_t seq, int64_t g, int64_t pos) {
+  uint8_t* v_row(int64_t layer, int64_t seq, int64_t g, int64_t pos) const {
     return v_at(layer, seq) + (size_t)g * head_bytes() + (size_t)pos * row_bytes();
   }
   // Rows [0, n_pos) of sequence `from` into sequence `to`, every layer.

@@ -114,12 +114,6 @@ class Context {
   // Set once a submit reports VK_ERROR_DEVICE_LOST: every later call fails.
   bool lost() const { return lost_; }
 
-  // Device memory cria may hold in kDevice buffers: CRIA_VK_MEMORY_LIMIT
-  // (bytes, or with a K/M/G suffix) to share a GPU or a unified-memory
-  // board with other programs; 0 = no limit beyond the device's own.
-  uint64_t budget() const { return budget_; }
-  uint64_t device_bytes() const { return held_; }
-
   // Splits a workgroup count larger than the device's x limit into x * y.
   void groups_2d(uint64_t n, uint32_t* gx, uint32_t* gy) const;
 
@@ -146,6 +140,9 @@ class Context {
   DeviceInfo info_;
   bool recording_ = false;
   bool lost_ = false;
+  // Device memory cria may hold in kDevice buffers (CRIA_VK_MEMORY_LIMIT,
+  // bytes or with a K/M/G suffix: to share a GPU or a unified-memory board;
+  // 0 = no limit beyond the device's own), and what it holds now.
   uint64_t budget_ = 0, held_ = 0;
   // Fault injection for tests (CRIA_VK_TEST_LOSE_DEVICE=N): the submit after
   // N successful ones reports VK_ERROR_DEVICE_LOST, as a driver does after

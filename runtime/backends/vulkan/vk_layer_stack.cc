@@ -238,7 +238,8 @@ Status LayerStack::check_kv(const KvCache& host, int64_t seq, int64_t from, int6
   if (host.type != kernels::KvType::kF16)
     return Error(Code::kUnsupported, std::string("vulkan: the device cache is f16; the host cache is ") +
                                          kernels::kv_type_name(host.type));
-  if (host.n_kv != (int64_t)c.num_kv_heads || host.head_dim != (int64_t)c.head_dim || host.n_layers < l1_)
+  if (host.n_kv != (int64_t)c.num_kv_heads || host.head_dim != (int64_t)c.head_dim || host.first_layer > l0_ ||
+      host.first_layer + host.n_layers < l1_)
     return Error(Code::kInvalidArgument, "vulkan: the host cache is not this model's");
   if (seq < 0 || seq >= host.n_seq || from < 0 || from > to || to > std::min(host.n_ctx, n_ctx_))
     return Error(Code::kOutOfRange, "vulkan: cache rows [" + std::to_string(from) + ", " + std::to_string(to) +
@@ -252,13 +253,12 @@ Status LayerStack::load_kv(const KvCache& host, int64_t seq, int64_t from, int64
   CRIA_RETURN_IF_ERROR(check_kv(host, seq, from, to));
   const uint64_t d = m_.config().head_dim, bytes = (uint64_t)(to - from) * d * 2;
   if (bytes == 0) return Status::Ok();
-  KvCache& h = const_cast<KvCache&>(host);  // k_row() is not const; nothing is written
   for (int64_t l = l0_; l < l1_; ++l)
-    for (int64_t g = 0; g < h.n_kv; ++g) {
+    for (int64_t g = 0; g < host.n_kv; ++g) {
       Layer& L = layers_[(size_t)(l - l0_)];
       const uint64_t off = ((uint64_t)g * (uint64_t)n_ctx_ + (uint64_t)from) * d * 2;
-      CRIA_RETURN_IF_ERROR(ctx_.upload(L.k, off, h.k_row(l, seq, g, from), bytes));
-      CRIA_RETURN_IF_ERROR(ctx_.upload(L.v, off, h.v_row(l, seq, g, from), bytes));
+      CRIA_RETURN_IF_ERROR(ctx_.upload(L.k, off, host.k_row(l, seq, g, from), bytes));
+      CRIA_RETURN_IF_ERROR(ctx_.upload(L.v, off, host.v_row(l, seq, g, from), bytes));
     }
   return Status::Ok();
 }
