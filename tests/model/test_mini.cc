@@ -128,6 +128,7 @@ TEST_CASE("miniatures: greedy tokens and held-out perplexity against PyTorch") {
           MESSAGE(fx.model << " q8 weights, " << std::string(kv) << " KV cache: perplexity " << p_kv << " ("
                            << 100.0 * (p_kv / ppl - 1) << "% against the f16 cache)");
           CHECK(std::fabs(p_kv / ppl - 1) <= (std::string(kv) == "q8" ? 0.005 : 0.03));
+          CHECK(p_kv != ppl);  // the option took effect (int8/int4 rows cannot round like f16's)
         }
       }
       if (qn == "q4") CHECK(ppl / fx.ppl - 1 <= 0.05);

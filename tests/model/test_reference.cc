@@ -288,5 +288,7 @@ TEST_CASE("KV cache types on the f32 fixtures: the prompt's perplexity against t
                  << 100 * (ppl[2] / ppl[0] - 1) << "%");
     CHECK(std::fabs(ppl[1] / ppl[0] - 1) <= 0.005);
     CHECK(std::fabs(ppl[2] / ppl[0] - 1) <= 0.03);
+    CHECK(ppl[1] != ppl[0]);  // the cache type took effect
+    CHECK(ppl[2] != ppl[0]);
   }
 }

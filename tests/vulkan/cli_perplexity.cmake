@@ -16,6 +16,13 @@ endif()
 # dispatches of 8 tokens per layer, so ~800 tokens take ~15 s a file.
 file(MAKE_DIRECTORY ${OUT})
 foreach(m llama-mini falcon-mini)
+  # The linear layers really are on the device (an ignored --backend would
+  # make the two perplexities equal and pass).
+  execute_process(COMMAND ${CRIA} inspect --placement --backend vulkan ${MINI}/${m}/q4.cria
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE placed ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0 OR NOT placed MATCHES "linear +vulkan")
+    message(FATAL_ERROR "${m}: the linear layers are not on vulkan:\n${placed}${err}")
+  endif()
   file(READ ${MINI}/${m}/corpus/${m}/heldout.txt text LIMIT 3000)
   file(WRITE ${OUT}/${m}-heldout.txt "${text}")
   foreach(q q4 q8)

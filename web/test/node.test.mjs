@@ -61,6 +61,7 @@ describe('Node: Cria.load + stream', () => {
         assert.equal(llm.kv, kv);
         const got = await llm.generate({ prompt: PROMPT, chat: true, greedy: true, max_new_tokens: model.tokens });
         assert.equal(got, nativeAnswer(model.file, PROMPT, model.tokens, kv), kv);
+        if (kv === 'q4') assert.notEqual(got, nativeAnswer(model.file, PROMPT, model.tokens), 'q4 must change this answer');
       } finally {
         llm.dispose();
       }
