@@ -1,9 +1,11 @@
 // How a KV cache stores one row (one position of one KV head, head_dim
 // values): f16 (the default), f32 (reference tests), or int8 / int4 codes in
 // blocks of 32 with one f32 scale per block, the scales after the codes in
-// the same row (the layout of llama.cpp's q8_0 / q4_0 cache types, so the
-// two runtimes compare at the same bits). A q8 row of 128 values is 144
-// bytes against f16's 256; q4, 80.
+// the same row. Blocks of 32 as llama.cpp's q8_0 / q4_0 cache types, but not
+// their exact values: the scale is f32 (theirs f16: 9 / 5 bits a value here
+// against their 8.5 / 4.5), q8 codes are round(x * 127 / amax) as q8_0's,
+// and q4 codes are symmetric in [-7, 7] (q4_0 uses [-8, 7] with a signed
+// scale). A q8 row of 128 values is 144 bytes against f16's 256; q4, 80.
 #pragma once
 
 #include <cstddef>
