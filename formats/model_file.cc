@@ -26,6 +26,7 @@ uint64_t checksum_bytes(const void* data, size_t size) { return XXH3_64bits(data
 ModelFile::~ModelFile() {
 #if !defined(__EMSCRIPTEN__)
   if (mapping_) munmap(mapping_, size_);
+  if (fd_ >= 0) ::close(fd_);
 #endif
 }
 
@@ -62,6 +63,7 @@ Result<std::unique_ptr<ModelFile>> ModelFile::open(const std::string& path) {
     done += (uint64_t)n;
   }
   f->base_ = f->owned_.data();
+  ::close(fd);
 #else
   void* p = mmap(nullptr, f->size_, PROT_READ, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
@@ -71,8 +73,8 @@ Result<std::unique_ptr<ModelFile>> ModelFile::open(const std::string& path) {
   }
   f->mapping_ = p;
   f->base_ = static_cast<const uint8_t*>(p);
+  f->fd_ = fd;  // kept for read_mapped (a copy of the weights)
 #endif
-  ::close(fd);
   CRIA_RETURN_IF_ERROR(f->init().with_prefix(path));
   return f;
 }
@@ -272,6 +274,30 @@ uint64_t ModelFile::release_pages(const uint8_t* data, uint64_t size) const {
   if (end <= begin) return 0;
   if (madvise(reinterpret_cast<void*>((uintptr_t)begin), end - begin, MADV_DONTNEED) != 0) return 0;
   return end - begin;
+#endif
+}
+
+Status ModelFile::read_mapped(const uint8_t* data, uint64_t size, void* dst, bool drop_cache) const {
+#if defined(__EMSCRIPTEN__)
+  (void)data;
+  (void)size;
+  (void)dst;
+  (void)drop_cache;
+  return Error(Code::kUnsupported, path_ + ": not a mapped file");
+#else
+  if (!mapping_ || fd_ < 0 || data < base_ || size > size_ || data + size > base_ + size_)
+    return Error(Code::kInvalidArgument, path_ + ": read_mapped outside the mapped file");
+  const uint64_t offset = (uint64_t)(data - base_);
+  for (uint64_t done = 0; done < size;) {
+    const ssize_t n = ::pread(fd_, static_cast<uint8_t*>(dst) + done, size - done, (off_t)(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Error(Code::kIo, path_ + ": read failed: " + (n < 0 ? std::strerror(errno) : "file shrank"));
+    done += (uint64_t)n;
+  }
+  // Only clean pages no process maps are dropped: others sharing the file
+  // keep theirs.
+  if (drop_cache) (void)posix_fadvise(fd_, (off_t)offset, (off_t)size, POSIX_FADV_DONTNEED);
+  return Status::Ok();
 #endif
 }
 

@@ -113,6 +113,14 @@ class ModelFile {
   // borrows is never discarded).
   uint64_t release_pages(const uint8_t* data, uint64_t size) const;
 
+  // Whether the bytes are a mapping of a file (open()), which read_mapped
+  // can read again.
+  bool mapped() const { return mapping_ != nullptr; }
+  // Reads [data, data + size) of a mapped file into `dst` with pread,
+  // without touching the mapping, and with drop_cache asks the kernel to
+  // drop those pages from the page cache (they live in `dst` now).
+  Status read_mapped(const uint8_t* data, uint64_t size, void* dst, bool drop_cache) const;
+
  private:
   ModelFile() = default;
   Status init();
@@ -120,7 +128,8 @@ class ModelFile {
   std::string path_;
   const uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
-  [[maybe_unused]] void* mapping_ = nullptr;  // munmap on destruction when set (not in WASM builds)
+  void* mapping_ = nullptr;  // munmap on destruction when set (not in WASM builds)
+  [[maybe_unused]] int fd_ = -1;  // the mapped file, open while mapped (not in WASM builds)
   std::vector<uint8_t> owned_;
   Preamble preamble_{};
   const fb::Model* model_ = nullptr;

@@ -43,7 +43,7 @@ class ModelInfoStruct(Structure):
 
 
 class ModelParams(Structure):
-    _fields_ = [("backend", c_char_p), ("gpu_layers", c_int32)]
+    _fields_ = [("backend", c_char_p), ("gpu_layers", c_int32), ("weights", c_char_p)]
 
 
 class SessionOptions(Structure):

@@ -64,7 +64,10 @@ class Model:
     ``gpu_layers`` (with "vulkan") how many blocks go to the device;
     :attr:`placement` shows the result. ``kv`` is the KV cache type: "f16"
     (default), "q8" or "q4" (int8 / int4 in blocks of 32, about half / a
-    third of the memory, for long contexts). One model serves any
+    third of the memory, for long contexts). ``weights`` says where the CPU
+    reads the weights from: "auto" (default), "copy" (into memory in 2 MiB
+    pages: the fastest decode) or "map" (in place from the file: the least
+    memory). One model serves any
     number of threads at once: each generation runs in its own session. Use it
     as a context manager or call :meth:`close`; the C model is freed exactly
     once, after the last running generation ends.
@@ -75,7 +78,8 @@ class Model:
     """
 
     def __init__(self, path: PathLike, threads: Optional[int] = None, context_length: Optional[int] = None,
-                 backend: str = "auto", gpu_layers: Optional[int] = None, kv: str = "f16") -> None:
+                 backend: str = "auto", gpu_layers: Optional[int] = None, kv: str = "f16",
+                 weights: str = "auto") -> None:
         self._handle: Optional[int] = None
         self._lock = threading.Lock()
         self._idle: List[int] = []
@@ -96,7 +100,9 @@ class Model:
         handle = c_void_p()
         # With backend="vulkan": only the first gpu_layers blocks on the device.
         self.gpu_layers = None if gpu_layers is None else check_int("gpu_layers", gpu_layers, 0)
-        params = _lib.ModelParams(encode("backend", self.backend), -1 if gpu_layers is None else self.gpu_layers)
+        self.weights = check_str("weights", weights)
+        params = _lib.ModelParams(encode("backend", self.backend), -1 if gpu_layers is None else self.gpu_layers,
+                                  encode("weights", self.weights))
         _lib.check(lib.cria_model_load(encode("path", self.path), ctypes.byref(params), ctypes.byref(handle)))
         self._handle = handle.value
         self._closed = False

@@ -198,6 +198,19 @@ def test_backend_choice(llama, models, tmp_path):
     assert cpu_text  # the q4 run produced text too
 
 
+def test_weights_choice(llama):
+    # weights= reaches the library: the placement's weights row says where the
+    # CPU reads them from, and both give the same greedy text.
+    texts = {}
+    for how, row in (("copy", "weights     copied into memory"), ("map", "weights     read in place")):
+        with cria.Model(llama, weights=how) as m:
+            assert row in m.placement, m.placement
+            texts[how] = m.generate("Once upon a time", temperature=0, max_new_tokens=16)
+    assert texts["copy"] == texts["map"] and texts["copy"]
+    with pytest.raises(ValueError, match="auto, map or copy"):
+        cria.Model(llama, weights="huge")
+
+
 def test_gpu_layers_need_a_device_backend(llama):
     with pytest.raises(ValueError, match="use them with backend vulkan"):
         cria.Model(llama, backend="cpu", gpu_layers=1)

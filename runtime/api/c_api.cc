@@ -202,6 +202,7 @@ void cria_model_params_init(cria_model_params* params) {
   if (params) {
     params->backend = "auto";
     params->gpu_layers = -1;
+    params->weights = "auto";
   }
 }
 
@@ -210,6 +211,11 @@ cria_status cria_model_load(const char* path, const cria_model_params* params, c
   cria::ModelOptions opt;
   if (params && params->backend) opt.backend = params->backend;
   if (params) opt.gpu_layers = params->gpu_layers;
+  if (params && params->weights) {
+    auto w = cria::parse_weight_memory(params->weights);
+    if (!w.ok()) return fail(w.status());
+    opt.weights = *w;
+  }
   auto f = cria::ModelFile::open(path);
   if (!f.ok()) return fail(f.status());
   return finish_load(std::move(f).value(), opt, out);

@@ -27,10 +27,8 @@ int cmd_bench(int argc, char** argv) {
   std::string model_path;
   int64_t n_prompt = 512, n_gen = 128, threads = 0, reps = 3;
   bool json = false;
-  std::string backend = "auto";
-  std::string device;
+  ModelFlags mf;
   std::string kv;
-  int64_t gpu_layers = -1;
   Args a("bench", "-m FILE [-p N] [-n N] [-t THREADS] [-r REPS] [--json]");
   a.str("--model", &model_path, "FILE", "model file (.cria)");
   a.alias("-m", "--model");
@@ -38,10 +36,8 @@ int cmd_bench(int argc, char** argv) {
   a.alias("-p", "--prompt-tokens");
   a.i64("--gen-tokens", &n_gen, "N", "tokens decoded (default 128)");
   a.alias("-n", "--gen-tokens");
-  a.str("--backend", &backend, "NAME", kBackendHelp);
+  add_model_flags(a, &mf);
   a.str("--kv", &kv, "TYPE", kKvHelp);
-  a.i64("--gpu-layers", &gpu_layers, "N", kGpuLayersHelp);
-  a.str("--device", &device, "N", kDeviceHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
   a.i64("--reps", &reps, "N", "repetitions (default 3); medians are reported");
@@ -57,8 +53,8 @@ int cmd_bench(int argc, char** argv) {
   if (a.given("--threads") && !check_threads(threads, &err)) return usage_error(err, a.usage());
   if (n_prompt < 1 || n_gen < 1 || reps < 1) return usage_error("-p, -n and -r must be positive", a.usage());
   double load_s = 0;
-  if (std::string e; !set_vk_device(device, &e)) return usage_error(e, a.usage());
-  ModelPtr m_owner = load_model(model_path, &load_s, backend, gpu_layers);
+  if (std::string e; !set_vk_device(mf.device, &e)) return usage_error(e, a.usage());
+  ModelPtr m_owner = load_model(model_path, mf, &load_s);
   if (!m_owner) return 1;
   cria_model* m = m_owner.get();
   // Lavapipe (Mesa's Vulkan on the CPU) is how machines without a GPU test
@@ -110,20 +106,25 @@ int cmd_bench(int argc, char** argv) {
     ttft.push_back(res.time_to_first_token);
   }
   if (rc == 0) {
+    // Where the weights were read from decides decode speed (--weights).
+    std::string weights = placement_text(m);
+    const size_t at = weights.find("  weights     ");
+    weights = at == std::string::npos ? "" : weights.substr(at + 14, weights.find('\n', at) - at - 14);
     const long long rss = peak_rss_bytes();
     const int32_t nth = cria_session_threads(s);
     if (json) {
       std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"prompt_tokens\": %lld, \"gen_tokens\": %lld, \"reps\": %lld, "
                   "\"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, \"ttft_s\": %.4f, \"load_s\": %.4f, "
-                  "\"peak_rss_bytes\": %lld, \"file_size\": %llu, \"bits_per_weight\": %.3f}\n",
-                  model_path.c_str(), backend.c_str(), nth, (long long)n_prompt, (long long)n_gen, (long long)reps, median(pp), median(tg),
-                  median(ttft), load_s, rss, (unsigned long long)info.file_size, info.bits_per_weight);
+                  "\"peak_rss_bytes\": %lld, \"file_size\": %llu, \"bits_per_weight\": %.3f, \"weights\": \"%s\"}\n",
+                  model_path.c_str(), mf.backend.c_str(), nth, (long long)n_prompt, (long long)n_gen, (long long)reps, median(pp), median(tg),
+                  median(ttft), load_s, rss, (unsigned long long)info.file_size, info.bits_per_weight, weights.c_str());
     } else {
       std::printf("| model | threads | prefill tok/s (pp%lld) | decode tok/s (tg%lld) | time to first token | load | peak RSS |\n",
                   (long long)n_prompt, (long long)n_gen);
       std::printf("|---|---|---|---|---|---|---|\n");
       std::printf("| %s | %d | %.2f | %.2f | %.3f s | %.3f s | %s |\n", model_path.c_str(), nth, median(pp), median(tg),
                   median(ttft), load_s, human_bytes((double)rss).c_str());
+      if (!weights.empty()) std::printf("weights: %s\n", weights.c_str());
     }
   }
   return rc;

@@ -103,29 +103,25 @@ nlohmann::json to_json(const ModelFile& f, const ModelMeta& m) {
 int cmd_inspect(int argc, char** argv) {
   std::string path;
   bool verify = false, as_json = false, tensors = false, placement = false;
-  std::string backend = "auto";
-  std::string device;
-  int64_t gpu_layers = -1;
+  ModelFlags mf;
   Args a("inspect", "FILE [--verify] [--json] [--tensors] [--placement [--backend NAME]]");
   a.positional("FILE", &path, true);
   a.flag("--verify", &verify, "recompute every tensor checksum; exit 1 on a mismatch");
   a.flag("--json", &as_json, "print one JSON object");
   a.flag("--tensors", &tensors, "list every tensor (always included in --json)");
   a.flag("--placement", &placement, "load the model and print which backend runs each op kind");
-  a.str("--backend", &backend, "NAME", kBackendHelp);
-  a.i64("--gpu-layers", &gpu_layers, "N", kGpuLayersHelp);
-  a.str("--device", &device, "N", kDeviceHelp);
+  add_model_flags(a, &mf);
   if (!a.parse(argc, argv)) return usage_error(a.error(), a.usage());
   if (a.help_requested()) {
     std::fputs(a.usage().c_str(), stdout);
     return 0;
   }
-  if ((a.given("--backend") || a.given("--gpu-layers")) && !placement)
-    return usage_error("--backend and --gpu-layers go with --placement", a.usage());
+  if ((a.given("--backend") || a.given("--gpu-layers") || a.given("--device") || a.given("--weights")) && !placement)
+    return usage_error("--backend, --gpu-layers, --device and --weights go with --placement", a.usage());
   if (placement) {
     if (verify || as_json || tensors) return usage_error("--placement goes alone (with --backend)", a.usage());
-    if (std::string e; !set_vk_device(device, &e)) return usage_error(e, a.usage());
-    ModelPtr m = load_model(path, nullptr, backend, gpu_layers);
+    if (std::string e; !set_vk_device(mf.device, &e)) return usage_error(e, a.usage());
+    ModelPtr m = load_model(path, mf);
     if (!m) return 1;
     std::printf("placement:      %s", placement_text(m.get()).c_str());
     return 0;

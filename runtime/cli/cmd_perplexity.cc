@@ -25,10 +25,8 @@ int cmd_perplexity(int argc, char** argv) {
   std::string model_path, file;
   int64_t ctx = 512, threads = 0;
   bool compat = false;
-  std::string backend = "auto";
-  std::string device;
+  ModelFlags mf;
   std::string kv;
-  int64_t gpu_layers = -1;
   Args a("perplexity", "-m FILE --file F [--ctx N] [--llama-cpp-compat]");
   a.str("--model", &model_path, "FILE", "model file (.cria)");
   a.alias("-m", "--model");
@@ -37,10 +35,8 @@ int cmd_perplexity(int argc, char** argv) {
   a.i64("--ctx", &ctx, "N", "tokens per chunk (default 512)");
   a.alias("-c", "--ctx");
   a.flag("--llama-cpp-compat", &compat, "llama.cpp's llama-perplexity protocol");
-  a.str("--backend", &backend, "NAME", kBackendHelp);
+  add_model_flags(a, &mf);
   a.str("--kv", &kv, "TYPE", kKvHelp);
-  a.i64("--gpu-layers", &gpu_layers, "N", kGpuLayersHelp);
-  a.str("--device", &device, "N", kDeviceHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
   if (!a.parse(argc, argv)) return usage_error(a.error(), a.usage());
@@ -54,8 +50,8 @@ int cmd_perplexity(int argc, char** argv) {
   if (ctx < 4) return usage_error("--ctx must be at least 4", a.usage());
   std::string text;
   if (!read_file(file, &text)) return 1;
-  if (std::string e; !set_vk_device(device, &e)) return usage_error(e, a.usage());
-  ModelPtr m_owner = load_model(model_path, nullptr, backend, gpu_layers);
+  if (std::string e; !set_vk_device(mf.device, &e)) return usage_error(e, a.usage());
+  ModelPtr m_owner = load_model(model_path, mf);
   if (!m_owner) return 1;
   cria_model* m = m_owner.get();
   cria_model_info info;

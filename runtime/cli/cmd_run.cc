@@ -55,10 +55,8 @@ int cmd_run(int argc, char** argv) {
   double temperature = -1, top_p = -1, min_p = -1, repeat = -1;
   bool greedy = false, do_sample = false, chat = false, print_prompt = false, truncate = false, quiet = false;
   std::vector<std::string> eos_ids, stops;
-  std::string backend = "auto";
-  std::string device;
+  ModelFlags mf;
   std::string kv;
-  int64_t gpu_layers = -1;
   bool verbose = false;
   Args a("run", "-m FILE -p PROMPT [options]");
   a.str("--model", &model_path, "FILE", "model file (.cria)");
@@ -80,10 +78,8 @@ int cmd_run(int argc, char** argv) {
   a.flag("--do-sample", &do_sample, "sample (with the model's default settings unless given)");
   a.flag("--chat", &chat, "wrap the prompt in the model's chat template");
   a.str("--system", &system, "TEXT", "system message (with --chat)");
-  a.str("--backend", &backend, "NAME", kBackendHelp);
+  add_model_flags(a, &mf);
   a.str("--kv", &kv, "TYPE", kKvHelp);
-  a.i64("--gpu-layers", &gpu_layers, "N", kGpuLayersHelp);
-  a.str("--device", &device, "N", kDeviceHelp);
   a.i64("--threads", &threads, "N", "threads (default: all cores)");
   a.alias("-t", "--threads");
   a.i64("--ctx", &ctx, "N", "context length (default: the model's, at most 4096)");
@@ -127,8 +123,8 @@ int cmd_run(int argc, char** argv) {
   if (!system.empty() && !chat) return usage_error("--system needs --chat", a.usage());
 
   double load_s = 0;
-  if (std::string e; !set_vk_device(device, &e)) return usage_error(e, a.usage());
-  ModelPtr model_owner = load_model(model_path, &load_s, backend, gpu_layers);
+  if (std::string e; !set_vk_device(mf.device, &e)) return usage_error(e, a.usage());
+  ModelPtr model_owner = load_model(model_path, mf, &load_s);
   if (!model_owner) return 1;
   cria_model* model = model_owner.get();
   if (verbose) std::fprintf(stderr, "cria: placement: %s", placement_text(model).c_str());

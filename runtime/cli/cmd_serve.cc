@@ -38,10 +38,8 @@ int cmd_serve(int argc, char** argv) {
   a.alias("-c", "--ctx");
   a.i64("--threads", &o.threads, "N", "compute threads (default: all cores)");
   a.alias("-t", "--threads");
-  a.str("--backend", &o.backend, "NAME", kBackendHelp);
-  a.i64("--gpu-layers", &o.gpu_layers, "N", kGpuLayersHelp);
-  std::string device;
-  a.str("--device", &device, "N", kDeviceHelp);
+  ModelFlags mf;
+  add_model_flags(a, &mf);
   a.str("--kv", &o.kv, "TYPE", kKvHelp);
   a.i64("--queue", &o.max_queue, "N", "requests that may wait for a slot; more get 429 (default 64)");
   a.f64("--timeout", &o.timeout_s, "SECONDS", "deadline of one request (default 600)");
@@ -88,10 +86,13 @@ int cmd_serve(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
-  if (std::string e; !set_vk_device(device, &e)) {
+  if (std::string e; !set_vk_device(mf.device, &e)) {
     std::fprintf(stderr, "cria serve: %s\n", e.c_str());
     return 2;
   }
+  o.backend = mf.backend;
+  o.gpu_layers = mf.gpu_layers;
+  o.weights = mf.weights;
   auto srv = server::Server::create(o);
   if (!srv.ok()) {
     std::fprintf(stderr, "cria serve: %s\n", srv.status().message().c_str());

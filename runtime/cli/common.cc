@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "runtime/cli/args.h"
+
 namespace cria::cli {
 
 int api_fail(const char* what) {
@@ -39,13 +41,23 @@ const char* const kBackendHelp =
 const char* const kGpuLayersHelp =
     "with --backend vulkan: run only the first N layers on the device, the rest on the CPU (default: all)";
 
-ModelPtr load_model(const std::string& path, double* seconds, const std::string& backend, int64_t gpu_layers) {
+void add_model_flags(Args& a, ModelFlags* f) {
+  a.str("--backend", &f->backend, "NAME", kBackendHelp);
+  a.i64("--gpu-layers", &f->gpu_layers, "N", kGpuLayersHelp);
+  a.str("--device", &f->device, "N", kDeviceHelp);
+  a.str("--weights", &f->weights, "HOW",
+        "where the CPU reads weights from: auto (default: copy where the system gives 2 MiB pages and it fits), "
+        "copy (into memory, 2 MiB pages: fastest decode), map (in place from the file: least memory)");
+}
+
+ModelPtr load_model(const std::string& path, const ModelFlags& f, double* seconds) {
   const auto t0 = std::chrono::steady_clock::now();
   cria_model_params params;
   cria_model_params_init(&params);
-  params.backend = backend.c_str();
+  params.backend = f.backend.c_str();
+  params.weights = f.weights.c_str();
   // Negative values but -1 reach the library, which names the mistake.
-  params.gpu_layers = (int32_t)std::max<int64_t>(-2, std::min<int64_t>(gpu_layers, 1 << 20));
+  params.gpu_layers = (int32_t)std::max<int64_t>(-2, std::min<int64_t>(f.gpu_layers, 1 << 20));
   cria_model* m = nullptr;
   if (cria_model_load(path.c_str(), &params, &m) != CRIA_OK) {
     api_fail();

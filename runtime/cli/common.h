@@ -19,15 +19,22 @@ struct SessionFree {
 using ModelPtr = std::unique_ptr<cria_model, ModelFree>;
 using SessionPtr = std::unique_ptr<cria_session, SessionFree>;
 
-// Loads a model with its linear layers on `backend` (auto | cpu | xnnpack |
-// vulkan); on failure prints the error and returns null.
-ModelPtr load_model(const std::string& path, double* seconds = nullptr, const std::string& backend = "auto",
-                    int64_t gpu_layers = -1);
-extern const char* const kGpuLayersHelp;
-// The --backend option's help text, shared by every command that loads a model.
-extern const char* const kBackendHelp;
+class Args;
+
+// Where a model runs, from the options every command that loads one takes:
+// --backend, --gpu-layers, --device, --weights.
+struct ModelFlags {
+  std::string backend = "auto";  // auto | cpu | xnnpack | vulkan
+  int64_t gpu_layers = -1;
+  std::string device;            // a Vulkan device index, "" for the default
+  std::string weights = "auto";  // auto | copy | map
+};
+void add_model_flags(Args& a, ModelFlags* f);
+
+// Loads a model as `f` says (after set_vk_device(f.device)); on failure
+// prints the error and returns null.
+ModelPtr load_model(const std::string& path, const ModelFlags& f = {}, double* seconds = nullptr);
 extern const char* const kKvHelp;
-extern const char* const kDeviceHelp;
 
 // --device N: the Vulkan device (CRIA_VK_DEVICE, which the backend reads when
 // it starts). True for "" (not given); false, with the reason, for anything

@@ -72,11 +72,12 @@ Status take_options(int* argc, char** argv, Options* o) {
       if (v.empty() || *end || !(o->timeout_s > 0))
         return Error(Code::kInvalidArgument, "--dist-timeout expects seconds > 0, got '" + v + "'");
     } else {
-      // Kept for the command; a worker reads its model, threads and backend.
+      // Kept for the command; a worker reads its model, threads, backend and weights.
       if (match(argv[i], "--model", next, &v, &used) || match(argv[i], "-m", next, &v, &used)) o->model_path = v;
       else if (match(argv[i], "--threads", next, &v, &used) || match(argv[i], "-t", next, &v, &used))
         o->threads = std::atoll(v.c_str());
       else if (match(argv[i], "--backend", next, &v, &used)) o->backend = v;
+      else if (match(argv[i], "--weights", next, &v, &used)) o->weights = v;
       // Only the option itself moves now; its value is copied on the next turn.
       argv[w++] = argv[i++];
       continue;

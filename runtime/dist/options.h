@@ -18,13 +18,13 @@ struct Options {
   std::vector<int64_t> layer_split;  // layers per rank (--layer-split 10,6); empty: even
   double timeout_s = 30;             // bound on each exchange (--dist-timeout, CRIA_MPI_TIMEOUT)
   // What a worker rank needs of the command line: it runs no command.
-  std::string model_path, backend = "auto";
+  std::string model_path, backend = "auto", weights = "auto";
   int64_t threads = 0;
 };
 
 // Takes --split, --layer-split and --dist-timeout out of argv (they belong to
 // the distributed layer, not to any command) and reads what a worker needs
-// (-m/--model, -t/--threads, --backend) without removing it. argv[0] is the
+// (-m/--model, -t/--threads, --backend, --weights) without removing it. argv[0] is the
 // program, argv[1] the command. Errors name the option.
 Status take_options(int* argc, char** argv, Options* o);
 // True when any of take_options' own options was on the command line.

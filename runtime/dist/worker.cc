@@ -122,6 +122,7 @@ class Worker {
     const auto* r = reinterpret_cast<const int64_t*>(m.payload());
     ModelOptions mo;
     mo.backend = opt_.backend;
+    CRIA_ASSIGN_OR_RETURN(mo.weights, parse_weight_memory(opt_.weights));
     mo.layer_begin = r[2 * rank_];
     mo.layer_end = r[2 * rank_ + 1];
     CRIA_ASSIGN_OR_RETURN(model_, Model::create(std::move(f), mo));

@@ -1,7 +1,10 @@
 #include "runtime/model/model.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include "formats/alibi.h"
 #include "formats/rope.h"
@@ -89,7 +92,40 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelFile> file, co
                                  m->layer_end_);
   if (!placed.ok()) return placed.status().with_prefix(f.path());
   m->placement_ = std::move(placed).value();
+  CRIA_RETURN_IF_ERROR(m->copy_weights(opt.weights));
   return m;
+}
+
+Status Model::copy_weights(WeightMemory choice) {
+  std::vector<WeightSpan> spans = placement_.host_weights();
+  uint64_t bytes = 0;
+  for (const WeightSpan& s : spans) bytes += s.size;
+  if (!bytes) return Status::Ok();
+  std::string why = "--weights map";
+  if (choice == WeightMemory::kAuto) choice = auto_weight_memory(*file_, bytes, &why);
+  if (choice == WeightMemory::kMap) {
+    placement_.set_weights_row("read in place from the mapped file, 4 KiB pages (" + why + ")");
+    return Status::Ok();
+  }
+  if (!file_->mapped())
+    return Error(Code::kInvalidArgument, file_->path() + ": --weights copy needs a model opened from a file");
+  const int threads = (int)std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+  CRIA_ASSIGN_OR_RETURN(copy_, WeightCopy::make(*file_, std::move(spans), threads));
+  placement_.move_host_weights(*copy_);
+  auto move = [&](kernels::Matrix& mx) { mx.data = copy_->find(mx.data); };
+  move(w_.tok_embd);
+  move(w_.output);
+  for (LayerWeights& L : w_.layers) {
+    move(L.qkv);
+    move(L.attn_out);
+    move(L.ffn_in);
+    move(L.ffn_down);
+  }
+  char row[160];
+  std::snprintf(row, sizeof row, "copied into memory: %.0f MiB, %.0f MiB of it in 2 MiB pages (--weights map reads the file in place)",
+                (double)copy_->bytes() / (1 << 20), (double)copy_->huge_bytes() / (1 << 20));
+  placement_.set_weights_row(row);
+  return Status::Ok();
 }
 
 int64_t Model::max_matmul_cols() const {

@@ -11,6 +11,7 @@
 #include "formats/status.h"
 #include "runtime/kernels/kernels.h"
 #include "runtime/model/placement.h"
+#include "runtime/model/weight_copy.h"
 
 namespace cria {
 
@@ -51,6 +52,9 @@ struct ModelOptions {
   // read only where layer_begin is 0, the output head only where the
   // range ends at the last block.
   int64_t layer_begin = 0, layer_end = -1;
+  // Where the CPU kernels read the weights from: a copy in 2 MiB pages or
+  // the mapped file (weight_copy.h).
+  WeightMemory weights = WeightMemory::kAuto;
 };
 
 class Model {
@@ -77,7 +81,10 @@ class Model {
 
  private:
   Model() = default;
+  Status copy_weights(WeightMemory choice);
+
   std::unique_ptr<ModelFile> file_;
+  std::unique_ptr<WeightCopy> copy_;  // the weights the CPU reads, when copied
   Weights w_;
   Placement placement_;
   std::vector<float> inv_freq_, alibi_;

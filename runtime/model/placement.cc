@@ -1,5 +1,6 @@
 #include "runtime/model/placement.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 
@@ -125,6 +126,22 @@ Result<Placement> Placement::place(const ModelFile& f, const Weights& w, const s
   return p;
 }
 
+std::vector<WeightSpan> Placement::host_weights() const {
+  std::vector<WeightSpan> spans;
+  for (const PlacedLinear& pl : linears_) {
+    if (!pl.backend || pl.backend->copies_weights()) continue;
+    // A tied head is the embedding: one tensor.
+    const bool seen = std::any_of(spans.begin(), spans.end(), [&](const WeightSpan& w) { return w.data == pl.l.w.data; });
+    if (!seen) spans.push_back({pl.l.w.data, pl.l.w.l.total});
+  }
+  return spans;
+}
+
+void Placement::move_host_weights(const WeightCopy& c) {
+  for (PlacedLinear& pl : linears_)
+    if (pl.backend && !pl.backend->copies_weights()) pl.l.w.data = c.find(pl.l.w.data);
+}
+
 const backends::Backend* Placement::layer_stack_backend() const {
   const backends::Backend* b = linears_.empty() ? nullptr : linears_.back().backend;
   if (!b || !b->runs_layer_stack()) return nullptr;
@@ -162,6 +179,7 @@ std::string Placement::describe() const {
     s += op == backends::OpKind::kLinear ? lines : "cpu";
     s += "\n";
   }
+  if (!weights_row_.empty()) s += "  weights     " + weights_row_ + "\n";
   if (const backends::Backend* b = layer_stack_backend())
     s += "  decode      " + std::string(b->name()) +
          ": every op of a one-sequence decode step, one submission per token (with an f16 KV cache;"

@@ -12,6 +12,7 @@
 
 #include "formats/model_file.h"
 #include "runtime/backends/backend.h"
+#include "runtime/model/weight_copy.h"
 
 namespace cria {
 
@@ -53,6 +54,13 @@ class Placement {
   // run whole decode steps (Backend::runs_layer_stack), else nullptr.
   const backends::Backend* layer_stack_backend() const;
 
+  // The weights read in place from host memory: the linear layers placed
+  // on a backend that does not copy them (each tensor once).
+  std::vector<WeightSpan> host_weights() const;
+  // Points those linear layers at their copies in `c`.
+  void move_host_weights(const WeightCopy& c);
+  // The table's `weights` row: where the host reads them from.
+  void set_weights_row(std::string row) { weights_row_ = std::move(row); }
   const std::string& choice() const { return choice_; }
   // One line per op kind: the backend(s) and what they hold.
   std::string describe() const;
@@ -66,6 +74,7 @@ class Placement {
   std::vector<std::unique_ptr<backends::Backend>> backends_;
   std::vector<PlacedLinear> linears_;  // layer-major, then the output head
   uint64_t released_ = 0;              // mapped bytes released after copies
+  std::string weights_row_;
   std::vector<std::string> notes_;
 };
 

@@ -58,6 +58,7 @@ Result<std::unique_ptr<Server>> Server::create(const ServeOptions& opt) {
   ModelOptions mo;
   mo.backend = opt.backend;
   mo.gpu_layers = opt.gpu_layers;
+  CRIA_ASSIGN_OR_RETURN(mo.weights, parse_weight_memory(opt.weights));
   auto model = Model::create(std::move(file).value(), mo);
   if (!model.ok()) return model.status();
   for (const std::string& note : (*model)->placement().notes()) std::fprintf(stderr, "cria: %s\n", note.c_str());

@@ -32,6 +32,7 @@ struct ServeOptions {
   int64_t threads = 0;
   std::string backend = "auto";  // where linear layers run (placement.h)
   int64_t gpu_layers = -1;       // with a device backend: the first N blocks there
+  std::string weights = "auto";  // where the CPU reads weights from (weight_copy.h)
   std::string kv = "f16";        // KV cache type of every slot: f16 | q8 | q4
   int64_t max_queue = 64;        // waiting requests beyond the slots; more get 429
   double timeout_s = 600;        // per-request deadline

@@ -357,6 +357,19 @@ def _():
     assert rc == 0, err
 
 
+@case("run: --weights copy and map print where the weights are read from, with the same text")
+def _():
+    texts = {}
+    for how, row in (("copy", "weights     copied into memory"), ("map", "weights     read in place")):
+        rc, out, err = run(["run", "-m", GOOD, "-p", "Hello", "-n", "12", "--greedy", "--quiet", "-v", "--weights", how])
+        assert rc == 0, err
+        assert row in err, err
+        texts[how] = out
+    assert texts["copy"] == texts["map"] and texts["copy"].strip(), texts
+    rc, out, err = run(["run", "-m", GOOD, "-p", "Hello", "--weights", "huge"])
+    assert rc != 0 and "auto, map or copy" in err, (rc, err)
+
+
 @case("run: same seed, same output")
 def _():
     a = run(["run", "-m", GOOD, "-p", "Hello", "-n", "12", "--temperature", "0.9", "--seed", "7", "--quiet"])

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <set>
 #include <cstdio>
 #include <unistd.h>
 
@@ -400,4 +401,70 @@ TEST_CASE("the KV cache is committed as it fills, and one that cannot fit is ref
   CHECK(st.code() == Code::kOutOfMemory);
   CHECK(st.message().find("use --ctx ") != std::string::npos);
   CHECK(check_kv_fits(*l.model, 1, n_ctx, kernels::KvType::kF16).ok());
+}
+
+TEST_CASE("weights: copy moves every weight the CPU streams out of the mapping, map reads it in place, same tokens") {
+  for (Arch arch : {Arch::kLlama, Arch::kFalcon}) {  // the Falcon ties its head to the embedding
+    CAPTURE((int)arch);
+    std::string path = test::write_tiny_model("weights", arch, arch == Arch::kLlama ? QType::kQ4 : QType::kQ8);
+    REQUIRE(!path.empty());
+    std::vector<std::vector<int32_t>> tokens;
+    for (WeightMemory how : {WeightMemory::kMap, WeightMemory::kCopy}) {
+      ModelOptions mo;
+      mo.weights = how;
+      auto m = Model::load(path, mo);
+      REQUIRE_MESSAGE(m.ok(), m.status().message());
+      std::set<const uint8_t*> in_file;
+      for (const TensorRef& t : (*m)->file().tensors()) in_file.insert(t.data);
+      const Weights& w = (*m)->weights();
+      std::vector<const uint8_t*> streamed = {w.output.data};
+      for (const LayerWeights& L : w.layers)
+        for (const kernels::Matrix* mx : {&L.qkv, &L.attn_out, &L.ffn_in, &L.ffn_down}) streamed.push_back(mx->data);
+      for (int64_t i = 0; i < (int64_t)w.layers.size(); ++i)
+        for (int r = 0; r < kLinearRoles; ++r) streamed.push_back((*m)->placement().linear(i, (LinearRole)r).l.w.data);
+      streamed.push_back((*m)->placement().output().l.w.data);
+      for (const uint8_t* p : streamed) CHECK(in_file.count(p) == (how == WeightMemory::kMap ? 1u : 0u));
+      // Tied: the head is the embedding, one copy serving both.
+      if (arch == Arch::kFalcon) CHECK(w.tok_embd.data == w.output.data);
+      const std::string table = (*m)->placement().describe();
+      CHECK(table.find(how == WeightMemory::kMap ? "weights     read in place" : "weights     copied into memory") !=
+            std::string::npos);
+      auto tok = Tokenizer::create((*m)->file().meta().tokenizer);
+      REQUIRE(tok.ok());
+      Loaded l{std::shared_ptr<const Model>(std::move(m).value()), std::shared_ptr<const Tokenizer>(std::move(tok).value())};
+      auto s = session(l);
+      std::vector<SequenceResult> out;
+      REQUIRE(s->generate(request(prompt_of(10, 5), 16), nullptr, &out, nullptr).ok());
+      tokens.push_back(out[0].tokens);
+    }
+    CHECK(tokens[0] == tokens[1]);
+    // A rank of a layer pipeline copies only its own blocks' weights.
+    ModelOptions mo;
+    mo.weights = WeightMemory::kCopy;
+    mo.layer_begin = 1;
+    auto m = Model::load(path, mo);
+    REQUIRE(m.ok());
+    const ModelFile& file = (*m)->file();
+    CHECK((*m)->weights().layers[0].qkv.data == file.find("blk.0.attn_qkv.weight")->data);
+    CHECK((*m)->weights().layers[1].qkv.data != file.find("blk.1.attn_qkv.weight")->data);
+    ::unlink(path.c_str());
+  }
+  // Bytes the process owns cannot be copied from a file; bad names are refused.
+  std::string path = test::write_tiny_model("weights-mem", Arch::kLlama, QType::kQ4);
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  REQUIRE(f);
+  std::vector<uint8_t> bytes(1 << 20);
+  bytes.resize(std::fread(bytes.data(), 1, bytes.size(), f));
+  std::fclose(f);
+  ::unlink(path.c_str());
+  auto mf = ModelFile::from_bytes(bytes, "mem.cria");
+  REQUIRE(mf.ok());
+  ModelOptions mo;
+  mo.weights = WeightMemory::kCopy;
+  auto m = Model::create(std::move(mf).value(), mo);
+  REQUIRE(!m.ok());
+  CHECK(m.status().message().find("--weights copy needs a model opened from a file") != std::string::npos);
+  auto bad = parse_weight_memory("huge");
+  REQUIRE(!bad.ok());
+  CHECK(bad.status().message() == "weights: unknown choice 'huge' (auto, map or copy)");
 }

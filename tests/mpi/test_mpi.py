@@ -172,7 +172,7 @@ def mapped_rss_kib(pid, path):
     return total
 
 
-@case("each of 3 ranks touches only its own layers' pages of the mapped file")
+@case("each of 3 ranks touches only its own layers' pages of the mapped file (--weights map)")
 def _():
     # A chat turn keeps every rank alive after real forward passes; then
     # each rank's resident pages of the file are counted. This llama has 3
@@ -185,7 +185,7 @@ def _():
         os.link(LLAMA, m)
     size_kib = os.path.getsize(m) / 1024
     p = subprocess.Popen([MPIRUN, "--oversubscribe", "-np", "3", CRIA, "chat", "-m", m, "--backend", "cpu",
-                          "--max-new-tokens", "8", "--greedy"] + T1, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          "--weights", "map", "--max-new-tokens", "8", "--greedy"] + T1, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=ENV)
     try:
         p.stdin.write(b"hello\n")

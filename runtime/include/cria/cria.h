@@ -81,6 +81,15 @@ typedef struct cria_model_params {
    * cpu, for a board with less device memory than the model. -1 (the
    * default): every layer. Other backends take only -1. */
   int32_t gpu_layers;
+  /* Where the CPU reads the weights from: "auto" (NULL too) | "copy" | "map".
+   * copy reads the weights the CPU kernels stream into anonymous memory in
+   * 2 MiB pages (transparent huge pages), the fastest decode, costing the
+   * weights' size in private memory; map reads them in place from the
+   * mapped file (least memory: shared page cache the kernel may evict).
+   * auto copies on Linux when transparent huge pages are not off and the
+   * copy fits the memory available, else maps. cria_model_placement's
+   * "weights" row says which was used and how much got 2 MiB pages. */
+  const char* weights;
 } cria_model_params;
 CRIA_API void cria_model_params_init(cria_model_params* params);
 /* params may be NULL (the defaults). */
