@@ -5,13 +5,17 @@ the memory-bandwidth limit (bytes of weights read per token / read
 bandwidth measured by bench/membw in the same run).
 
     /usr/bin/python3 bench/llama_bench.py [--shapes 1b,8b] [--quants q4_0,q8_0] [--threads 1,2]
-                                          [--work /work/ckpt] [-p 512] [-n 128] [-r 3]
+                                          [--work /work/ckpt] [-p 512] [-n 128] [-r 3] [--rounds 5]
+                                          [--weights copy,map] [--peers native,prebuilt]
     /usr/bin/python3 bench/llama_bench.py --table-from rows.jsonl   # the table of saved rows
 
 Checkpoints (random weights at the real shapes, by scripts/gen_checkpoint.py
 --full) and their GGUF / .cria conversions are made once in --work (outside
 the repository). llama.cpp comes from npm node-llama-cpp (scripts/setup
---bench); nothing is downloaded. Run it on an idle machine: the table is
+--bench): its prebuilt binaries, and a native build of the source it ships
+(bench/native_llamacpp.sh, -DGGML_NATIVE=ON, built on first use); nothing
+is downloaded. Engines run alternately, --rounds times, so the spread says
+how steady each is. Run it on an idle machine: the table is
 only as good as the quietest run.
 """
 import argparse
@@ -59,6 +63,33 @@ def bytes_per_token(cria):
     return total
 
 
+def run_cria(cria, args, t, weights):
+    return json.loads(sh([CRIA, "bench", "-m", cria, "-p", str(args.p), "-n", str(args.n), "-t", str(t),
+                          "-r", str(args.r), "--json", "--weights", weights]))
+
+
+def run_prebuilt(gguf, args, t):
+    return json.loads(sh(["node", os.path.join(ROOT, "bench", "llamacpp_bench.mjs"), gguf, str(args.p), str(args.n),
+                          str(t), str(args.r)], cwd=os.path.join(ROOT, "bench")))
+
+
+def run_native(bindir, gguf, args, t):
+    """llama-bench of the native build: pp P and tg N, R repetitions (its own
+    averages), flash attention off like the others; peak RSS from wait4."""
+    cmd = [os.path.join(bindir, "llama-bench"), "-m", gguf, "-p", str(args.p), "-n", str(args.n), "-t", str(t),
+           "-r", str(args.r), "-o", "json"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({status})")
+    res = json.loads(out)
+    pp = next(r["avg_ts"] for r in res if r["n_prompt"] > 0 and r["n_gen"] == 0)
+    tg = next(r["avg_ts"] for r in res if r["n_gen"] > 0 and r["n_prompt"] == 0)
+    return {"prefill_tok_s": pp, "decode_tok_s": tg, "peak_rss_bytes": usage.ru_maxrss * 1024,
+            "build": f"{res[0].get('build_commit', '?')} ({res[0].get('build_number', '?')})"}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", default="1b,8b")
@@ -68,7 +99,11 @@ def main():
     ap.add_argument("-p", type=int, default=512)
     ap.add_argument("-n", type=int, default=128)
     ap.add_argument("-r", type=int, default=3)
-    ap.add_argument("--no-llamacpp", action="store_true")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="alternated runs of every engine (the spread across them is reported)")
+    ap.add_argument("--weights", default="copy,map", help="cria --weights choices to run (each its own row)")
+    ap.add_argument("--peers", default="native,prebuilt",
+                    help="llama.cpp builds: native (bench/native_llamacpp.sh, -DGGML_NATIVE=ON), prebuilt (node-llama-cpp)")
     ap.add_argument("--table-from", metavar="JSONL",
                     help="print the table from rows an earlier run wrote to stderr (joins runs)")
     args = ap.parse_args()
@@ -77,6 +112,10 @@ def main():
             print_table([json.loads(line) for line in f if line.startswith("{")])
         return
     os.makedirs(args.work, exist_ok=True)
+    peers = [x for x in args.peers.split(",") if x]
+    native = None
+    if "native" in peers:
+        native = sh([os.path.join(ROOT, "bench", "native_llamacpp.sh")]).strip().splitlines()[-1]
     load = os.getloadavg()[0]
     if load > 0.5:
         print(f"warning: load average {load:.2f}: another process is using the CPU; numbers will be low",
@@ -87,40 +126,53 @@ def main():
             gguf, cria = ensure(args.work, shape, quant)
             bpt = bytes_per_token(cria)
             for t in [int(x) for x in args.threads.split(",")]:
-                # This machine's bandwidth drifts within minutes: probe before
-                # and after the engines and take the larger (the limit).
-                bw = json.loads(sh([MEMBW, "--threads", str(t), "--json"]))["read_gb_s"]
-                c = json.loads(sh([CRIA, "bench", "-m", cria, "-p", str(args.p), "-n", str(args.n), "-t", str(t),
-                                   "-r", str(args.r), "--json"]))
-                l = None
-                if not args.no_llamacpp:
-                    l = json.loads(sh(["node", os.path.join(ROOT, "bench", "llamacpp_bench.mjs"), gguf, str(args.p),
-                                       str(args.n), str(t), str(args.r)], cwd=os.path.join(ROOT, "bench")))
-                bw = max(bw, json.loads(sh([MEMBW, "--threads", str(t), "--json"]))["read_gb_s"])
-                limit = bw * 1e9 / bpt
-                row = {"shape": shape, "quant": quant, "threads": t, "bandwidth_gb_s": bw, "limit_tok_s": limit,
-                       "cria": c, "llama.cpp": l}
+                engines = [(f"cria --weights {w}", lambda w=w: run_cria(cria, args, t, w)) for w in args.weights.split(",")]
+                if native:
+                    engines.append(("llama.cpp native", lambda: run_native(native, gguf, args, t)))
+                if "prebuilt" in peers:
+                    engines.append(("llama.cpp prebuilt (node-llama-cpp)", lambda: run_prebuilt(gguf, args, t)))
+                # This machine's bandwidth drifts within minutes: probe around
+                # every round and take the largest (the limit).
+                bws, runs = [], {name: [] for name, _ in engines}
+                for _ in range(args.rounds):
+                    bws.append(json.loads(sh([MEMBW, "--threads", str(t), "--json"]))["read_gb_s"])
+                    for name, fn in engines:
+                        runs[name].append(fn())
+                bws.append(json.loads(sh([MEMBW, "--threads", str(t), "--json"]))["read_gb_s"])
+                bw = max(bws)
+                row = {"shape": shape, "quant": quant, "threads": t, "bandwidth_gb_s": bw, "limit_tok_s": bw * 1e9 / bpt,
+                       "bytes_per_token": bpt, "runs": runs}
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
     print(f"\nmachine: {os.cpu_count()} cores; load average at start {load:.2f}; "
-          f"{time.strftime('%Y-%m-%d %H:%M')}; -p {args.p} -n {args.n} -r {args.r}\n")
+          f"{time.strftime('%Y-%m-%d %H:%M')}; -p {args.p} -n {args.n} -r {args.r}, {args.rounds} alternated rounds\n")
     print_table(rows)
 
 
+def median(v):
+    v = sorted(v)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
 def print_table(rows):
-    print("| shape | weights | threads | read GB/s | decode limit tok/s | cria decode | llama.cpp decode | cria/llama.cpp | "
-          "cria % of limit | cria prefill | llama.cpp prefill | cria/llama.cpp | cria TTFT s | cria load s | cria RSS GiB | llama.cpp RSS GiB |")
-    print("|" + "---|" * 16)
+    print("| shape | weights | threads | read GB/s | decode limit tok/s | engine | decode tok/s (median, min-max) | "
+          "spread | % of limit | vs native llama.cpp | prefill tok/s | vs native llama.cpp | peak RSS GiB |")
+    print("|" + "---|" * 13)
     for r in rows:
-        c, l, limit = r["cria"], r["llama.cpp"], r["limit_tok_s"]
-        bpt = r["bandwidth_gb_s"] * 1e9 / limit
-        ld = l["decode_tok_s"] if l else float("nan")
-        lp = l["prefill_tok_s"] if l else float("nan")
-        print(f"| {r['shape']} | {r['quant']} ({bpt / 2**30:.2f} GiB read/token) | {r['threads']} | {r['bandwidth_gb_s']:.1f} | "
-              f"{limit:.2f} | {c['decode_tok_s']:.2f} | {ld:.2f} | {c['decode_tok_s'] / ld:.2f}x | "
-              f"{100 * c['decode_tok_s'] / limit:.0f}% | {c['prefill_tok_s']:.1f} | {lp:.1f} | {c['prefill_tok_s'] / lp:.2f}x | "
-              f"{c['ttft_s']:.2f} | {c['load_s']:.2f} | {c['peak_rss_bytes'] / 2**30:.2f} | "
-              f"{(l['peak_rss_bytes'] / 2**30) if l else float('nan'):.2f} |")
+        limit = r["limit_tok_s"]
+        runs = r["runs"]
+        nat = runs.get("llama.cpp native")
+        nd = median([x["decode_tok_s"] for x in nat]) if nat else float("nan")
+        npf = median([x["prefill_tok_s"] for x in nat]) if nat else float("nan")
+        for name, rs in runs.items():
+            d = [x["decode_tok_s"] for x in rs]
+            pf = [x["prefill_tok_s"] for x in rs]
+            md = median(d)
+            print(f"| {r['shape']} | {r['quant']} ({r['bytes_per_token'] / 2**30:.2f} GiB read/token) | {r['threads']} | "
+                  f"{r['bandwidth_gb_s']:.1f} | {limit:.2f} | {name} | {md:.2f} ({min(d):.2f}-{max(d):.2f}) | "
+                  f"{100 * (max(d) - min(d)) / md:.0f}% | {100 * md / limit:.0f}% | {md / nd:.2f}x | {median(pf):.1f} | "
+                  f"{median(pf) / npf:.2f}x | {max(x['peak_rss_bytes'] for x in rs) / 2**30:.2f} |")
+
 
 if __name__ == "__main__":
     main()
