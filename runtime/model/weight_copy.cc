@@ -23,6 +23,7 @@ constexpr uint64_t kHugePage = 2ull << 20;
 constexpr uint64_t kPiece = 32ull << 20;  // one read; the page cache is dropped behind each
 
 
+#if !defined(__EMSCRIPTEN__) && defined(__linux__)
 // The bracketed word of /sys/kernel/mm/transparent_hugepage/enabled
 // ("always", "madvise", "never"), "" where there is no such file.
 std::string thp_mode() {
@@ -43,6 +44,7 @@ uint64_t mem_available() {
     if (key == "MemAvailable:") return kib << 10;
   return 0;
 }
+#endif
 
 std::string gib(uint64_t b) {
   char s[32];
