@@ -277,12 +277,11 @@ uint64_t ModelFile::release_pages(const uint8_t* data, uint64_t size) const {
 #endif
 }
 
-Status ModelFile::read_mapped(const uint8_t* data, uint64_t size, void* dst, bool drop_cache) const {
+Status ModelFile::read_mapped(const uint8_t* data, uint64_t size, void* dst) const {
 #if defined(__EMSCRIPTEN__)
   (void)data;
   (void)size;
   (void)dst;
-  (void)drop_cache;
   return Error(Code::kUnsupported, path_ + ": not a mapped file");
 #else
   if (!mapping_ || fd_ < 0 || data < base_ || size > size_ || data + size > base_ + size_)
@@ -294,9 +293,6 @@ Status ModelFile::read_mapped(const uint8_t* data, uint64_t size, void* dst, boo
     if (n <= 0) return Error(Code::kIo, path_ + ": read failed: " + (n < 0 ? std::strerror(errno) : "file shrank"));
     done += (uint64_t)n;
   }
-  // Only clean pages no process maps are dropped: others sharing the file
-  // keep theirs.
-  if (drop_cache) (void)posix_fadvise(fd_, (off_t)offset, (off_t)size, POSIX_FADV_DONTNEED);
   return Status::Ok();
 #endif
 }

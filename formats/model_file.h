@@ -117,9 +117,8 @@ class ModelFile {
   // can read again.
   bool mapped() const { return mapping_ != nullptr; }
   // Reads [data, data + size) of a mapped file into `dst` with pread,
-  // without touching the mapping, and with drop_cache asks the kernel to
-  // drop those pages from the page cache (they live in `dst` now).
-  Status read_mapped(const uint8_t* data, uint64_t size, void* dst, bool drop_cache) const;
+  // without touching the mapping (no page table entries are built for it).
+  Status read_mapped(const uint8_t* data, uint64_t size, void* dst) const;
 
  private:
   ModelFile() = default;

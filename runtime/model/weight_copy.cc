@@ -20,7 +20,7 @@ namespace cria {
 namespace {
 
 constexpr uint64_t kHugePage = 2ull << 20;
-constexpr uint64_t kPiece = 32ull << 20;  // one read; the page cache is dropped behind each
+constexpr uint64_t kPiece = 32ull << 20;  // one read
 
 
 #if !defined(__EMSCRIPTEN__) && defined(__linux__)
@@ -82,8 +82,8 @@ WeightMemory auto_weight_memory(const ModelFile& f, uint64_t bytes, std::string*
     *why = "the file is on tmpfs, already in memory (mount it huge=always for 2 MiB pages)";
     return WeightMemory::kMap;
   }
-  // The copy replaces the file's pages in the page cache, which count as
-  // available; keep a margin for the KV cache and the rest of the system.
+  // Page cache counts as available (the kernel reclaims it for the copy);
+  // keep a margin for the KV cache and the rest of the system.
   const uint64_t avail = mem_available();
   const uint64_t margin = 512ull << 20;
   if (avail && bytes + margin > avail) {
@@ -147,7 +147,7 @@ Result<std::unique_ptr<WeightCopy>> WeightCopy::make(const ModelFile& f, std::ve
   Status first = Status::Ok();
   auto work = [&] {
     for (size_t i; (i = next.fetch_add(1)) < pieces.size();) {
-      Status s = f.read_mapped(pieces[i].src, pieces[i].size, c->base_ + pieces[i].dst, /*drop_cache=*/true);
+      Status s = f.read_mapped(pieces[i].src, pieces[i].size, c->base_ + pieces[i].dst);
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (first.ok()) first = s;

@@ -6,8 +6,9 @@
 // hardware prefetchers stop at each page boundary; through 2 MiB pages it
 // runs at the memory's bandwidth (docs/PERFORMANCE.md "Weights in memory").
 // `copy` reads the tensors the CPU kernels stream into one anonymous region
-// that asks for transparent huge pages, and drops those file pages from the
-// page cache as it goes; `map` reads them in place from the mapped file (the
+// that asks for transparent huge pages (the file's pages stay in the page
+// cache, which the kernel reclaims when it needs the memory, so the next
+// start reads them from memory rather than disk); `map` reads them in place from the mapped file (the
 // least memory: the pages are shared with other processes and the kernel
 // may evict them). `auto` copies on Linux when transparent huge pages are
 // not off and the copy fits the memory available, else maps.
@@ -44,8 +45,7 @@ class WeightCopy {
 
   // Copies the spans (distinct tensors of f's mapping, in any order) into
   // one anonymous region aligned to 2 MiB with MADV_HUGEPAGE, each span
-  // 64-byte aligned, reading with `threads` threads and dropping the file's
-  // pages from the page cache behind them. Errors name the file.
+  // 64-byte aligned, reading with `threads` threads. Errors name the file.
   static Result<std::unique_ptr<WeightCopy>> make(const ModelFile& f, std::vector<WeightSpan> spans, int threads);
 
   // The copy of the span that starts at `p`; `p` itself when no span does.
