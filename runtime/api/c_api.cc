@@ -86,7 +86,7 @@ cria_status fail(cria_status code, const std::string& msg) {
 cria_status finish_load(std::unique_ptr<cria::ModelFile> file, cria::ModelOptions opt, cria_model** out) {
   // Under MPI (runtime/dist) this process holds only its share of the layers.
   if (cria::LayerPipeline* p = cria::process_pipeline()) {
-    cria::Status st = p->attach(*file, &opt.layer_begin, &opt.layer_end);
+    cria::Status st = p->attach(*file, &opt);
     if (!st.ok()) return fail(st);
   }
   cria::ModelMeta meta = file->meta();

@@ -11,6 +11,7 @@
 #include "formats/status.h"
 #include "runtime/kernels/kernels.h"
 #include "runtime/model/placement.h"
+#include "runtime/model/shard.h"
 
 namespace cria {
 
@@ -51,6 +52,13 @@ struct ModelOptions {
   // read only where layer_begin is 0, the output head only where the
   // range ends at the last block.
   int64_t layer_begin = 0, layer_end = -1;
+  // Tensor parallelism (shard.h): this process holds shard `shard_index`
+  // of `shard_count` of every block, and config() is that shard's (its
+  // heads, KV heads and MLP width). 1: the whole model.
+  int shard_index = 0, shard_count = 1;
+  // Whether the output head is placed (a tensor-parallel worker rank never
+  // runs it).
+  bool head = true;
 };
 
 class Model {
@@ -60,12 +68,16 @@ class Model {
   static Result<std::unique_ptr<Model>> load(const std::string& path, const ModelOptions& opt = {});
 
   const ModelFile& file() const { return *file_; }
-  const ModelConfig& config() const { return file_->config(); }
+  // The model's config; under tensor parallelism this shard's
+  // (file().config() is then the whole model's).
+  const ModelConfig& config() const { return cfg_; }
   const Weights& weights() const { return w_; }
   const Placement& placement() const { return placement_; }
   // The blocks this process runs (ModelOptions): [layer_begin, layer_end).
   int64_t layer_begin() const { return layer_begin_; }
   int64_t layer_end() const { return layer_end_; }
+  // ModelOptions::shard_count (1: not split by tensors).
+  int shard_count() const { return shard_count_; }
 
   // Rotary inverse frequencies (head_dim / 2), Llama 3.1 scaling applied.
   const std::vector<float>& inv_freq() const { return inv_freq_; }
@@ -78,7 +90,10 @@ class Model {
  private:
   Model() = default;
   std::unique_ptr<ModelFile> file_;
+  ModelConfig cfg_;
   Weights w_;
+  ShardBytes shard_bytes_;  // this shard's weight slices (tensor parallelism)
+  int shard_count_ = 1;
   Placement placement_;
   std::vector<float> inv_freq_, alibi_;
   int64_t layer_begin_ = 0, layer_end_ = 0;
