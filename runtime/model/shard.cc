@@ -101,8 +101,8 @@ Result<kernels::Matrix> slice_cols(const kernels::Matrix& src, uint64_t c0, uint
     // each group's 16 scales (and mins).
     const uint64_t block_bytes = s.tile_q_bytes / s.blocks, b0 = c0 / kBlock, g0 = c0 / s.group;
     for (uint64_t t = 0; t < s.tiles; ++t) {
-      std::memcpy(dst + m.l.q_offset + t * m.l.tile_q_bytes, src.data + s.q_offset + t * s.tile_q_bytes + b0 * block_bytes,
-                  m.l.tile_q_bytes);
+      std::memcpy(dst + m.l.q_offset + t * m.l.tile_q_bytes,
+                  src.data + s.q_offset + t * s.tile_q_bytes + b0 * block_bytes, m.l.tile_q_bytes);
       std::memcpy(dst + m.l.s_offset + t * m.l.tile_s_bytes,
                   src.data + s.s_offset + t * s.tile_s_bytes + g0 * kTileRows * 2, m.l.tile_s_bytes);
       if (s.m_bytes)
@@ -143,9 +143,10 @@ Status check_tensor_split(const ModelFile& f, int count) {
   if (count < 1) return Error(Code::kInvalidArgument, "--split tensors needs at least one rank");
   if (nh % n != 0 || (nkv % n != 0 && n % nkv != 0))
     return Error(Code::kInvalidArgument,
-                 f.path() + ": --split tensors: heads " + num(nh) + " / KV heads " + num(nkv) + " do not divide across " +
-                     num(n) + " ranks (the heads must split evenly, and the KV heads too, or each rank holds one KV "
-                              "head when the ranks are a multiple of them): use --split layers or another -np");
+                 f.path() + ": --split tensors: heads " + num(nh) + " / KV heads " + num(nkv) +
+                     " do not divide across " + num(n) +
+                     " ranks (the heads must split evenly, and the KV heads too, or each rank holds one KV head "
+                     "when the ranks are a multiple of them): use --split layers or another -np");
   if (c.intermediate_size % n != 0)
     return Error(Code::kInvalidArgument, f.path() + ": --split tensors: the MLP width " + num(c.intermediate_size) +
                                              " does not divide across " + num(n) + " ranks: use --split layers");
