@@ -279,7 +279,8 @@ cria_status cria_model_placement(const cria_model* m, char* buf, size_t cap, siz
 
 cria_status cria_model_get_info(const cria_model* m, cria_model_info* out) {
   if (!m || !out) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_model_get_info: model and out are required");
-  const cria::ModelConfig& c = m->model->config();
+  // The whole model's shape, also on a rank that holds a tensor shard.
+  const cria::ModelConfig& c = m->model->file().config();
   out->architecture = m->arch.c_str();
   out->hf_architecture = m->hf_arch.c_str();
   out->chat_template = m->chat_name.c_str();
