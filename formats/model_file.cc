@@ -284,7 +284,7 @@ Status ModelFile::read_mapped(const uint8_t* data, uint64_t size, void* dst) con
   (void)dst;
   return Error(Code::kUnsupported, path_ + ": not a mapped file");
 #else
-  if (!mapping_ || fd_ < 0 || data < base_ || size > size_ || data + size > base_ + size_)
+  if (fd_ < 0 || !maps(data, size))
     return Error(Code::kInvalidArgument, path_ + ": read_mapped outside the mapped file");
   const uint64_t offset = (uint64_t)(data - base_);
   for (uint64_t done = 0; done < size;) {

@@ -116,6 +116,10 @@ class ModelFile {
   // Whether the bytes are a mapping of a file (open()), which read_mapped
   // can read again.
   bool mapped() const { return mapping_ != nullptr; }
+  // Whether [data, data + size) lies in the mapping.
+  bool maps(const uint8_t* data, uint64_t size) const {
+    return mapping_ && data >= base_ && size <= size_ && data + size <= base_ + size_;
+  }
   // Reads [data, data + size) of a mapped file into `dst` with pread,
   // without touching the mapping (no page table entries are built for it).
   Status read_mapped(const uint8_t* data, uint64_t size, void* dst) const;

@@ -86,7 +86,7 @@ cria_status fail(cria_status code, const std::string& msg) {
 cria_status finish_load(std::unique_ptr<cria::ModelFile> file, cria::ModelOptions opt, cria_model** out) {
   // Under MPI (runtime/dist) this process holds only its share of the layers.
   if (cria::LayerPipeline* p = cria::process_pipeline()) {
-    cria::Status st = p->attach(*file, &opt.layer_begin, &opt.layer_end);
+    cria::Status st = p->attach(*file, &opt);
     if (!st.ok()) return fail(st);
   }
   cria::ModelMeta meta = file->meta();
@@ -285,7 +285,8 @@ cria_status cria_model_placement(const cria_model* m, char* buf, size_t cap, siz
 
 cria_status cria_model_get_info(const cria_model* m, cria_model_info* out) {
   if (!m || !out) return fail(CRIA_ERR_INVALID_ARGUMENT, "cria_model_get_info: model and out are required");
-  const cria::ModelConfig& c = m->model->config();
+  // The whole model's shape, also on a rank that holds a tensor shard.
+  const cria::ModelConfig& c = m->model->file().config();
   out->architecture = m->arch.c_str();
   out->hf_architecture = m->hf_arch.c_str();
   out->chat_template = m->chat_name.c_str();

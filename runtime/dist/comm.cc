@@ -1,6 +1,7 @@
 #include "runtime/dist/comm.h"
 
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <thread>
 
@@ -50,6 +51,25 @@ Status poll(double timeout_s, const char* what, int peer, bool never_sleep, F do
 }
 
 }  // namespace
+
+Status RankOrderSum::sum(float* x, int64_t count) {
+  if (count > (int64_t)INT32_MAX) return Error(Code::kInternal, "a tensor-split sum of more than 2^31 values");
+  all_.resize((size_t)(count * size_));
+  MPI_Request req;
+  int rc = MPI_Iallgather(x, (int)count, MPI_FLOAT, all_.data(), (int)count, MPI_FLOAT, MPI_COMM_WORLD, &req);
+  if (rc != MPI_SUCCESS) return Error(Code::kIo, "exchanging partial sums failed: " + mpi_error_text(rc));
+  // A collective cannot be cancelled: on failure the job is ended (rank 0)
+  // or waits for that (a worker), so the request is left as it is.
+  CRIA_RETURN_IF_ERROR(poll(timeout_s_, "waiting for", MPI_ANY_SOURCE, false,
+                            [&](int* flag) { return MPI_Test(&req, flag, MPI_STATUS_IGNORE); }));
+  // ((rank 0 + rank 1) + rank 2) + ... for every element, on every rank.
+  std::memcpy(x, all_.data(), (size_t)count * sizeof(float));
+  for (int r = 1; r < size_; ++r) {
+    const float* a = all_.data() + (size_t)r * (size_t)count;
+    for (int64_t i = 0; i < count; ++i) x[i] += a[i];
+  }
+  return Status::Ok();
+}
 
 std::string mpi_error_text(int code) {
   char s[MPI_MAX_ERROR_STRING];

@@ -16,14 +16,16 @@
 #include <vector>
 
 #include "formats/status.h"
+#include "runtime/model/transformer.h"
 
 namespace cria::dist {
 
 enum class Op : int32_t {
-  kHello = 1,     // a = file identity, b = n_layers, c = timeout (ms); payload: int64 [begin, end) per rank
+  kHello = 1,     // a = file identity, b = n_layers, c = timeout (ms), d = 1: split by tensors;
+                  // payload: int64 [begin, end) per rank
   kOpen = 2,      // sid; a = n_seq, b = n_ctx, c = KV cache type (kernels::KvType), d = max_tokens
   kClose = 3,     // sid
-  kForward = 4,   // sid; n entries; payload: BatchEntry[n], then n x hidden f32
+  kForward = 4,   // sid; n entries; payload: BatchEntry[n], then (layer split) n x hidden f32
   kCopy = 5,      // sid; a = src, b = dst, c = n_pos
   kShutdown = 6,  //
   kReply = 7,     // to rank 0: sid; n logits rows; payload: n x vocab f32
@@ -57,6 +59,25 @@ Status send_message(const std::vector<uint8_t>& buf, int to, int tag, double tim
 // Receives the next message with `tag` from `from` (MPI_ANY_SOURCE allowed)
 // into *m; timeout_s < 0 waits for ever (a worker between requests).
 Status recv_message(int from, int tag, double timeout_s, Message* m);
+
+// The sums of a tensor split (transformer.h): every rank contributes its
+// partial sums, receives every other rank's (MPI_Iallgather, polled against
+// the bound like every exchange) and adds them in rank order 0, 1, ...
+// MPI_Allreduce would move less data for N > 2, but leaves the order of
+// the additions to the implementation, which may differ between ranks: the
+// ranks' hidden states, and so their KV caches, could then drift apart by
+// rounding. Adding in one fixed order gives every rank the same bits, and
+// the same bits on every run.
+class RankOrderSum : public TensorReduce {
+ public:
+  RankOrderSum(int size, double timeout_s) : size_(size), timeout_s_(timeout_s) {}
+  Status sum(float* x, int64_t count) override;
+
+ private:
+  int size_;
+  double timeout_s_;
+  std::vector<float> all_;  // size x count, reused
+};
 
 // "rank R (host)" for messages.
 std::string rank_name(int rank);

@@ -2,9 +2,12 @@
 // Rank 0 runs the command as usual (it tokenizes, samples and prints) with
 // a LayerPipeline installed (runtime/engine/pipeline.h): each forward call
 // of its sessions runs its own layers, then the hidden states flow rank r ->
-// r + 1, and the last rank sends the logits rows back to rank 0. Every
-// other rank runs no command: it loads its layers and serves the pipeline
-// until rank 0 shuts it down.
+// r + 1, and the last rank sends the logits rows back to rank 0. With
+// --split tensors every rank runs every layer on its shard of the weights
+// (runtime/model/shard.h) and the ranks add their partial sums (comm.h,
+// RankOrderSum); rank 0 alone runs the head. Every other rank runs no
+// command: it loads its layers (or shard) and serves the pipeline until
+// rank 0 shuts it down.
 //
 // A process that was not started by an MPI launcher (or a build without
 // MPI) never calls into MPI: the single-process path costs nothing.

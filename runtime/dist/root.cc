@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "runtime/model/shard.h"
+
 namespace cria::dist {
 
 namespace {
@@ -26,6 +28,7 @@ class RootSession : public PipelineSession {
   }
 
   Status forward(const LocalStage& st, const BatchEntry* batch, int64_t n, float* logits) override {
+    if (p_->tensors()) return forward_tensors(st, batch, n, logits);
     const int64_t hs = st.model->config().hidden_size;
     Header h;
     h.op = Op::kForward;
@@ -53,6 +56,22 @@ class RootSession : public PipelineSession {
       return Error(Code::kInternal, "pipeline: " + rank_name(m.from) + " answered out of turn");
     if (want) std::memcpy(logits, m.payload(), m.payload_size());
     return Status::Ok();
+  }
+
+  // Every rank runs every layer on its shard of the weights: the batch goes
+  // down the chain first, then each rank's partial sums meet in the
+  // exchanges of forward() (RankOrderSum). Only rank 0 holds the output
+  // head, so no logits cross the network and nothing is sent back.
+  Status forward_tensors(const LocalStage& st, const BatchEntry* batch, int64_t n, float* logits) {
+    Header h;
+    h.op = Op::kForward;
+    h.sid = sid_;
+    h.n = n;
+    std::memcpy(begin_message(&buf_, h, (size_t)n * sizeof(BatchEntry)), batch, (size_t)n * sizeof(BatchEntry));
+    CRIA_RETURN_IF_ERROR(p_->send_next(buf_));
+    LayerSpan span;
+    span.reduce = p_->sum();
+    return p_->check(cria::forward(*st.model, *st.k, *st.pool, *st.cache, *st.scratch, batch, n, logits, span));
   }
 
   Status copy_rows(const LocalStage& st, int64_t src, int64_t dst, int64_t n_pos) override {
@@ -105,12 +124,19 @@ Status RootPipeline::drain() {
   return Status::Ok();
 }
 
-Status RootPipeline::attach(const ModelFile& f, int64_t* begin, int64_t* end) {
+Status RootPipeline::attach(const ModelFile& f, ModelOptions* opt) {
   if (attached_) return Error(Code::kUnsupported, "an MPI job runs one model; this one is already loaded");
-  if (opt_.split == "tensors")
-    return Error(Code::kUnsupported, "--split tensors is not implemented yet; use --split layers (the default)");
   const int64_t n_layers = f.config().num_layers;
-  CRIA_ASSIGN_OR_RETURN(ranges_, layer_ranges(n_layers, size_, opt_.layer_split));
+  if (tensors()) {
+    // Refused here, before any rank loads anything.
+    if (!opt_.layer_split.empty())
+      return Error(Code::kInvalidArgument, "--layer-split applies to --split layers; --split tensors runs every "
+                                           "layer on every rank");
+    CRIA_RETURN_IF_ERROR(check_tensor_split(f, size_));
+    ranges_.assign((size_t)size_, {0, n_layers});
+  } else {
+    CRIA_ASSIGN_OR_RETURN(ranges_, layer_ranges(n_layers, size_, opt_.layer_split));
+  }
   attached_ = true;
   Header h;
   h.op = Op::kHello;
@@ -118,6 +144,7 @@ Status RootPipeline::attach(const ModelFile& f, int64_t* begin, int64_t* end) {
   h.a = (int64_t)file_identity(f);
   h.b = n_layers;
   h.c = (int64_t)(opt_.timeout_s * 1000);
+  h.d = tensors() ? 1 : 0;
   std::vector<uint8_t> buf;
   auto* r = reinterpret_cast<int64_t*>(begin_message(&buf, h, (size_t)size_ * 2 * sizeof(int64_t)));
   for (int i = 0; i < size_; ++i) {
@@ -136,8 +163,12 @@ Status RootPipeline::attach(const ModelFile& f, int64_t* begin, int64_t* end) {
     if (m.header().op == Op::kError && first_error.ok()) first_error = check(worker_error(m));
   }
   CRIA_RETURN_IF_ERROR(first_error);
-  *begin = ranges_[0].first;
-  *end = ranges_[0].second;
+  opt->layer_begin = ranges_[0].first;
+  opt->layer_end = ranges_[0].second;
+  if (tensors()) {
+    opt->shard_index = 0;
+    opt->shard_count = size_;
+  }
   return Status::Ok();
 }
 

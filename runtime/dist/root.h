@@ -1,4 +1,5 @@
-// Rank 0's side of the layer pipeline (see dist.h and comm.h).
+// Rank 0's side of a model split across ranks, by layers or by tensors
+// (see dist.h and comm.h).
 #pragma once
 
 #include <memory>
@@ -13,9 +14,9 @@ namespace cria::dist {
 
 class RootPipeline : public LayerPipeline {
  public:
-  RootPipeline(Options opt, int size) : opt_(std::move(opt)), size_(size) {}
+  RootPipeline(Options opt, int size) : opt_(std::move(opt)), size_(size), sum_(size, opt_.timeout_s) {}
 
-  Status attach(const ModelFile& f, int64_t* begin, int64_t* end) override;
+  Status attach(const ModelFile& f, ModelOptions* opt) override;
   Result<std::unique_ptr<PipelineSession>> open_session(const ModelConfig& c, int64_t n_seq, int64_t n_ctx,
                                                          kernels::KvType kv, int64_t max_tokens) override;
 
@@ -36,17 +37,21 @@ class RootPipeline : public LayerPipeline {
   Status drain();
   // An exchange failed: no further message is sent, finish() aborts.
   bool broken() const { return broken_; }
+  // Marks the chain broken when st is a failed exchange; returns st.
+  Status check(Status st);
+  bool tensors() const { return opt_.split == "tensors"; }
+  TensorReduce* sum() { return &sum_; }
   const Options& options() const { return opt_; }
   int64_t local_end() const { return ranges_.empty() ? 0 : ranges_[0].second; }
 
  private:
-  Status check(Status st);
   Options opt_;
   int size_ = 1;
   bool attached_ = false, broken_ = false;
   int32_t next_sid_ = 1;
   int pending_ = 0;
   std::vector<std::pair<int64_t, int64_t>> ranges_;
+  RankOrderSum sum_;
 };
 
 }  // namespace cria::dist

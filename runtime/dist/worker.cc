@@ -24,7 +24,9 @@ struct SessionState {
 
 class Worker {
  public:
-  Worker(const Options& o, int rank, int size) : opt_(o), rank_(rank), size_(size) { parse_fault(); }
+  Worker(const Options& o, int rank, int size) : opt_(o), rank_(rank), size_(size), sum_(size, o.timeout_s) {
+    parse_fault();
+  }
 
   int run() {
     for (;;) {
@@ -125,6 +127,13 @@ class Worker {
     CRIA_ASSIGN_OR_RETURN(mo.weights, parse_weight_memory(opt_.weights));
     mo.layer_begin = r[2 * rank_];
     mo.layer_end = r[2 * rank_ + 1];
+    tensors_ = h.d == 1;
+    if (tensors_) {
+      // This rank's shard of every layer; rank 0 alone holds the head.
+      mo.shard_index = rank_;
+      mo.shard_count = size_;
+      mo.head = false;
+    }
     CRIA_ASSIGN_OR_RETURN(model_, Model::create(std::move(f), mo));
     std::string err;
     k_ = kernels::requested_table(&err);
@@ -140,10 +149,21 @@ class Worker {
     if (it == sessions_.end()) return Error(Code::kInternal, "no session " + std::to_string(h.sid));
     SessionState& s = *it->second;
     const int64_t n = h.n, hs = model_->config().hidden_size, vocab = model_->config().vocab_size;
+    const auto* batch = reinterpret_cast<const BatchEntry*>(m.payload());
+    if (tensors_) {
+      if (n < 1 || n > s.scratch.max_tokens || m.payload_size() != (size_t)n * sizeof(BatchEntry))
+        return Error(Code::kInternal, "a forward message of the wrong size");
+      // The next rank starts as soon as it can: the ranks meet in forward's sums.
+      CRIA_RETURN_IF_ERROR(pass_on(m));
+      maybe_fail();
+      LayerSpan span;
+      span.reduce = &sum_;
+      span.no_head = true;
+      return cria::forward(*model_, *k_, *pool_, s.cache, s.scratch, batch, n, nullptr, span);
+    }
     if (n < 1 || n > s.scratch.max_tokens ||
         m.payload_size() != (size_t)n * (sizeof(BatchEntry) + hs * sizeof(float)))
       return Error(Code::kInternal, "a forward message of the wrong size");
-    const auto* batch = reinterpret_cast<const BatchEntry*>(m.payload());
     LayerSpan span;
     span.begin = model_->layer_begin();
     span.end = model_->layer_end();
@@ -186,6 +206,8 @@ class Worker {
 
   Options opt_;
   int rank_, size_;
+  bool tensors_ = false;  // --split tensors: a shard of every layer
+  RankOrderSum sum_;
   std::unique_ptr<Model> model_;
   const kernels::KernelTable* k_ = nullptr;
   std::unique_ptr<kernels::ThreadPool> pool_;

@@ -1,5 +1,6 @@
-// A worker rank (1..N-1) of the layer pipeline: loads its layers when rank
-// 0's hello arrives, then handles messages in chain order until shutdown.
+// A worker rank (1..N-1): loads its layers (layer split) or its shard of
+// every layer (tensor split) when rank 0's hello arrives, then handles
+// messages in chain order until shutdown.
 #pragma once
 
 #include "runtime/dist/options.h"

@@ -28,12 +28,13 @@ struct LocalStage {
 };
 
 // One session's share of the pipeline: the other ranks hold a cache of the
-// same shape for their layers until this object is destroyed.
+// same shape for their layers (or their heads' share of every layer)
+// until this object is destroyed.
 class PipelineSession {
  public:
   virtual ~PipelineSession() = default;
-  // forward() over the whole model: this process's layers locally, the
-  // rest on the other ranks; logits as forward() returns them.
+  // forward() over the whole model: this process's layers (or shard)
+  // locally, the rest on the other ranks; logits as forward() returns them.
   virtual Status forward(const LocalStage& st, const BatchEntry* batch, int64_t n, float* logits) = 0;
   // KvCache::copy_rows on every rank.
   virtual Status copy_rows(const LocalStage& st, int64_t src, int64_t dst, int64_t n_pos) = 0;
@@ -43,9 +44,11 @@ class LayerPipeline {
  public:
   virtual ~LayerPipeline() = default;
   // Called once the model file is open, before its layers are placed:
-  // checks that every rank holds the same file and build, fixes the layer
-  // split, and returns this process's layers [*begin, *end).
-  virtual Status attach(const ModelFile& f, int64_t* begin, int64_t* end) = 0;
+  // checks that every rank holds the same file and build, fixes the split,
+  // and sets this process's share in *opt: its layers [layer_begin,
+  // layer_end) for a layer split, its shard (shard_index, shard_count) of
+  // every layer for a tensor split.
+  virtual Status attach(const ModelFile& f, ModelOptions* opt) = 0;
   // A session's cache of n_seq x n_ctx positions of type kv and batches
   // of up to max_tokens entries, on every rank.
   virtual Result<std::unique_ptr<PipelineSession>> open_session(const ModelConfig& c, int64_t n_seq, int64_t n_ctx,

@@ -33,6 +33,7 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelFile> file, co
   m->file_ = std::move(file);
   const ModelFile& f = *m->file_;
   const ModelConfig& c = f.config();
+  m->cfg_ = c;
   m->layer_begin_ = opt.layer_begin;
   m->layer_end_ = opt.layer_end < 0 ? (int64_t)c.num_layers : opt.layer_end;
   if (m->layer_begin_ < 0 || m->layer_begin_ > m->layer_end_ || m->layer_end_ > (int64_t)c.num_layers)
@@ -85,11 +86,22 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelFile> file, co
   if (c.tie_word_embeddings) w.output = w.tok_embd;
   if (c.position == PositionKind::kRope) m->inv_freq_ = rope_inv_freq(c);
   else m->alibi_ = alibi_slopes_bf16(c.num_heads);
+  if (opt.shard_count > 1) {
+    if (opt.layer_begin != 0 || m->layer_end_ != (int64_t)c.num_layers)
+      return Error(Code::kInvalidArgument, f.path() + ": a tensor shard holds every layer");
+    int64_t head0 = 0;
+    Status sh = shard_weights(f, opt.shard_index, opt.shard_count, &w, &m->shard_bytes_, &head0);
+    if (!sh.ok()) return sh;
+    m->cfg_ = shard_config(c, opt.shard_count);
+    m->shard_count_ = opt.shard_count;
+    if (!m->alibi_.empty())  // this shard's heads' slopes
+      m->alibi_ = std::vector<float>(m->alibi_.begin() + head0, m->alibi_.begin() + head0 + m->cfg_.num_heads);
+  }
   // Placement follows the kernel table sessions will pick (CRIA_ISA); a bad
   // CRIA_ISA is reported when a session starts.
   const kernels::KernelTable* k = kernels::requested_table(nullptr);
   auto placed = Placement::place(f, w, opt.backend, k ? *k : kernels::best_table(), opt.gpu_layers, m->layer_begin_,
-                                 m->layer_end_);
+                                 m->layer_end_, opt.head);
   if (!placed.ok()) return placed.status().with_prefix(f.path());
   m->placement_ = std::move(placed).value();
   CRIA_RETURN_IF_ERROR(m->copy_weights(opt.weights));
@@ -97,7 +109,11 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelFile> file, co
 }
 
 Status Model::copy_weights(WeightMemory choice) {
+  if (choice == WeightMemory::kCopy && !file_->mapped())
+    return Error(Code::kInvalidArgument, file_->path() + ": --weights copy needs a model opened from a file");
   std::vector<WeightSpan> spans = placement_.host_weights();
+  // A tensor-parallel shard's slices are already private copies (shard.h).
+  std::erase_if(spans, [&](const WeightSpan& s) { return !file_->maps(s.data, s.size); });
   uint64_t bytes = 0;
   for (const WeightSpan& s : spans) bytes += s.size;
   if (!bytes) return Status::Ok();
@@ -107,8 +123,6 @@ Status Model::copy_weights(WeightMemory choice) {
     placement_.set_weights_row("read in place from the mapped file, 4 KiB pages (" + why + ")");
     return Status::Ok();
   }
-  if (!file_->mapped())
-    return Error(Code::kInvalidArgument, file_->path() + ": --weights copy needs a model opened from a file");
   const int threads = (int)std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
   CRIA_ASSIGN_OR_RETURN(copy_, WeightCopy::make(*file_, std::move(spans), threads));
   placement_.move_host_weights(*copy_);

@@ -11,6 +11,7 @@
 #include "formats/status.h"
 #include "runtime/kernels/kernels.h"
 #include "runtime/model/placement.h"
+#include "runtime/model/shard.h"
 #include "runtime/model/weight_copy.h"
 
 namespace cria {
@@ -55,6 +56,13 @@ struct ModelOptions {
   // Where the CPU kernels read the weights from: a copy in 2 MiB pages or
   // the mapped file (weight_copy.h).
   WeightMemory weights = WeightMemory::kAuto;
+  // Tensor parallelism (shard.h): this process holds shard `shard_index`
+  // of `shard_count` of every block, and config() is that shard's (its
+  // heads, KV heads and MLP width). 1: the whole model.
+  int shard_index = 0, shard_count = 1;
+  // Whether the output head is placed (a tensor-parallel worker rank never
+  // runs it).
+  bool head = true;
 };
 
 class Model {
@@ -64,12 +72,16 @@ class Model {
   static Result<std::unique_ptr<Model>> load(const std::string& path, const ModelOptions& opt = {});
 
   const ModelFile& file() const { return *file_; }
-  const ModelConfig& config() const { return file_->config(); }
+  // The model's config; under tensor parallelism this shard's
+  // (file().config() is then the whole model's).
+  const ModelConfig& config() const { return cfg_; }
   const Weights& weights() const { return w_; }
   const Placement& placement() const { return placement_; }
   // The blocks this process runs (ModelOptions): [layer_begin, layer_end).
   int64_t layer_begin() const { return layer_begin_; }
   int64_t layer_end() const { return layer_end_; }
+  // ModelOptions::shard_count (1: not split by tensors).
+  int shard_count() const { return shard_count_; }
 
   // Rotary inverse frequencies (head_dim / 2), Llama 3.1 scaling applied.
   const std::vector<float>& inv_freq() const { return inv_freq_; }
@@ -85,7 +97,10 @@ class Model {
 
   std::unique_ptr<ModelFile> file_;
   std::unique_ptr<WeightCopy> copy_;  // the weights the CPU reads, when copied
+  ModelConfig cfg_;
   Weights w_;
+  ShardBytes shard_bytes_;  // this shard's weight slices (tensor parallelism)
+  int shard_count_ = 1;
   Placement placement_;
   std::vector<float> inv_freq_, alibi_;
   int64_t layer_begin_ = 0, layer_end_ = 0;

@@ -60,7 +60,7 @@ std::vector<PlacedLinear> bind_linears(const ModelConfig& c, const Weights& w) {
 
 Result<Placement> Placement::place(const ModelFile& f, const Weights& w, const std::string& choice,
                                    const kernels::KernelTable& k, int64_t gpu_layers, int64_t layer_begin,
-                                   int64_t layer_end) {
+                                   int64_t layer_end, bool head) {
   if (gpu_layers < -1) return Error(Code::kInvalidArgument, "gpu layers must be 0 or more (or -1 for all)");
   if (gpu_layers >= 0 && choice != "vulkan")
     return Error(Code::kInvalidArgument, "gpu layers apply to a device backend: use them with backend vulkan");
@@ -103,7 +103,8 @@ Result<Placement> Placement::place(const ModelFile& f, const Weights& w, const s
     // Block i / kLinearRoles; the output head counts as past the last block.
     const int64_t layer = (int64_t)i / kLinearRoles;
     const int64_t end = layer_end < 0 ? n_layers : layer_end;
-    if (layer < layer_begin || (layer < n_layers && layer >= end) || (layer == n_layers && end < n_layers)) continue;
+    if (layer < layer_begin || (layer < n_layers && layer >= end) || (layer == n_layers && (end < n_layers || !head)))
+      continue;
     const bool device_layer = layer < on_device || (layer == n_layers && on_device == n_layers);
     const char* want = choice == "auto" ? auto_linear_backend(pl.l.w.type, k.isa) : device_layer ? choice.c_str() : "cpu";
     auto it = by_name.find(want);

@@ -40,10 +40,11 @@ class Placement {
   // than the model. -1: every layer.
   // Only blocks [layer_begin, layer_end) (-1: to the last) are prepared,
   // and the output head only when the range reaches the last block: the
-  // rest have no backend (a rank of a layer pipeline never runs them).
+  // rest have no backend (a rank of a layer pipeline never runs them);
+  // `head` false leaves the output head unplaced too.
   static Result<Placement> place(const ModelFile& f, const Weights& w, const std::string& choice,
                                  const kernels::KernelTable& k, int64_t gpu_layers = -1, int64_t layer_begin = 0,
-                                 int64_t layer_end = -1);
+                                 int64_t layer_end = -1, bool head = true);
 
   const PlacedLinear& linear(int64_t layer, LinearRole r) const {
     return linears_[(size_t)(layer * kLinearRoles + (int)r)];

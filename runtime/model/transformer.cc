@@ -217,20 +217,24 @@ Status forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPoo
 
     switch (c.block) {
       case BlockKind::kSequential:
+        if (span.reduce) CRIA_RETURN_IF_ERROR(span.reduce->sum(s.o.data(), n * hs));
         k.add(x, s.o.data(), n * hs);
         norm(k, c, x, L.ffn_norm_w, L.ffn_norm_b, n, s.h2.data());
         CRIA_RETURN_IF_ERROR(mlp(m, ctx, l, s, s.h2.data(), n, s.o.data()));
+        if (span.reduce) CRIA_RETURN_IF_ERROR(span.reduce->sum(s.o.data(), n * hs));
         k.add(x, s.o.data(), n * hs);
         break;
       case BlockKind::kParallelOneNorm:
         CRIA_RETURN_IF_ERROR(mlp(m, ctx, l, s, s.h.data(), n, s.h2.data()));
         k.add(s.h2.data(), s.o.data(), n * hs);  // mlp + attention, then the residual
+        if (span.reduce) CRIA_RETURN_IF_ERROR(span.reduce->sum(s.h2.data(), n * hs));
         k.add(x, s.h2.data(), n * hs);
         break;
       case BlockKind::kParallelTwoNorms:
         norm(k, c, x, L.ffn_norm_w, L.ffn_norm_b, n, s.h2.data());
         CRIA_RETURN_IF_ERROR(mlp(m, ctx, l, s, s.h2.data(), n, s.h.data()));
         k.add(s.h.data(), s.o.data(), n * hs);
+        if (span.reduce) CRIA_RETURN_IF_ERROR(span.reduce->sum(s.h.data(), n * hs));
         k.add(x, s.h.data(), n * hs);
         break;
     }
@@ -240,6 +244,7 @@ Status forward(const Model& m, const kernels::KernelTable& k, kernels::ThreadPoo
     std::memcpy(span.hidden_out, x, (size_t)(n * hs) * sizeof(float));
     return Status::Ok();
   }
+  if (span.no_head) return Status::Ok();
   // Final norm and head, only for the rows that want logits.
   int64_t nl = 0;
   for (int64_t t = 0; t < n; ++t)

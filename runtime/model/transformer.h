@@ -101,16 +101,32 @@ struct ForwardScratch {
   void init(const Model& m, int64_t max_tokens, int threads);
 };
 
+// Completes the partial sums of a tensor-parallel shard (shard.h) across
+// the processes that hold the other shards: on return every process holds
+// the same sum, in place. runtime/dist implements it over MPI.
+class TensorReduce {
+ public:
+  virtual ~TensorReduce() = default;
+  virtual Status sum(float* x, int64_t count) = 0;
+};
+
 // A part of the layer stack, for a pipeline across processes
 // (runtime/dist): layers [begin, end) only. A range that starts past layer
 // 0 takes the hidden state `hidden_in` (n x hidden_size) instead of the
 // token embedding; one that ends before the last layer writes the hidden
 // state after layer end - 1 to `hidden_out` (n x hidden_size) instead of
 // the final norm and logits. The default is the whole model.
+// With `reduce` (a model sharded by tensors), the output of attention's
+// and the MLP's row-parallel projections is summed across processes before
+// it joins the residual: twice a layer for a sequential block, once (the
+// two branches together) for Falcon's parallel blocks. `no_head` stops
+// after the last layer (a worker rank that holds no output head).
 struct LayerSpan {
   int64_t begin = 0, end = -1;  // end -1: num_layers
   const float* hidden_in = nullptr;
   float* hidden_out = nullptr;
+  TensorReduce* reduce = nullptr;
+  bool no_head = false;
 };
 
 // Runs n <= scratch.max_tokens batch entries through the model, writing

@@ -14,8 +14,21 @@ layers (a Llama 3.1 layout and Falcon-7B's two-norm parallel layout), so
   - a rank killed (SIGKILL) or frozen (SIGSTOP: a hung board or a cut link)
     mid-generation ends every rank within 30 s, the frozen case with
     rank 0's own message;
-  - different files on different ranks, --split tensors and serve are
-    refused with a message.
+  - different files on different ranks, and serve, are refused with a
+    message.
+--split tensors (every rank holds 1/N of each block; runtime/model/shard.h):
+  - greedy text of 2 and 4 ranks equals one process on the f32 fixtures:
+    the Llama 3.1 layout (GQA; 4 ranks replicate its 2 KV heads), Falcon
+    RW (ALiBi slopes per rank's heads, biases, 12 heads: 2 and 3 ranks),
+    Falcon-40B's two-norm parallel block (GQA) and Falcon2-11B's multi-query
+    one-norm parallel block (its single KV head replicated on 2 and 4 ranks);
+  - sampled num_return_sequences (f32 cache rows) and greedy text with a
+    q8 KV cache equal one process;
+  - perplexity of a q4 file (Falcon-40B layout) within 0.01% of one
+    process (2 and 4 ranks), and of f32 Falcon RW (its biases) within 1e-4;
+  - a killed or frozen rank ends the job within 30 s with rank 0's message;
+  - heads that do not divide, --layer-split with tensors, and different
+    files are refused at start with a message naming the numbers.
 """
 import json
 import os
@@ -137,12 +150,17 @@ def ppl_same(args):
         assert abs(got - want) <= 1e-6 and abs(got - want) <= 1e-4 * want, f"{ranks} ranks: {got} vs {want}"
 
 
-@case("q4 perplexity of 2 and 3 ranks equals one process")
-def _():
+def text_file():
     text = os.path.join(WORK, "text.txt")
     words = "the cat sat on a mat and the dog ran far away from home".split()
     with open(text, "w") as f:
         f.write(" ".join(words[(i * 7) % len(words)] for i in range(1500)))
+    return text
+
+
+@case("q4 perplexity of 2 and 3 ranks equals one process")
+def _():
+    text = text_file()
     # --llama-cpp-compat scores only the second half of each 256-token
     # chunk: its first two 64-token score batches want no logits, so rank 0
     # runs ahead of the other ranks (deferred replies) before the third.
@@ -255,16 +273,143 @@ def _():
     assert not p.stdout.strip(), f"generated anyway: {p.stdout!r}"
 
 
-@case("--split tensors, a bad --layer-split and serve are refused with a message")
+@case("a bad --layer-split and serve are refused with a message")
 def _():
-    rc, out, err, _ = run(["run", "-m", LLAMA, "-p", "hi", "-n", "4", "--split", "tensors"] + T1, 2)
-    assert rc != 0 and "--split tensors is not implemented" in err, err[-1500:]
     rc, out, err, _ = run(["run", "-m", LLAMA, "-p", "hi", "-n", "4", "--layer-split", "2,2"] + T1, 2)
     assert rc != 0 and "--layer-split adds up to 4 layers but the model has 3" in err, err[-1500:]
     rc, out, err, _ = run(["serve", "-m", LLAMA] + T1, 2, timeout=60)
     assert rc != 0 and "does not run one model across MPI ranks" in err, err[-1500:]
     rc, out, err, _ = run(["run", "-m", LLAMA, "-p", "hi", "--layer-split", "1,2"] + T1)
     assert rc != 0 and "apply under mpirun" in err, err[-1500:]
+
+
+# --split tensors. The models: Falcon RW (ALiBi, biases, 12 heads divide by
+# 2 and 3), Falcon-40B's layout (two-norm parallel block, 8 heads / 2 KV
+# heads) and Falcon2-11B's (one-norm parallel block, multi-query: 4 heads /
+# 1 KV head), 3 layers each, f32. Falcon-7B's 5 heads divide by nothing.
+FALCON_RW = model("ref-falcon-rw", "f32")
+FALCON_40B = model("ref-falcon-40b", "f32")
+FALCON_MQA = os.path.join(WORK, "falcon2-11b-3-f32.cria")
+if not os.path.exists(FALCON_MQA):
+    src = os.path.join(WORK, "falcon2-11b-3")
+    subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "scripts", "gen_checkpoint.py"), "--preset", "falcon2-11b",
+                    "--out", src, "--layers", "3", "--dtype", "f32"], check=True, stdout=subprocess.DEVNULL)
+    rc_, _, err_, _ = run(["convert", src, "-o", FALCON_MQA, "--quant", "f32"])
+    assert rc_ == 0, err_
+TENSORS = ["--split", "tensors"]
+GREEDY = ["-p", "The cat sat on the mat", "-n", "32", "--greedy", "--quiet"]
+
+for name, m, ranks in (("llama (GQA; 4 ranks replicate the KV heads)", LLAMA, (2, 4)),
+                       ("falcon-rw (ALiBi, biases)", FALCON_RW, (2, 3)),
+                       ("falcon-40b layout (two-norm parallel block)", FALCON_40B, (2,)),
+                       ("falcon2-11b layout (multi-query, one-norm parallel block)", FALCON_MQA, (2, 4))):
+    @case(f"tensors: {name}: greedy text of {' and '.join(map(str, ranks))} ranks equals one process")
+    def _(m=m, ranks=ranks):
+        same_as_one_process(m, ["run", "-m", m] + GREEDY, [(r, TENSORS) for r in ranks])
+
+
+@case("tensors: sampled num_return_sequences (KV rows copied on every rank), greedy with a q8 KV cache")
+def _():
+    # The partial sums make the hidden state differ from one process's in
+    # the last bits, which an f16 or q8 cache row may round to another
+    # value and a sampled token may then follow (greedy's margins do not
+    # notice): the sampled case keeps its rows in f32.
+    same_as_one_process(LLAMA, ["run", "-m", LLAMA, "-p", "Once upon", "-n", "16", "--do-sample", "--seed", "7",
+                                "--num-return-sequences", "3", "--kv", "f32", "--quiet"], [(2, TENSORS)])
+    same_as_one_process(LLAMA, ["run", "-m", LLAMA] + GREEDY + ["--kv", "q8"], [(2, TENSORS)])
+
+
+@case("tensors: q4 perplexity of 2 and 4 ranks within 0.01% of one process")
+def _():
+    # Not bit for bit: each rank sums its share of attn_out's and ffn_down's
+    # columns and the ranks add those partial sums, an order of additions
+    # one process does not use. Measured on this fixture (Falcon-40B layout,
+    # q4, ctx 64) under the avx512vnni, avx2 and scalar kernels: at most
+    # 7.2e-6 relative. The Llama fixture is not used here: its peaky random
+    # attention makes its q4 perplexity move by up to 0.03% between one
+    # process's own kernel tables (avx512vnni / avx2 / scalar), more than
+    # the bound (docs/ARCHITECTURE.md, "Tensor split").
+    args = ["perplexity", "-m", model("ref-falcon-40b", "q4"), "-f", text_file(), "--ctx", "64"] + T1
+
+    def ppl(out):
+        lines = [l for l in out.splitlines() if l.startswith("perplexity:")]
+        assert lines, f"no perplexity line in {out[-500:]!r}"
+        return float(lines[-1].split()[1])
+    rc, out, err, _ = run(args)
+    assert rc == 0, err[-1500:]
+    want = ppl(out)
+    for ranks in (2, 4):
+        rc, out, err, _ = run(args + TENSORS, ranks)
+        assert rc == 0, err[-1500:]
+        got = ppl(out)
+        print(f"q4 perplexity, {ranks} ranks by tensors: {got} vs {want} ({abs(got - want) / want:.2e})")
+        assert abs(got - want) <= 1e-4 * want, f"{ranks} ranks: {got} vs {want}"
+
+
+@case("tensors: f32 perplexity of falcon-rw (biases once, ALiBi) on 2 and 3 ranks within 1e-4 of one process")
+def _():
+    # Greedy text does not notice a bias added on every rank (the ref
+    # fixture's biases are small); perplexity does: 0.6% off then, against
+    # 1e-5 measured with the bias on rank 0 alone.
+    args = ["perplexity", "-m", FALCON_RW, "-f", text_file(), "--ctx", "64"] + T1
+    rc, out, err, _ = run(args)
+    assert rc == 0, err[-1500:]
+    want = float([l for l in out.splitlines() if l.startswith("perplexity:")][-1].split()[1])
+    for ranks in (2, 3):
+        rc, out, err, _ = run(args + TENSORS, ranks)
+        assert rc == 0, err[-1500:]
+        got = float([l for l in out.splitlines() if l.startswith("perplexity:")][-1].split()[1])
+        assert abs(got - want) <= 1e-4 * want, f"{ranks} ranks: {got} vs {want}"
+
+
+def tensor_fault(kind, mpi_args=()):
+    m = os.path.join(WORK, f"tfault-{kind}.cria")
+    if not os.path.exists(m):
+        os.link(LLAMA, m)
+    rc, out, err, secs = run(["run", "-m", m, "-p", "hello", "-n", "64", "--greedy", "--dist-timeout", "3"] + T1 +
+                             TENSORS, 2, ["-x", f"CRIA_DIST_TEST_FAULT={kind}:4", *mpi_args], timeout=60)
+    time.sleep(0.5)
+    left = left_over(m)
+    assert not left, f"processes left running: {left}"
+    assert secs < 30, f"the job took {secs:.1f} s to end"
+    return rc, err
+
+
+@case("tensors: a killed rank ends the job within 30 s (mpirun names it; under --enable-recovery rank 0 says so)")
+def _():
+    rc, err = tensor_fault("kill")
+    assert rc != 0, "exit status 0"
+    assert "rank 1" in err and "signal 9" in err, err[-1500:]
+    rc, err = tensor_fault("kill", ["--enable-recovery"])
+    assert "cria: waiting for the other ranks timed out after 3 s" in err, err[-1500:]
+    assert "ending every rank" in err, err[-1500:]
+
+
+@case("tensors: a frozen rank ends the job within 30 s with rank 0's message")
+def _():
+    rc, err = tensor_fault("stop")
+    assert rc != 0, "exit status 0"
+    assert "cria: waiting for the other ranks timed out after 3 s" in err, err[-1500:]
+    assert "ending every rank" in err, err[-1500:]
+
+
+@case("tensors: heads that do not divide, --layer-split and different files are refused at start")
+def _():
+    for m, ranks, what in ((LLAMA, 3, "heads 4 / KV heads 2 do not divide across 3 ranks"),
+                           (FALCON, 2, "heads 5 / KV heads 1 do not divide across 2 ranks")):
+        rc, out, err, _ = run(["run", "-m", m, "-p", "hi", "-n", "4"] + T1 + TENSORS, ranks)
+        assert rc != 0 and what in err, err[-1500:]
+        assert not out.strip(), f"generated anyway: {out!r}"
+    rc, out, err, _ = run(["run", "-m", LLAMA, "-p", "hi", "-n", "4", "--layer-split", "1,2"] + T1 + TENSORS, 2)
+    assert rc != 0 and "--layer-split applies to --split layers" in err, err[-1500:]
+    other = model("ref-llama31-scaled", "q4")
+    cmd = [MPIRUN, "--oversubscribe", "-np", "1", CRIA, "run", "-m", LLAMA, "-p", "hi", "-n", "4", "-t", "1",
+           *TENSORS, ":", "-np", "1", CRIA, "run", "-m", other, "-p", "hi", "-n", "4", "-t", "1", *TENSORS]
+    p = subprocess.run(cmd, capture_output=True, timeout=60, env=ENV)
+    err = p.stderr.decode()
+    assert p.returncode != 0, "exit status 0"
+    assert "rank 1: " in err and "differs from rank 0's" in err, err[-1500:]
+    assert not p.stdout.strip(), f"generated anyway: {p.stdout!r}"
 
 
 failed = [r for r in results if r[1]]
