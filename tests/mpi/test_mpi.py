@@ -223,6 +223,12 @@ def _():
         p.wait(timeout=60)
 
 
+def says_timed_out(err):
+    """Rank 0's message for a rank that stopped answering, and the job's end."""
+    assert "cria: waiting for the other ranks timed out after 3 s" in err, err[-1500:]
+    assert "ending every rank" in err, err[-1500:]
+
+
 def fault(kind, mpi_args=()):
     # A model file of its own, so leftover processes are easy to find.
     m = os.path.join(WORK, f"fault-{kind}.cria")
@@ -249,16 +255,14 @@ def _():
 def _():
     # mpirun leaves the job alone; rank 0's bounded wait notices.
     rc, err = fault("kill", ["--enable-recovery"])
-    assert "cria: waiting for the other ranks timed out after 3 s" in err, err[-1500:]
-    assert "ending every rank" in err, err[-1500:]
+    says_timed_out(err)
 
 
 @case("a frozen rank (hung board, cut link): rank 0 says so and ends the job within 30 s")
 def _():
     rc, err = fault("stop")
     assert rc != 0, "exit status 0"
-    assert "cria: waiting for the other ranks timed out after 3 s" in err, err[-1500:]
-    assert "ending every rank" in err, err[-1500:]
+    says_timed_out(err)
 
 
 @case("different files on two ranks are refused at start")
@@ -381,16 +385,14 @@ def _():
     assert rc != 0, "exit status 0"
     assert "rank 1" in err and "signal 9" in err, err[-1500:]
     rc, err = tensor_fault("kill", ["--enable-recovery"])
-    assert "cria: waiting for the other ranks timed out after 3 s" in err, err[-1500:]
-    assert "ending every rank" in err, err[-1500:]
+    says_timed_out(err)
 
 
 @case("tensors: a frozen rank ends the job within 30 s with rank 0's message")
 def _():
     rc, err = tensor_fault("stop")
     assert rc != 0, "exit status 0"
-    assert "cria: waiting for the other ranks timed out after 3 s" in err, err[-1500:]
-    assert "ending every rank" in err, err[-1500:]
+    says_timed_out(err)
 
 
 @case("tensors: heads that do not divide, --layer-split and different files are refused at start")
