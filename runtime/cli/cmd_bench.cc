@@ -107,9 +107,10 @@ int cmd_bench(int argc, char** argv) {
   }
   if (rc == 0) {
     // Where the weights were read from decides decode speed (--weights).
-    std::string weights = placement_text(m);
-    const size_t at = weights.find("  weights     ");
-    weights = at == std::string::npos ? "" : weights.substr(at + 14, weights.find('\n', at) - at - 14);
+    const std::string table = placement_text(m), row = "  weights     ";
+    const size_t at = table.find(row);
+    const std::string weights =
+        at == std::string::npos ? "" : table.substr(at + row.size(), table.find('\n', at) - at - row.size());
     const long long rss = peak_rss_bytes();
     const int32_t nth = cria_session_threads(s);
     if (json) {

@@ -19,10 +19,6 @@ namespace cria {
 
 namespace {
 
-constexpr uint64_t kHugePage = 2ull << 20;
-constexpr uint64_t kPiece = 32ull << 20;  // one read
-
-
 #if !defined(__EMSCRIPTEN__) && defined(__linux__)
 // The bracketed word of /sys/kernel/mm/transparent_hugepage/enabled
 // ("always", "madvise", "never"), "" where there is no such file.
@@ -46,11 +42,16 @@ uint64_t mem_available() {
 }
 #endif
 
+#if !defined(__EMSCRIPTEN__)
+constexpr uint64_t kHugePage = 2ull << 20;
+constexpr uint64_t kPiece = 32ull << 20;  // one read
+
 std::string gib(uint64_t b) {
   char s[32];
   std::snprintf(s, sizeof s, "%.1f GiB", (double)b / (1ull << 30));
   return s;
 }
+#endif
 
 }  // namespace
 
@@ -98,12 +99,16 @@ WeightMemory auto_weight_memory(const ModelFile& f, uint64_t bytes, std::string*
 WeightCopy::~WeightCopy() {
 #if !defined(__EMSCRIPTEN__)
   if (base_) munmap(base_, reserved_);
-#else
-  std::free(base_);
 #endif
 }
 
 Result<std::unique_ptr<WeightCopy>> WeightCopy::make(const ModelFile& f, std::vector<WeightSpan> spans, int threads) {
+#if defined(__EMSCRIPTEN__)
+  // The browser's model is already module memory (never a mapped file).
+  (void)spans;
+  (void)threads;
+  return Error(Code::kUnsupported, f.path() + ": the browser build reads weights in place");
+#else
   std::sort(spans.begin(), spans.end(), [](const WeightSpan& a, const WeightSpan& b) { return a.data < b.data; });
   std::unique_ptr<WeightCopy> c(new WeightCopy());
   std::vector<uint64_t> at(spans.size());
@@ -113,10 +118,6 @@ Result<std::unique_ptr<WeightCopy>> WeightCopy::make(const ModelFile& f, std::ve
   }
   if (!c->used_) return c;
   c->reserved_ = align_up(c->used_, kHugePage);
-#if defined(__EMSCRIPTEN__)
-  c->base_ = static_cast<uint8_t*>(std::aligned_alloc(kTensorAlign, c->reserved_));
-  if (!c->base_) return Error(Code::kOutOfMemory, f.path() + ": no memory for a copy of " + gib(c->used_) + " of weights");
-#else
   // Over-allocate by one huge page and trim, so the region starts on a
   // 2 MiB boundary (a huge page must be aligned to its size).
   void* raw = mmap(nullptr, c->reserved_ + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -131,7 +132,6 @@ Result<std::unique_ptr<WeightCopy>> WeightCopy::make(const ModelFile& f, std::ve
   c->base_ = base;
 #if defined(MADV_HUGEPAGE)
   (void)madvise(base, c->reserved_, MADV_HUGEPAGE);  // advice: the copy works without
-#endif
 #endif
   // Pieces of at most kPiece bytes, read by `threads` threads in turn.
   struct Piece {
@@ -162,6 +162,7 @@ Result<std::unique_ptr<WeightCopy>> WeightCopy::make(const ModelFile& f, std::ve
   CRIA_RETURN_IF_ERROR(first);
   for (size_t i = 0; i < spans.size(); ++i) c->moved_.push_back({spans[i].data, c->base_ + at[i]});
   return c;
+#endif
 }
 
 const uint8_t* WeightCopy::find(const uint8_t* p) const {

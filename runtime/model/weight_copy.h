@@ -58,7 +58,8 @@ class WeightCopy {
  private:
   WeightCopy() = default;
   uint8_t* base_ = nullptr;
-  uint64_t reserved_ = 0, used_ = 0;
+  [[maybe_unused]] uint64_t reserved_ = 0;  // the mapping's size (not in WASM builds)
+  uint64_t used_ = 0;
   std::vector<std::pair<const uint8_t*, const uint8_t*>> moved_;  // (source, copy), by source
 };
 

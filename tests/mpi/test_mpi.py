@@ -89,6 +89,7 @@ LLAMA = model("ref-llama31-scaled", "f32")
 FALCON = model("ref-falcon-7b", "f32")
 LLAMA_Q4 = model("ref-llama31-scaled", "q4")
 T1 = ["-t", "1"]
+TENSORS = ["--split", "tensors"]
 
 
 def same_as_one_process(m, args, splits):
@@ -229,12 +230,14 @@ def says_timed_out(err):
     assert "ending every rank" in err, err[-1500:]
 
 
-def fault(kind, mpi_args=()):
+def fault(kind, mpi_args=(), tensors=False):
+    """Rank 1 is killed or frozen after 4 messages: 3 ranks by layers, or 2 by tensors."""
     # A model file of its own, so leftover processes are easy to find.
-    m = os.path.join(WORK, f"fault-{kind}.cria")
+    m = os.path.join(WORK, f"{'t' if tensors else ''}fault-{kind}.cria")
     if not os.path.exists(m):
         os.link(LLAMA, m)
-    rc, out, err, secs = run(["run", "-m", m, "-p", "hello", "-n", "64", "--greedy", "--dist-timeout", "3"] + T1, 3,
+    rc, out, err, secs = run(["run", "-m", m, "-p", "hello", "-n", "64", "--greedy", "--dist-timeout", "3"] + T1 +
+                             (TENSORS if tensors else []), 2 if tensors else 3,
                              ["-x", f"CRIA_DIST_TEST_FAULT={kind}:4", *mpi_args], timeout=60)
     time.sleep(0.5)
     left = left_over(m)
@@ -300,7 +303,6 @@ if not os.path.exists(FALCON_MQA):
                     "--out", src, "--layers", "3", "--dtype", "f32"], check=True, stdout=subprocess.DEVNULL)
     rc_, _, err_, _ = run(["convert", src, "-o", FALCON_MQA, "--quant", "f32"])
     assert rc_ == 0, err_
-TENSORS = ["--split", "tensors"]
 GREEDY = ["-p", "The cat sat on the mat", "-n", "32", "--greedy", "--quiet"]
 
 for name, m, ranks in (("llama (GQA; 4 ranks replicate the KV heads)", LLAMA, (2, 4)),
@@ -366,31 +368,18 @@ def _():
         assert abs(got - want) <= 1e-4 * want, f"{ranks} ranks: {got} vs {want}"
 
 
-def tensor_fault(kind, mpi_args=()):
-    m = os.path.join(WORK, f"tfault-{kind}.cria")
-    if not os.path.exists(m):
-        os.link(LLAMA, m)
-    rc, out, err, secs = run(["run", "-m", m, "-p", "hello", "-n", "64", "--greedy", "--dist-timeout", "3"] + T1 +
-                             TENSORS, 2, ["-x", f"CRIA_DIST_TEST_FAULT={kind}:4", *mpi_args], timeout=60)
-    time.sleep(0.5)
-    left = left_over(m)
-    assert not left, f"processes left running: {left}"
-    assert secs < 30, f"the job took {secs:.1f} s to end"
-    return rc, err
-
-
 @case("tensors: a killed rank ends the job within 30 s (mpirun names it; under --enable-recovery rank 0 says so)")
 def _():
-    rc, err = tensor_fault("kill")
+    rc, err = fault("kill", tensors=True)
     assert rc != 0, "exit status 0"
     assert "rank 1" in err and "signal 9" in err, err[-1500:]
-    rc, err = tensor_fault("kill", ["--enable-recovery"])
+    rc, err = fault("kill", ["--enable-recovery"], tensors=True)
     says_timed_out(err)
 
 
 @case("tensors: a frozen rank ends the job within 30 s with rank 0's message")
 def _():
-    rc, err = tensor_fault("stop")
+    rc, err = fault("stop", tensors=True)
     assert rc != 0, "exit status 0"
     says_timed_out(err)
 
