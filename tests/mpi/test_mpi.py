@@ -29,6 +29,10 @@ layers (a Llama 3.1 layout and Falcon-7B's two-norm parallel layout), so
   - a killed or frozen rank ends the job within 30 s with rank 0's message;
   - heads that do not divide, --layer-split with tensors, and different
     files are refused at start with a message naming the numbers.
+Across a network stack (as root; scripts/pylib/netns.py): 2 ranks in
+separate network namespaces joined by veth through a bridge, TCP only, for
+both splits: greedy text equals one process and the hidden states crossed
+the bridge (its byte counters).
 """
 import json
 import os
@@ -402,6 +406,37 @@ def _():
     assert "rank 1: " in err and "differs from rank 0's" in err, err[-1500:]
     assert not p.stdout.strip(), f"generated anyway: {p.stdout!r}"
 
+
+# Each rank in its own network namespace: the job's messages cross veth, a
+# bridge and two TCP stacks, as between boards on a switch.
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from pylib import netns  # noqa: E402
+
+NETNS_OK, NETNS_WHY = netns.available()
+if NETNS_OK:
+    @case("netns: 2 ranks on separate network stacks, both splits: greedy text equals one process, bytes crossed")
+    def _():
+        args = ["run", "-m", LLAMA] + GREEDY + T1
+        rc, want, err, _ = run(args)
+        assert rc == 0 and want.strip(), err[-1500:]
+        with open(os.path.join(WORK, "ref-llama31-scaled-3", "config.json")) as f:
+            hidden = json.load(f)["hidden_size"]
+        with netns.Hosts(2) as hosts:
+            for split, layers_crossed in (("layers", 1), ("tensors", 2 * 3)):
+                before = hosts.sent_bytes()
+                rc, got, err, _ = run(args + ["--split", split], 2, hosts.mpirun_args())
+                assert rc == 0, f"{split}: exit {rc}: {err[-1500:]}"
+                assert got == want, f"{split}: differs from one process:\n{got!r}\n{want!r}"
+                # At least one f32 hidden row per generated token per crossing.
+                sent, least = hosts.sent_bytes() - before, 32 * layers_crossed * hidden * 4
+                print(f"netns {split}: {sent} bytes crossed the bridge (at least {least} expected)")
+                assert sent >= least, f"{split}: only {sent} bytes crossed the bridge, want >= {least}"
+elif os.geteuid() == 0:
+    @case("netns: network namespaces can be made (root)")
+    def _():
+        raise AssertionError(NETNS_WHY)
+else:
+    print(f"skipped: the network-namespace case ({NETNS_WHY})")
 
 failed = [r for r in results if r[1]]
 for name, err, secs in results:
