@@ -38,6 +38,13 @@ def _llama3_8b():  # meta-llama/Meta-Llama-3-8B config.json
         "transformers_version": "4.40.0.dev0", "use_cache": True, "vocab_size": 128256}
 
 
+def _llama3_70b():  # meta-llama/Meta-Llama-3-70B config.json: the 8B's keys at 70B widths
+    c = _llama3_8b()
+    c.update({"hidden_size": 8192, "intermediate_size": 28672, "num_attention_heads": 64,
+              "num_hidden_layers": 80, "num_key_value_heads": 8})
+    return c
+
+
 def _llama31(factor, max_pos, **over):  # 3.1 / 3.2 add mlp_bias and llama3 rope scaling
     c = _llama3_8b()
     c.update({"max_position_embeddings": max_pos, "mlp_bias": False,
@@ -106,6 +113,10 @@ PRESETS = {
     "llama3-8b": _p(_llama3_8b(), {"hidden_size": 256, "num_attention_heads": 4,
                                    "num_key_value_heads": 1, "intermediate_size": 512,
                                    "num_hidden_layers": 2}, "llama3-real", LLAMA3_GEN),
+    # --full --layers 2: the 70B's real widths in ~7.6 GB of bf16 (the MPI tests' 70B shape).
+    "llama3-70b": _p(_llama3_70b(), {"hidden_size": 1024, "num_attention_heads": 8,
+                                     "num_key_value_heads": 1, "intermediate_size": 2048,
+                                     "num_hidden_layers": 2}, "llama3-real", LLAMA3_GEN),
     "llama3.1-8b": _p(_llama31(8.0, 131072), {"hidden_size": 256, "num_attention_heads": 4,
                                              "num_key_value_heads": 1, "intermediate_size": 512,
                                              "num_hidden_layers": 2}, "llama3-real", LLAMA31_GEN),
