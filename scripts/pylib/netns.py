@@ -21,7 +21,9 @@ here and why not.
 """
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 
 
@@ -57,6 +59,10 @@ class Hosts:
         self.dir = None
 
     def __enter__(self):
+        # A SIGTERM (timeout, kill) unwinds through __exit__ instead of
+        # leaving the namespaces and the bridge behind.
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         try:
             self._create()
         except BaseException:
@@ -68,6 +74,7 @@ class Hosts:
         self.close()
 
     def _create(self):
+        self.close()  # what a killed run with the same pid left behind
         self.dir = tempfile.mkdtemp(prefix="cria-netns-")
         _ip("link", "add", self.bridge, "type", "bridge")
         _ip("addr", "add", f"{self.subnet}.1/24", "dev", self.bridge)
