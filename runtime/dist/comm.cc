@@ -71,6 +71,15 @@ Status RankOrderSum::sum(float* x, int64_t count) {
   return Status::Ok();
 }
 
+Status gather_all(int64_t v, int size, double timeout_s, std::vector<int64_t>* all) {
+  all->assign((size_t)size, 0);
+  MPI_Request req;
+  int rc = MPI_Iallgather(&v, 1, MPI_INT64_T, all->data(), 1, MPI_INT64_T, MPI_COMM_WORLD, &req);
+  if (rc != MPI_SUCCESS) return Error(Code::kIo, "the ranks' first exchange failed: " + mpi_error_text(rc));
+  return poll(timeout_s, "waiting for", MPI_ANY_SOURCE, false,
+              [&](int* flag) { return MPI_Test(&req, flag, MPI_STATUS_IGNORE); });
+}
+
 std::string mpi_error_text(int code) {
   char s[MPI_MAX_ERROR_STRING];
   int len = 0;

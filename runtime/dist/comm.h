@@ -79,6 +79,9 @@ class RankOrderSum : public TensorReduce {
   std::vector<float> all_;  // size x count, reused
 };
 
+// Every rank's `v` in rank order (MPI_Iallgather, bounded like every exchange).
+Status gather_all(int64_t v, int size, double timeout_s, std::vector<int64_t>* all);
+
 // "rank R (host)" for messages.
 std::string rank_name(int rank);
 std::string mpi_error_text(int code);

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "runtime/dist/comm.h"
 #include "runtime/dist/dist.h"
 #include "runtime/dist/root.h"
 #include "runtime/dist/worker.h"
@@ -56,6 +57,23 @@ int launch(int* argc, char** argv, bool* done) {
     MPI_Finalize();
     *done = true;
     return 2;
+  }
+  // What each rank offers the model, for the layer split (rank 0). A rank
+  // that cannot say (a bad CRIA_MEM_AVAILABLE) still takes part, with -1,
+  // so every rank learns to stop.
+  Result<int64_t> offer = memory_to_offer();
+  if (!offer.ok()) std::fprintf(stderr, "cria: rank %d: %s\n", rank, offer.status().message().c_str());
+  st = gather_all(offer.ok() ? offer.value() : -1, size, opt.timeout_s, &opt.mem_available);
+  if (!st.ok()) {
+    if (rank == 0) std::fprintf(stderr, "cria: %s\n", st.message().c_str());
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  for (int64_t m : opt.mem_available) {
+    if (m < 0) {
+      MPI_Finalize();
+      *done = true;
+      return 2;
+    }
   }
   if (rank > 0) {
     const int rc = run_worker(opt, rank, size);

@@ -1,7 +1,11 @@
 #include "runtime/dist/options.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
+
+#include "runtime/model/weight_copy.h"
 
 namespace cria::dist {
 
@@ -120,6 +124,41 @@ Result<std::vector<std::pair<int64_t, int64_t>>> layer_ranges(int64_t n_layers, 
     begin += c;
   }
   return r;
+}
+
+Result<std::vector<std::pair<int64_t, int64_t>>> layer_ranges_by_memory(int64_t n_layers, int64_t head_bytes,
+                                                                        const std::vector<int64_t>& mem) {
+  const int n = (int)mem.size();
+  const auto [lo, hi] = std::minmax_element(mem.begin(), mem.end());
+  if (n < 2 || n_layers < n || *lo <= 0 || (double)*hi <= 1.1 * (double)*lo) return layer_ranges(n_layers, n, {});
+  std::vector<double> room(mem.begin(), mem.end());
+  room.back() = std::max(room.back() - (double)head_bytes, 1.0);
+  std::vector<int64_t> count((size_t)n, 1);
+  for (int64_t left = n_layers - n; left > 0; --left) {
+    int best = 0;
+    for (int i = 1; i < n; ++i)
+      if (room[i] / (double)(2 * count[i] + 1) > room[best] / (double)(2 * count[best] + 1)) best = i;
+    ++count[best];
+  }
+  return layer_ranges(n_layers, n, count);
+}
+
+Result<int64_t> memory_to_offer() {
+  if (const char* v = std::getenv("CRIA_MEM_AVAILABLE")) {
+    char* end = nullptr;
+    const double x = std::strtod(v, &end);
+    double unit = 1;
+    if (end && *end) {
+      const char u = (char)std::toupper((unsigned char)*end);
+      unit = u == 'K' ? 1024.0 : u == 'M' ? 1048576.0 : u == 'G' ? 1073741824.0 : 0;
+      if (unit != 0 && end[1] != '\0' && !(std::toupper((unsigned char)end[1]) == 'B' && end[2] == '\0')) unit = 0;
+    }
+    if (end == v || !(x > 0) || unit == 0)
+      return Error(Code::kInvalidArgument,
+                   std::string("CRIA_MEM_AVAILABLE: '") + v + "' is not a size (bytes, or a number with K, M or G)");
+    return (int64_t)(x * unit);
+  }
+  return (int64_t)mem_available();
 }
 
 uint64_t file_identity(const ModelFile& f) {

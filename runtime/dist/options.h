@@ -15,11 +15,14 @@ namespace cria::dist {
 
 struct Options {
   std::string split = "layers";  // layers | tensors
-  std::vector<int64_t> layer_split;  // layers per rank (--layer-split 10,6); empty: even
+  std::vector<int64_t> layer_split;  // layers per rank (--layer-split 10,6); empty: by free memory
   double timeout_s = 30;             // bound on each exchange (--dist-timeout, CRIA_MPI_TIMEOUT)
   // What a worker rank needs of the command line: it runs no command.
   std::string model_path, backend = "auto", weights = "auto";
   int64_t threads = 0;
+  // Bytes each rank offers the model, in rank order (memory_to_offer() of
+  // every rank, gathered at start). Empty: not known.
+  std::vector<int64_t> mem_available;
 };
 
 // Takes --split, --layer-split and --dist-timeout out of argv (they belong to
@@ -36,6 +39,21 @@ bool has_dist_options(int argc, char** argv);
 // layer.
 Result<std::vector<std::pair<int64_t, int64_t>>> layer_ranges(int64_t n_layers, int n_ranks,
                                                               const std::vector<int64_t>& split);
+
+// The layer split when none is given: boards alike (free memory within 10%
+// of each other) get layer_ranges' even split; boards of different sizes
+// get layers in proportion to what each can hold once its fixed share is
+// set aside (the last rank runs the output head, `head_bytes`), at least
+// one each (Sainte-Lague: each next layer goes to the rank with the most
+// room per 2 x its layers + 1, which rounds proportions without favouring
+// the largest board).
+Result<std::vector<std::pair<int64_t, int64_t>>> layer_ranges_by_memory(int64_t n_layers, int64_t head_bytes,
+                                                                        const std::vector<int64_t>& mem);
+
+// What this rank offers the model: CRIA_MEM_AVAILABLE when set (bytes, or a
+// number with K, M or G: leave room on a board that runs other things),
+// else MemAvailable of /proc/meminfo; 0 when neither is known.
+Result<int64_t> memory_to_offer();
 
 // XXH3 of the file's header (its checksum, sizes, format version) and this
 // build's version: equal on two ranks when they would run the same model

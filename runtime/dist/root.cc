@@ -1,5 +1,6 @@
 #include "runtime/dist/root.h"
 
+#include <cstdio>
 #include <cstring>
 
 #include "runtime/model/shard.h"
@@ -134,8 +135,25 @@ Status RootPipeline::attach(const ModelFile& f, ModelOptions* opt) {
                                            "layer on every rank");
     CRIA_RETURN_IF_ERROR(check_tensor_split(f, size_));
     ranges_.assign((size_t)size_, {0, n_layers});
-  } else {
+  } else if (!opt_.layer_split.empty() || opt_.mem_available.size() != (size_t)size_) {
     CRIA_ASSIGN_OR_RETURN(ranges_, layer_ranges(n_layers, size_, opt_.layer_split));
+  } else {
+    const TensorRef* head = f.find("output.weight");
+    if (!head) head = f.find("tok_embd.weight");  // tied
+    CRIA_ASSIGN_OR_RETURN(ranges_, layer_ranges_by_memory(n_layers, head ? (int64_t)head->size : 0,
+                                                          opt_.mem_available));
+    CRIA_ASSIGN_OR_RETURN(auto even, layer_ranges(n_layers, size_, {}));
+    if (ranges_ != even) {  // boards of different sizes: say how they were shared
+      std::string line = "cria: layers by each rank's free memory:";
+      for (int i = 0; i < size_; ++i) {
+        char part[96];
+        std::snprintf(part, sizeof part, "%s rank %d %.1f GiB -> %lld", i ? "," : "", i,
+                      (double)opt_.mem_available[(size_t)i] / (1ull << 30),
+                      (long long)(ranges_[(size_t)i].second - ranges_[(size_t)i].first));
+        line += part;
+      }
+      std::fprintf(stderr, "%s (--layer-split to choose)\n", line.c_str());
+    }
   }
   attached_ = true;
   Header h;

@@ -30,16 +30,6 @@ std::string thp_mode() {
   return a == std::string::npos || b == std::string::npos || b < a ? "" : line.substr(a + 1, b - a - 1);
 }
 
-// MemAvailable of /proc/meminfo in bytes (0 where unknown).
-uint64_t mem_available() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  uint64_t kib = 0;
-  std::string unit;
-  while (in >> key >> kib >> unit)
-    if (key == "MemAvailable:") return kib << 10;
-  return 0;
-}
 #endif
 
 #if !defined(__EMSCRIPTEN__)
@@ -54,6 +44,18 @@ std::string gib(uint64_t b) {
 #endif
 
 }  // namespace
+
+uint64_t mem_available() {
+#if !defined(__EMSCRIPTEN__) && defined(__linux__)
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib << 10;
+#endif
+  return 0;
+}
 
 Result<WeightMemory> parse_weight_memory(std::string_view s) {
   if (s.empty() || s == "auto") return WeightMemory::kAuto;

@@ -63,6 +63,9 @@ class WeightCopy {
   std::vector<std::pair<const uint8_t*, const uint8_t*>> moved_;  // (source, copy), by source
 };
 
+// MemAvailable of /proc/meminfo in bytes; 0 where unknown (not Linux, WASM).
+uint64_t mem_available();
+
 // What `auto` decides for copying `bytes` of f's weights: kCopy or kMap,
 // with the reason for kMap in *why ("" when copying).
 WeightMemory auto_weight_memory(const ModelFile& f, uint64_t bytes, std::string* why);

@@ -72,5 +72,49 @@ TEST_CASE("layer_ranges: even split with the remainder first, explicit counts ch
   CHECK_FALSE(layer_ranges(2, 3, {}).ok());           // more ranks than layers
 }
 
+TEST_CASE("layer_ranges_by_memory: even for boards alike, in proportion to room otherwise") {
+  using R = std::vector<std::pair<int64_t, int64_t>>;
+  constexpr int64_t G = 1ll << 30;
+  auto ranges = [](int64_t n, int64_t head, std::vector<int64_t> mem) {
+    auto r = layer_ranges_by_memory(n, head, mem);
+    REQUIRE(r.ok());
+    return std::move(r).value();
+  };
+  // Within 10%: the even split (remainder first), as layer_ranges.
+  CHECK(ranges(3, 0, {10 * G, 10 * G + 1}) == R{{0, 2}, {2, 3}});
+  CHECK(ranges(80, G, {60 * G, 64 * G}) == R{{0, 40}, {40, 80}});
+  // A 64 GB Orin and an 8 GB Pi 5: 72 GB of room, the Orin's share 8/9.
+  CHECK(ranges(80, 0, {64 * G, 8 * G}) == R{{0, 71}, {71, 80}});
+  // The last rank runs the head: its room shrinks by it (40 vs 30 - 10).
+  CHECK(ranges(10, 10 * G, {40 * G, 30 * G}) == R{{0, 7}, {7, 10}});
+  CHECK(ranges(10, 0, {40 * G, 30 * G}) == R{{0, 6}, {6, 10}});
+  CHECK(ranges(80, 0, {64 * G, 32 * G, 16 * G, 8 * G}) == R{{0, 43}, {43, 64}, {64, 75}, {75, 80}});
+  // Every rank keeps at least one layer, even one with no room left.
+  CHECK(ranges(4, 0, {100 * G, G, G}) == R{{0, 2}, {2, 3}, {3, 4}});
+  CHECK(ranges(4, 8 * G, {100 * G, 100 * G, G}) == R{{0, 2}, {2, 3}, {3, 4}});
+  // Unknown memory (0) or more ranks than layers: the even split's rules.
+  CHECK(ranges(16, 0, {0, 8 * G}) == R{{0, 8}, {8, 16}});
+  CHECK_FALSE(layer_ranges_by_memory(2, 0, {G, 2 * G, 3 * G}).ok());
+}
+
+TEST_CASE("memory_to_offer reads CRIA_MEM_AVAILABLE and names a bad value") {
+  setenv("CRIA_MEM_AVAILABLE", "8G", 1);
+  CHECK(memory_to_offer().value() == (8ll << 30));
+  setenv("CRIA_MEM_AVAILABLE", "512MB", 1);
+  CHECK(memory_to_offer().value() == (512ll << 20));
+  setenv("CRIA_MEM_AVAILABLE", "1.5g", 1);
+  CHECK(memory_to_offer().value() == (3ll << 29));
+  setenv("CRIA_MEM_AVAILABLE", "123456", 1);
+  CHECK(memory_to_offer().value() == 123456);
+  for (const char* bad : {"", "lots", "8X", "-1G", "8GiB", "0"}) {
+    setenv("CRIA_MEM_AVAILABLE", bad, 1);
+    auto r = memory_to_offer();
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().message().find("CRIA_MEM_AVAILABLE") != std::string::npos);
+  }
+  unsetenv("CRIA_MEM_AVAILABLE");
+  CHECK(memory_to_offer().ok());
+}
+
 }  // namespace
 }  // namespace cria::dist
