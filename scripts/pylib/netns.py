@@ -129,7 +129,18 @@ class Hosts:
                 total += int(f.read())
         return total
 
+    def kill_all(self):
+        """SIGKILL every process still running in the hosts' namespaces."""
+        for ns in self.ns:
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+
     def close(self):
+        self.kill_all()
         for ns in self.ns:
             _ip("netns", "del", ns, check=False)  # takes its veth pair with it
         _ip("link", "del", self.bridge, check=False)
