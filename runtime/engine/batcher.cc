@@ -12,9 +12,8 @@ Result<std::unique_ptr<Batcher>> Batcher::create(std::shared_ptr<const Model> mo
                                                  std::shared_ptr<const Tokenizer> tokenizer,
                                                  const SessionOptions& opt) {
   const ModelConfig& c = model->config();
-  // Continuous batching has no pipeline across ranks yet (runtime/dist).
-  if (model->layer_begin() != 0 || model->layer_end() != (int64_t)c.num_layers)
-    return Error(Code::kUnsupported, "serving a model split across MPI ranks is not implemented; run with one rank");
+  if (!opt.pipeline && (model->layer_begin() != 0 || model->layer_end() != (int64_t)c.num_layers))
+    return Error(Code::kInvalidArgument, "this model holds only some of its layers: a batcher needs the pipeline");
   CRIA_ASSIGN_OR_RETURN(const ResolvedOptions r, resolve_options(c, opt));
   const int64_t n_ctx = r.n_ctx;
   const int threads = r.threads;
@@ -24,9 +23,15 @@ Result<std::unique_ptr<Batcher>> Batcher::create(std::shared_ptr<const Model> mo
   b->k_ = r.kernels;
   b->pool_ = std::make_unique<kernels::ThreadPool>(threads);
   CRIA_RETURN_IF_ERROR(check_kv_fits(*b->model_, opt.n_seq, n_ctx, opt.kv));
-  CRIA_RETURN_IF_ERROR(b->cache_.init(c, opt.n_seq, n_ctx, opt.kv));
+  const Model& m = *b->model_;
+  CRIA_RETURN_IF_ERROR(b->cache_.init(c, opt.n_seq, n_ctx, opt.kv, m.layer_begin(), m.layer_end()));
   // Room for every slot's decode token plus a prefill chunk.
   b->batch_cap_ = std::max<int64_t>(opt.batch, opt.n_seq);
+  // Across MPI ranks (runtime/dist) every step's batch goes down the
+  // pipeline: the other ranks hold the same slots for their layers.
+  if (opt.pipeline) {
+    CRIA_ASSIGN_OR_RETURN(b->pipe_, opt.pipeline->open_session(c, opt.n_seq, n_ctx, opt.kv, b->batch_cap_));
+  }
   b->scratch_.init(*b->model_, b->batch_cap_, threads);
   // Logits rows: one per slot, then at most one per slot from a pass (a
   // decode token or a prompt's last token, never both).
@@ -174,7 +179,10 @@ Status Batcher::step(std::vector<SlotEvent>* events) {
   next_prefill_ = (next_prefill_ + 1) % n;
   if (nb == 0) return Status::Ok();
   float* rows = logits_.data() + n * vocab;
-  CRIA_RETURN_IF_ERROR(forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), nb, rows));
+  if (pipe_)
+    CRIA_RETURN_IF_ERROR(pipe_->forward({model_.get(), k_, pool_.get(), &cache_, &scratch_}, batch_.data(), nb, rows));
+  else
+    CRIA_RETURN_IF_ERROR(forward(*model_, *k_, *pool_, cache_, scratch_, batch_.data(), nb, rows));
   for (size_t j = 0; j < owners.size(); ++j)
     std::memcpy(logits_.data() + owners[j] * vocab, rows + j * vocab, vocab * sizeof(float));
   return Status::Ok();

@@ -97,6 +97,7 @@ class Batcher {
   std::unique_ptr<kernels::ThreadPool> pool_;
   KvCache cache_;
   ForwardScratch scratch_;
+  std::unique_ptr<PipelineSession> pipe_;  // across MPI ranks; null otherwise
   std::vector<float> logits_;  // one row per slot, then the forward pass's output rows
   std::vector<BatchEntry> batch_;
   std::vector<Slot> slots_;

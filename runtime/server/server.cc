@@ -46,16 +46,16 @@ Result<std::unique_ptr<Server>> Server::create(const ServeOptions& opt) {
   if (opt.parallel < 1 || opt.parallel > 64) return Error(Code::kInvalidArgument, "--parallel must be 1..64");
   if (opt.max_queue < 0) return Error(Code::kInvalidArgument, "--queue must not be negative");
   if (opt.port < 0 || opt.port > 65535) return Error(Code::kInvalidArgument, "--port must be 0..65535");
-  // Continuous batching has no layer pipeline yet (runtime/dist): refuse
-  // rather than run the whole model on rank 0 alone.
-  if (process_pipeline())
-    return Error(Code::kUnsupported, "cria serve does not run one model across MPI ranks yet; start it without mpirun");
   auto file = ModelFile::open(opt.model_path);
   if (!file.ok()) return file.status();
+  ModelOptions mo;
+  // Under mpirun (runtime/dist) this rank holds its share of the model and
+  // each batch runs through the other ranks.
+  LayerPipeline* pipeline = process_pipeline();
+  if (pipeline) CRIA_RETURN_IF_ERROR(pipeline->attach(**file, &mo));
   std::unique_ptr<Server> s(new Server());
   s->opt_ = opt;
   s->meta_ = (*file)->meta();
-  ModelOptions mo;
   mo.backend = opt.backend;
   mo.gpu_layers = opt.gpu_layers;
   CRIA_ASSIGN_OR_RETURN(mo.weights, parse_weight_memory(opt.weights));
@@ -68,6 +68,7 @@ Result<std::unique_ptr<Server>> Server::create(const ServeOptions& opt) {
   SessionOptions so;
   so.n_seq = opt.parallel;
   so.n_ctx = opt.ctx;
+  so.pipeline = pipeline;
   so.threads = (int)opt.threads;
   if (!kernels::parse_kv_type(opt.kv, &so.kv))
     return Error(Code::kInvalidArgument, "unknown KV cache type '" + opt.kv + "' (expected f16, q8, q4 or f32)");

@@ -14,8 +14,9 @@ layers (a Llama 3.1 layout and Falcon-7B's two-norm parallel layout), so
   - a rank killed (SIGKILL) or frozen (SIGSTOP: a hung board or a cut link)
     mid-generation ends every rank within 30 s, the frozen case with
     rank 0's own message;
-  - different files on different ranks, and serve, are refused with a
-    message;
+  - different files on different ranks are refused with a message;
+  - cria serve across 2 ranks (both splits) answers two concurrent greedy
+    requests as one process does;
   - without --layer-split, ranks whose free memory differs (CRIA_MEM_AVAILABLE
     per rank) get layers in proportion, with the same text.
 --split tensors (every rank holds 1/N of each block; runtime/model/shard.h):
@@ -286,14 +287,58 @@ def _():
     assert not p.stdout.strip(), f"generated anyway: {p.stdout!r}"
 
 
-@case("a bad --layer-split and serve are refused with a message")
+@case("a bad --layer-split is refused with a message")
 def _():
     rc, out, err, _ = run(["run", "-m", LLAMA, "-p", "hi", "-n", "4", "--layer-split", "2,2"] + T1, 2)
     assert rc != 0 and "--layer-split adds up to 4 layers but the model has 3" in err, err[-1500:]
-    rc, out, err, _ = run(["serve", "-m", LLAMA] + T1, 2, timeout=60)
-    assert rc != 0 and "does not run one model across MPI ranks" in err, err[-1500:]
     rc, out, err, _ = run(["run", "-m", LLAMA, "-p", "hi", "--layer-split", "1,2"] + T1)
     assert rc != 0 and "apply under mpirun" in err, err[-1500:]
+
+
+def serve_answers(ranks, extra, prompts):
+    """Starts cria serve (--parallel 2) in one process or under mpirun, sends
+    the prompts at once as greedy /v1/completions, returns the texts in
+    order, then stops it with SIGTERM (bounded)."""
+    import threading
+    import urllib.request
+    cmd = [CRIA, "serve", "-m", LLAMA, "--port", "0", "--parallel", "2"] + T1 + extra
+    if ranks:
+        cmd = [MPIRUN, "--oversubscribe", "-np", str(ranks)] + cmd
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    try:
+        line = proc.stdout.readline().decode()
+        assert "listening on http://" in line, f"no listening line: {line!r} {proc.stderr.read(3000) if proc.poll() is not None else ''}"
+        url = line.split("listening on ")[1].strip()
+        texts = [None] * len(prompts)
+
+        def ask(i):
+            body = json.dumps({"prompt": prompts[i], "max_tokens": 24, "temperature": 0}).encode()
+            req = urllib.request.Request(url + "/v1/completions", body, {"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=120) as r:
+                texts[i] = json.loads(r.read())["choices"][0]["text"]
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(prompts))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return texts
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError("serve did not stop within 30 s of SIGTERM")
+
+
+@case("serve across 2 ranks, both splits: two requests at once (two slots in each batch) answer as one process")
+def _():
+    prompts = ["The cat sat on the mat", "Once upon a time"]
+    want = serve_answers(0, [], prompts)
+    assert all(t for t in want), want
+    for split in ("layers", "tensors"):
+        got = serve_answers(2, ["--split", split], prompts)
+        assert got == want, f"{split}: {got!r} vs one process {want!r}"
 
 
 @case("layers by free memory: boards of different sizes get layers in proportion (CRIA_MEM_AVAILABLE); a bad value ends every rank")
