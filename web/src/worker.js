@@ -2,14 +2,23 @@
 // session. A classic script in browsers (a dedicated Worker) and CommonJS in
 // Node (a worker_threads Worker); cria.mjs is the other side of the messages.
 //
-// page -> worker: {type: 'load', id, source, variant, threads, nCtx, kv, cancel}
+// page -> worker: {type: 'load', id, source, variant, threads, nCtx, kv, cancel, stage?, chain?}
+//                 {type: 'plan', id, source, variant, threads, instances}
+//                 {type: 'chain-ready'} (split: every later instance is loaded)
 //                 {type: 'generate', id, request}   {type: 'render', id, request}
 //                 {type: 'cancel', id}              {type: 'chunk', id, data | done}
 // worker -> page: {type: 'progress', id, phase, loaded, total}
 //                 {type: 'pull', id}   (the next chunk of an in-memory source)
 //                 {type: 'loaded', id, info, threads, nCtx, variant, jspi}
 //                 {type: 'start', id}   {type: 'piece', id, text}   {type: 'done', id, result}
-//                 {type: 'error', id, message}   {type: 'fatal', message}
+//                 {type: 'error', id, message, code?}   {type: 'fatal', message}
+// A model split across N workers (cria.mjs, "instances"): worker 0 holds
+// the first layers and runs generation; a token's hidden state goes down a
+// chain of MessagePorts, worker i -> i + 1, and the last worker writes the
+// logits (or an error) into a SharedArrayBuffer that worker 0 waits on with
+// Atomics.wait: cria_generate is one synchronous WebAssembly call, which
+// cannot return to the event loop for an answer mid-token. The later
+// workers wait with their event loop free, so their ports deliver.
 'use strict';
 
 (function () {
@@ -123,6 +132,7 @@
       locateFile: (p) => base + p,
       criaPiece: onPiece,
       criaYield: onYield,
+      criaHost: chainHost,
       print: (s) => console.log(s),
       printErr: (s) => console.error(s),
       onAbort: (what) => post({ type: 'fatal', message: 'the WebAssembly module stopped: ' + what }),
@@ -278,12 +288,18 @@
     const name = source.name || source.url || source.path || 'model.cria';
     const heapMax = M._crw_heap_max();
     const fits = (n) => n + RESERVE <= M._crw_heap_free();
-    const tooBig = (n) =>
-      new Error(
+    const tooBig = (n) => {
+      const e = new Error(
         `${name} is ${gib(n)}, more than the browser build can hold: WebAssembly (wasm32) has a 4 GiB address ` +
           `space, of which about ${gib(Math.max(0, M._crw_heap_free() - RESERVE))} is left for a model ` +
           `(the rest holds the runtime and the context). Use a smaller or more strongly quantized model.`,
       );
+      // The page splits the model across instances instead (cria.mjs).
+      e.code = 'too_big';
+      e.size = n;
+      e.budget = Math.max(0, M._crw_heap_free() - RESERVE);
+      return e;
+    };
     // The size, before any byte is stored: from the response or the file,
     // else from the file's own preamble (its first 64 bytes).
     let head = new Uint8Array(0);
@@ -385,9 +401,18 @@
       modelPtr = 0;
       throw new Error(err);
     }
+    const { info, threads } = openSession(msg, name);
+    if (src.cache && !src.cached && source.kind === 'url') {
+      post({ type: 'progress', id, phase: 'caching', loaded: off, total });
+      await writeCache(src.cache, source.url, off).catch(() => {});
+    }
+    post({ type: 'loaded', id, info, threads, nCtx: M._crw_session_n_ctx(session), variant, jspi });
+  }
+
+  // The session of a loaded model: the context asked for (default: the
+  // model's, at most 4096), shrunk to the memory left.
+  function openSession(msg, name) {
     const info = JSON.parse(cstring(M._crw_model_info(model)));
-    // The context: what was asked for (default: the model's, at most 4096),
-    // shrunk to the memory left.
     const trained = info.context_length || 4096;
     const want = msg.nCtx > 0 ? Math.min(msg.nCtx, trained) : Math.min(trained, 4096);
     const room = M._crw_heap_free() - 32 * MiB;
@@ -410,16 +435,12 @@
       unloadModel();
       throw new Error(err);
     }
-    if (src.cache && !src.cached && source.kind === 'url') {
-      post({ type: 'progress', id, phase: 'caching', loaded: off, total });
-      await writeCache(src.cache, source.url, off).catch(() => {});
-    }
-    post({ type: 'loaded', id, info, threads, nCtx: M._crw_session_n_ctx(session), variant, jspi });
+    return { info, threads };
   }
 
   // Stores the model in Cache Storage from wasm memory, a few MiB at a time
   // (only a file that loaded cleanly is cached).
-  async function writeCache(cache, url, size) {
+  async function writeCache(cache, url, size, ptr = modelPtr) {
     let pos = 0;
     const body = new ReadableStream(
       {
@@ -429,7 +450,7 @@
             return;
           }
           const n = Math.min(8 * MiB, size - pos);
-          ctrl.enqueue(heap().slice(modelPtr + pos, modelPtr + pos + n));
+          ctrl.enqueue(heap().slice(ptr + pos, ptr + pos + n));
           pos += n;
         },
       },
@@ -441,9 +462,352 @@
 
   function unloadModel() {
     if (session) M._crw_session_free(session);
+    for (const st of stages.values()) M._crw_stage_free(st);
+    stages.clear();
     if (model) M._crw_model_free(model);
     if (modelPtr) M._crw_free(modelPtr);
+    for (const p of rangePtrs) M._crw_free(p);
+    rangePtrs = [];
     session = model = modelPtr = 0;
+  }
+
+  // ---- a model split across workers -------------------------------------
+
+  let chainReady = null; // resolves worker 0's wait for the later instances
+  let chain = null; // {ctl: Int32Array, data: SharedArrayBuffer, next, prev, index, count, stages}
+  let rangePtrs = []; // this instance's byte ranges in wasm memory
+  let pendingCache = null; // {cache, url, ranges}: written on the page's 'cache'
+
+  async function commitCache(msg) {
+    const p = pendingCache;
+    pendingCache = null;
+    if (p)
+      for (const [offset, size, ptr] of p.ranges)
+        await writeCache(p.cache, rangeKey(p.url, offset, size), size, ptr).catch(() => {});
+    post({ type: 'done', id: msg.id, result: null });
+  }
+  const stages = new Map(); // sid -> cria_stage (later instances)
+
+  // Bytes [offset, offset + size) of the source as Uint8Array chunks: an
+  // HTTP Range request, a slice of a Blob, a read of a file in Node. A server
+  // that ignores Range answers 200 with the whole file: the bytes before the
+  // range are skipped as they stream past and the rest is never read.
+  async function openRange(src, offset, size, cache) {
+    if (src.kind === 'url') {
+      const hit = cache ? await cache.match(rangeKey(src.url, offset, size)).catch(() => null) : null;
+      if (hit) {
+        const reader = hit.body.getReader();
+        const cancel = () => reader.cancel().catch(() => {});
+        return { chunks: window(readerChunks(reader), 0, size, cancel), cancel, cached: true };
+      }
+      let resp;
+      try {
+        resp = await fetch(src.url, { headers: { Range: `bytes=${offset}-${offset + size - 1}` } });
+      } catch (e) {
+        throw new Error(`could not download ${src.url}: ${e.message || e}`);
+      }
+      if (resp.status !== 206 && resp.status !== 200)
+        throw new Error(`could not download ${src.url}: HTTP ${resp.status} ${resp.statusText}`.trim());
+      const reader = resp.body.getReader();
+      const cancel = () => reader.cancel().catch(() => {});
+      const whole = resp.status === 200;
+      return { chunks: window(readerChunks(reader), whole ? offset : 0, size, cancel), cancel, whole };
+    }
+    if (src.kind === 'blob') {
+      const reader = src.blob.slice(offset, offset + size).stream().getReader();
+      const cancel = () => reader.cancel().catch(() => {});
+      return { chunks: window(readerChunks(reader), 0, size, cancel), cancel };
+    }
+    if (src.kind === 'path') {
+      const stream = nodeFs.createReadStream(src.path, { start: offset, end: offset + size - 1, highWaterMark: 4 * MiB });
+      const cancel = () => stream.destroy();
+      return { chunks: window(nodeChunks(stream), 0, size, cancel), cancel };
+    }
+    throw new Error('a split model is read from a URL, a File or Blob, or (in Node) a path');
+  }
+
+  // The `size` bytes after the first `skip` of a chunk stream.
+  async function* window(chunks, skip, size, cancel) {
+    let pos = 0;
+    const end = skip + size;
+    for await (const c of chunks) {
+      const a = Math.max(0, skip - pos), b = Math.min(c.length, end - pos);
+      pos += c.length;
+      if (b > a) yield c.subarray(a, b);
+      if (pos >= end) {
+        cancel();
+        return;
+      }
+    }
+  }
+
+  // Cache Storage keeps a split model's ranges one entry each, under the
+  // file's URL with the range in a query parameter of its own.
+  function rangeKey(url, offset, size) {
+    const u = new URL(url);
+    u.searchParams.set('cria-bytes', `${offset}-${offset + size}`);
+    return u.href;
+  }
+
+  async function openCache(src) {
+    if (src.kind !== 'url' || !src.cache || typeof caches === 'undefined') return null;
+    return caches.open(src.cache).catch(() => null);
+  }
+
+  async function readRange(src, offset, size, cache) {
+    const out = new Uint8Array(size);
+    let n = 0;
+    const r = await openRange(src, offset, size, cache);
+    for await (const c of r.chunks) {
+      out.set(c.subarray(0, size - n), n);
+      n += c.length;
+    }
+    if (n < size) throw new Error(`${src.name}: the file ended after ${offset + n} bytes (truncated)`);
+    return out;
+  }
+
+  // The preamble and header (every instance reads them): {ptr, size, fileSize}.
+  async function readHead(src, name, cache, sourceSize = 0) {
+    const pre = await readRange(src, 0, 64, cache);
+    if (String.fromCharCode(...pre.slice(0, 4)) !== 'CRIA')
+      throw new Error(`${name} is not a cria model file (it does not start with the CRIA preamble)`);
+    const size = 64 + readU64(pre, 16);
+    const fileSize = readU64(pre, 40);
+    if (sourceSize && sourceSize !== fileSize)
+      throw new Error(`${name} is ${gib(sourceSize)}, but its preamble says ${fileSize} bytes: the file is damaged`);
+    if (size > fileSize || size > 1 << 30) throw new Error(`${name}: the header size in its preamble is out of range`);
+    const head = await readRange(src, 0, size, cache);
+    const ptr = M._malloc(size) >>> 0;
+    if (!ptr) throw new Error('out of wasm memory');
+    heap().set(head, ptr);
+    return { ptr, size, fileSize };
+  }
+
+  // Worker 0, before anything is fetched beyond the header: how the file
+  // splits into msg.instances stages.
+  async function plan(msg) {
+    if (!M) await startModule(msg.variant, msg.threads);
+    const name = msg.source.name || msg.source.url || msg.source.path || 'model.cria';
+    const head = await readHead(msg.source, name, await openCache(msg.source), msg.sourceSize);
+    const namePtr = allocString(name);
+    const p = M._crw_split_plan(head.ptr, head.size, head.fileSize, namePtr, msg.instances) >>> 0;
+    M._free(namePtr);
+    M._free(head.ptr);
+    if (!p) throw new Error(lastError());
+    const result = JSON.parse(cstring(p));
+    result.file_size = head.fileSize;
+    result.head_size = head.size;
+    result.heap_free = M._crw_heap_free() - RESERVE;
+    post({ type: 'done', id: msg.id, result });
+  }
+
+  // One instance of a split model: the header and its own byte ranges,
+  // each streamed into wasm memory and checked tensor by tensor as it
+  // arrives (the same checksums as the single-instance path).
+  async function loadStage(msg) {
+    const { id, source, stage } = msg;
+    if (!M) {
+      post({ type: 'progress', id, phase: 'starting', loaded: 0, total: 0 });
+      await startModule(msg.variant, msg.threads);
+    }
+    cancelFlag = msg.cancel ? new Int32Array(msg.cancel) : null;
+    const name = source.name || source.url || source.path || 'model.cria';
+    const who = `instance ${stage.index + 1} of ${stage.count} (layers ${stage.layers[0]}-${stage.layers[1] - 1})`;
+    const cache = await openCache(source);
+    const head = await readHead(source, name, cache);
+    modelPtr = head.ptr;
+    const fetched = []; // ranges that came from the network, cached once all verified
+    const total = head.size + stage.ranges.reduce((a, r) => a + r[1], 0);
+    let loaded = head.size;
+    let lastReport = 0;
+    const namePtr = allocString(name);
+    const ranges = [];
+    try {
+      for (const [offset, size] of stage.ranges) {
+        if (size + RESERVE > M._crw_heap_free())
+          throw new Error(`${name}: ${who} needs ${gib(total)}, more than its wasm32 memory holds; use more instances`);
+        const ptr = M._crw_alloc(size) >>> 0;
+        if (!ptr) throw new Error(`${name}: ${who} ran out of wasm32 memory; use more instances`);
+        rangePtrs.push(ptr);
+        ranges.push([offset, size, ptr]);
+        const v = M._crw_verify_range_begin(head.ptr, head.size, head.fileSize, offset, size, namePtr) >>> 0;
+        if (!v) throw new Error(lastError());
+        let pos = 0;
+        const r = await openRange(source, offset, size, cache);
+        if (cache && !r.cached) fetched.push([offset, size, ptr]);
+        try {
+          for await (const c of r.chunks) {
+            heap().set(c, ptr + pos);
+            pos += c.length;
+            loaded += c.length;
+            if (!M._crw_verify_update(v, ptr, pos)) throw new Error(lastError());
+            const now = Date.now();
+            if (now - lastReport > 100) {
+              lastReport = now;
+              post({ type: 'progress', id, phase: 'downloading', loaded, total });
+            }
+          }
+        } catch (e) {
+          r.cancel();
+          M._crw_verify_end(v);
+          throw e;
+        }
+        if (pos < size) {
+          M._crw_verify_end(v);
+          throw new Error(`${name}: the download ended after ${offset + pos} of ${head.fileSize} bytes (truncated)`);
+        }
+        if (!M._crw_verify_end(v)) throw new Error(lastError());
+      }
+      post({ type: 'progress', id, phase: 'downloading', loaded, total });
+      const first = stage.index === 0;
+      if (first) {
+        chain = { ...msg.chain, index: 0, count: stage.count, stages: msg.stages, data: null, ctl: new Int32Array(msg.chain.ctl) };
+        M._crw_pipeline_host(1);
+      }
+      const json = allocString(JSON.stringify(ranges));
+      model = M._crw_model_load_ranges(head.ptr, head.size, head.fileSize, json, stage.layers[0], stage.layers[1], namePtr) >>> 0;
+      M._free(json);
+      if (!model) throw new Error(lastError());
+    } catch (e) {
+      unloadModel();
+      throw e;
+    } finally {
+      M._free(namePtr);
+    }
+    // Kept for an offline reload once every instance has loaded (the page
+    // then sends 'cache'): a file that fails anywhere is never cached.
+    if (cache && fetched.length)
+      pendingCache = { cache, url: source.url, ranges: [[0, 64, head.ptr], [0, head.size, head.ptr], ...fetched] };
+    if (stage.index > 0) {
+      chain = {
+        ...msg.chain, index: stage.index, count: stage.count, threads: variant === 'mt' ? Math.max(1, msg.threads) : 1,
+        ctl: new Int32Array(msg.chain.ctl), data: null, who,
+      };
+      if (isNode) chain.prev.on('message', (d) => onChain(d));
+      else chain.prev.onmessage = (e) => onChain(e.data);
+      post({ type: 'loaded', id, info: JSON.parse(cstring(M._crw_model_info(model))), bytes: loaded, variant, jspi });
+      return;
+    }
+    // Worker 0 opens its session, and so every instance's, once they are all loaded.
+    await new Promise((resolve) => (chainReady = resolve));
+    const { info, threads } = openSession(msg, name);
+    post({ type: 'loaded', id, info, threads, nCtx: M._crw_session_n_ctx(session), variant, jspi, bytes: loaded });
+  }
+
+  // Worker 0's side of the chain: the imports crw_host_* (library_cria.js).
+  // Each sends one message to worker 1 and blocks until the last worker
+  // answers (or the page says a worker died); the answer is 0 or a malloc'd
+  // error text for the C side.
+  function chainCall(m, transfer) {
+    const ctl = chain.ctl;
+    Atomics.store(ctl, 0, 0);
+    chain.next.postMessage(m, transfer || []);
+    while (Atomics.load(ctl, 0) === 0) Atomics.wait(ctl, 0, 0, 1000);
+    const status = Atomics.load(ctl, 1);
+    if (status === 0) return 0;
+    if (status === 2) {
+      const s = chain.stages[Atomics.load(ctl, 3)] || { layers: [0, 0] };
+      const who = `instance ${Atomics.load(ctl, 3) + 1} of ${chain.count} (layers ${s.layers[0]}-${s.layers[1] - 1})`;
+      return allocString(`${who} stopped: its worker died (out of memory?)`);
+    }
+    if (status === 1 && !chain.data) return allocString('a later instance failed');
+    const n = Atomics.load(ctl, 2);
+    return allocString(decoder.decode(new Uint8Array(chain.data, 0, n).slice()));
+  }
+
+  // The answer buffer: logits rows (or an error text), grown as needed and
+  // handed down the chain with the message that first needs it.
+  function answerBuffer(bytes) {
+    const want = Math.max(bytes, 64 * 1024);
+    if (chain.data && chain.data.byteLength >= want) return null;
+    chain.data = new SharedArrayBuffer(want);
+    return chain.data;
+  }
+
+  const chainHost = {
+    open(sid, nSeq, nCtx, kvPtr, maxTokens) {
+      const data = answerBuffer(0);
+      return chainCall({ op: 'open', sid, nSeq, nCtx, kv: cstring(kvPtr), maxTokens, data });
+    },
+    forward(sid, batchPtr, n, hiddenPtr, hiddenSize, logitsPtr, nLogits, vocab) {
+      const batch = heap().slice(batchPtr, batchPtr + n * 16).buffer;
+      const hidden = heap().slice(hiddenPtr, hiddenPtr + n * hiddenSize * 4).buffer;
+      const bytes = nLogits * vocab * 4;
+      const data = answerBuffer(bytes);
+      const err = chainCall({ op: 'forward', sid, n, batch, hidden, nLogits, vocab, data }, [batch, hidden]);
+      if (!err && bytes) heap().set(new Uint8Array(chain.data, 0, bytes), logitsPtr);
+      return err;
+    },
+    copy(sid, src, dst, nPos) {
+      return chainCall({ op: 'copy', sid, src, dst, nPos });
+    },
+    close(sid) {
+      if (chain) chain.next.postMessage({ op: 'close', sid });
+    },
+  };
+
+  // A later worker: one message from the previous instance.
+  function onChain(m) {
+    if (m.data) chain.data = m.data;
+    const last = chain.index === chain.count - 1;
+    const answer = (err) => {
+      const ctl = chain.ctl;
+      if (err && chain.data) {
+        const bytes = encoder.encode(`${chain.who}: ${err}`).subarray(0, chain.data.byteLength);
+        new Uint8Array(chain.data).set(bytes);
+        Atomics.store(ctl, 2, bytes.length);
+      }
+      Atomics.store(ctl, 1, err ? 1 : 0);
+      Atomics.store(ctl, 0, 1);
+      Atomics.notify(ctl, 0);
+    };
+    try {
+      if (m.op === 'close') {
+        const st = stages.get(m.sid);
+        if (st) M._crw_stage_free(st);
+        stages.delete(m.sid);
+        if (!last) chain.next.postMessage(m);
+        return;
+      }
+      if (m.op === 'open') {
+        const kvPtr = allocString(m.kv);
+        const st = M._crw_stage_create(model, chain.threads, m.nSeq, m.nCtx, kvPtr, m.maxTokens) >>> 0;
+        M._free(kvPtr);
+        if (!st) return answer(lastError());
+        stages.set(m.sid, st);
+        return last ? answer(null) : chain.next.postMessage(m);
+      }
+      const st = stages.get(m.sid);
+      if (!st) return answer(`no session ${m.sid}`);
+      if (m.op === 'copy') {
+        if (!M._crw_stage_copy_rows(st, m.src, m.dst, m.nPos)) return answer(lastError());
+        return last ? answer(null) : chain.next.postMessage(m);
+      }
+      // forward: the hidden state in, this instance's layers, then the next
+      // instance's input or (last) the logits rows.
+      const outBytes = last ? m.nLogits * m.vocab * 4 : m.hidden.byteLength;
+      const b = M._malloc(m.batch.byteLength) >>> 0;
+      const h = M._malloc(m.hidden.byteLength) >>> 0;
+      const o = M._malloc(Math.max(4, outBytes)) >>> 0;
+      try {
+        if (!b || !h || !o) return answer('out of wasm memory');
+        heap().set(new Uint8Array(m.batch), b);
+        heap().set(new Uint8Array(m.hidden), h);
+        if (!M._crw_stage_forward(st, b, m.n, h, o)) return answer(lastError());
+        if (last) {
+          new Uint8Array(chain.data).set(heap().subarray(o, o + outBytes));
+          return answer(null);
+        }
+        const hidden = heap().slice(o, o + outBytes).buffer;
+        chain.next.postMessage({ ...m, hidden }, [hidden]);
+      } finally {
+        M._free(b);
+        M._free(h);
+        M._free(o);
+      }
+    } catch (e) {
+      answer(e && e.message ? e.message : String(e));
+    }
   }
 
   // ---- requests ----------------------------------------------------------
@@ -489,6 +853,10 @@
         if (current && current.id === msg.id) current.cancelled = true;
         else cancelled.add(msg.id);
         return;
+      case 'chain-ready':
+        if (chainReady) chainReady();
+        chainReady = null;
+        return;
       case 'chunk': {
         const r = pulls.get(msg.id);
         if (r) {
@@ -503,7 +871,9 @@
     // Everything else runs one at a time, in order.
     queue = queue.then(async () => {
       try {
-        if (msg.type === 'load') await load(msg);
+        if (msg.type === 'load') await (msg.stage ? loadStage(msg) : load(msg));
+        else if (msg.type === 'plan') await plan(msg);
+        else if (msg.type === 'cache') await commitCache(msg);
         else if (msg.type === 'generate') {
           if (cancelled.delete(msg.id)) msg.cancelled = true;
           await generate(msg);
@@ -514,7 +884,8 @@
         }
       } catch (e) {
         current = null;
-        post({ type: 'error', id: msg.id, message: e && e.message ? e.message : String(e) });
+        const extra = e && e.code === 'too_big' ? { code: e.code, size: e.size, budget: e.budget } : {};
+        post({ type: 'error', id: msg.id, message: e && e.message ? e.message : String(e), ...extra });
       }
     });
   }
