@@ -487,6 +487,8 @@
     post({ type: 'done', id: msg.id, result: null });
   }
   const stages = new Map(); // sid -> cria_stage (later instances)
+  const testFault = isNode ? Number(process.env.CRIA_WEB_TEST_FAULT || 0) : 0;
+  let forwards = 0;
 
   // Bytes [offset, offset + size) of the source as Uint8Array chunks: an
   // HTTP Range request, a slice of a Blob, a read of a file in Node. A server
@@ -783,6 +785,10 @@
         if (!M._crw_stage_copy_rows(st, m.src, m.dst, m.nPos)) return answer(lastError());
         return last ? answer(null) : chain.next.postMessage(m);
       }
+      // Test hook (web/test/node.test.mjs): CRIA_WEB_TEST_FAULT=K ends a
+      // later instance's worker on its K-th forward call, as running out of
+      // memory would.
+      if (testFault && ++forwards >= testFault) process.exit(1);
       // forward: the hidden state in, this instance's layers, then the next
       // instance's input or (last) the logits rows.
       const outBytes = last ? m.nLogits * m.vocab * 4 : m.hidden.byteLength;

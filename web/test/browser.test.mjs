@@ -271,6 +271,32 @@ describe('browser: a model split across instances', () => {
     }
   });
 
+  test('a model larger than the device reports (navigator.deviceMemory) is refused before its ranges download', async () => {
+    const asked = [];
+    const log = (req) => req.url.endsWith('.cria') && asked.push(req.headers.range || 'all');
+    server.server.on('request', log);
+    const r = await page.evaluate(async (file) => {
+      const { Cria } = await import('/dist/cria.mjs');
+      const real = Object.getOwnPropertyDescriptor(Navigator.prototype, 'deviceMemory');
+      // A device of 1 MiB: smaller than the miniature.
+      Object.defineProperty(Navigator.prototype, 'deviceMemory', { configurable: true, get: () => 1 / 1024 });
+      try {
+        await Cria.load(file, { instances: 2 });
+        return { error: null };
+      } catch (e) {
+        return { error: e.message };
+      } finally {
+        if (real) Object.defineProperty(Navigator.prototype, 'deviceMemory', real);
+        else delete Navigator.prototype.deviceMemory;
+      }
+    }, '/dist/models/' + path.basename(model.file));
+    server.server.off('request', log);
+    assert.match(r.error || '', /needs about [\d.]+ GiB of memory across 2 instances, and this device reports 0\.0009765625 GiB/);
+    // Only the header was read (the plan), never an instance's ranges.
+    assert.ok(asked.length >= 1);
+    for (const a of asked) assert.match(a, /^bytes=0-\d+$/);
+  });
+
   test('the ranges are cached and a reload reads them; a corrupted range is refused and not cached', async () => {
     const copy = path.join(DIST, 'models', `split-${process.pid}.cria`);
     const url = '/dist/models/' + path.basename(copy);

@@ -258,6 +258,28 @@ describe('Node: a model split across instances', () => {
     }
   });
 
+  test('an instance whose worker dies ends the stream with an error naming it; loading again works', async () => {
+    process.env.CRIA_WEB_TEST_FAULT = '20'; // the second instance exits on its 20th forward call
+    let llm;
+    try {
+      llm = await Cria.load(TEST_MODEL, { variant: 'st', instances: 2 });
+    } finally {
+      delete process.env.CRIA_WEB_TEST_FAULT;
+    }
+    let n = 0;
+    await assert.rejects(
+      (async () => {
+        for await (const _ of llm.stream({ prompt: 'Once upon a time', max_new_tokens: 4000, eos_ids: [-1] })) n++;
+      })(),
+      /instance 2 of 2 \(layers 1-1\) stopped: the model worker exited/,
+    );
+    assert.ok(n > 0 && n < 30, `${n} pieces before the failure`);
+    await assert.rejects(llm.generate({ prompt: PROMPT, max_new_tokens: 1 }), /instance 2 of 2/);
+    const again = await Cria.load(TEST_MODEL, { variant: 'st', instances: 2 });
+    assert.equal(typeof (await again.generate({ prompt: PROMPT, max_new_tokens: 2 })), 'string');
+    again.dispose();
+  });
+
   test('one flipped byte in an instance\'s range is refused, naming the tensor', async () => {
     const dir = tmpdir('cria-node-');
     const f = path.join(dir, 'flipped.cria');
