@@ -103,6 +103,7 @@ async function newChannel() {
 }
 
 const GiB = 1024 ** 3;
+const fmtBytes = (n) => (n >= GiB / 4 ? `${(n / GiB).toFixed(2)} GiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`);
 
 export class Cria {
   #w;
@@ -217,21 +218,28 @@ export class Cria {
     };
     // The plan reads only the header; a source whose size disagrees with its
     // preamble is refused as soon as the preamble is in.
-    const plan = await this.#request({ type: 'plan', source: src, variant, threads, instances: n, sourceSize }, {}, options.signal)
-      .catch(fail);
+    const planFor = (k) =>
+      this.#request({ type: 'plan', source: src, variant, threads, instances: k, sourceSize }, {}, options.signal).catch(fail);
+    let plan = await planFor(n);
+    const fitsEach = (p) => Math.max(...p.stages.map((s) => s.bytes)) + p.head_size <= p.heap_free;
+    // Split automatically: one instance more while the largest share does
+    // not fit (the embedding and head sit on top of the first and last
+    // instances' layers), up to one layer each.
+    if (sourceSize)
+      while (!fitsEach(plan) && n < plan.stages[n - 1].layers[1]) plan = await planFor(++n);
     this.#plan = plan;
     const name = src.name || 'the model';
     // Limits said up front, before the download: each instance's share of
     // wasm32 memory, and the device's memory where the browser tells it.
     const largest = Math.max(...plan.stages.map((s) => s.bytes));
     if (largest + plan.head_size > plan.heap_free)
-      fail(new Error(`${name} does not fit ${n} instances: one would hold ${(largest / GiB).toFixed(2)} GiB of its ` +
-        `${(plan.file_size / GiB).toFixed(2)} GiB, more than one wasm32 memory leaves for a model ` +
-        `(${(plan.heap_free / GiB).toFixed(2)} GiB); use more instances`));
+      fail(new Error(`${name} does not fit ${n} instances: one would hold ${fmtBytes(largest)} of its ` +
+        `${fmtBytes(plan.file_size)}, more than one wasm32 memory leaves for a model (${fmtBytes(plan.heap_free)}); ` +
+        'use more instances'));
     const device = !isNode && globalThis.navigator && navigator.deviceMemory;
     const need = plan.file_size + n * plan.head_size;
     if (device && need > device * GiB)
-      fail(new Error(`${name} needs about ${(need / GiB).toFixed(1)} GiB of memory across ${n} instances, and this ` +
+      fail(new Error(`${name} needs about ${fmtBytes(need)} of memory across ${n} instances, and this ` +
         `device reports ${device} GiB (navigator.deviceMemory): it cannot run here`));
     this.#ctl = new Int32Array(new SharedArrayBuffer(16));
     const workers = [this.#w];

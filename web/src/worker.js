@@ -88,6 +88,15 @@
     return cstring(M._crw_last_error()) || 'unknown error';
   }
 
+  // Test hook (web/test/node.test.mjs): CRIA_WEB_TEST_MODEL_ROOM=bytes makes
+  // an instance hold models of that size at most, so a miniature takes the
+  // path of a model too large for wasm32 (split automatically).
+  const testRoom = isNode ? Number(process.env.CRIA_WEB_TEST_MODEL_ROOM || 0) : 0;
+  function modelRoom() {
+    const free = M._crw_heap_free();
+    return testRoom ? Math.min(free, testRoom + RESERVE) : free;
+  }
+
   function gib(n) {
     return (n / 1024 / MiB).toFixed(2) + ' GiB';
   }
@@ -287,17 +296,17 @@
     const src = await openSource(id, source, (n) => (total = n));
     const name = source.name || source.url || source.path || 'model.cria';
     const heapMax = M._crw_heap_max();
-    const fits = (n) => n + RESERVE <= M._crw_heap_free();
+    const fits = (n) => n + RESERVE <= modelRoom();
     const tooBig = (n) => {
       const e = new Error(
         `${name} is ${gib(n)}, more than the browser build can hold: WebAssembly (wasm32) has a 4 GiB address ` +
-          `space, of which about ${gib(Math.max(0, M._crw_heap_free() - RESERVE))} is left for a model ` +
+          `space, of which about ${gib(Math.max(0, modelRoom() - RESERVE))} is left for a model ` +
           `(the rest holds the runtime and the context). Use a smaller or more strongly quantized model.`,
       );
       // The page splits the model across instances instead (cria.mjs).
       e.code = 'too_big';
       e.size = n;
-      e.budget = Math.max(0, M._crw_heap_free() - RESERVE);
+      e.budget = Math.max(0, modelRoom() - RESERVE);
       return e;
     };
     // The size, before any byte is stored: from the response or the file,
@@ -599,7 +608,7 @@
     const result = JSON.parse(cstring(p));
     result.file_size = head.fileSize;
     result.head_size = head.size;
-    result.heap_free = M._crw_heap_free() - RESERVE;
+    result.heap_free = modelRoom() - RESERVE;
     post({ type: 'done', id: msg.id, result });
   }
 
@@ -626,7 +635,7 @@
     const ranges = [];
     try {
       for (const [offset, size] of stage.ranges) {
-        if (size + RESERVE > M._crw_heap_free())
+        if (size + RESERVE > modelRoom())
           throw new Error(`${name}: ${who} needs ${gib(total)}, more than its wasm32 memory holds; use more instances`);
         const ptr = M._crw_alloc(size) >>> 0;
         if (!ptr) throw new Error(`${name}: ${who} ran out of wasm32 memory; use more instances`);

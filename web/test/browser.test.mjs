@@ -291,7 +291,7 @@ describe('browser: a model split across instances', () => {
       }
     }, '/dist/models/' + path.basename(model.file));
     server.server.off('request', log);
-    assert.match(r.error || '', /needs about [\d.]+ GiB of memory across 2 instances, and this device reports 0\.0009765625 GiB/);
+    assert.match(r.error || '', /needs about [\d.]+ MiB of memory across 2 instances, and this device reports 0\.0009765625 GiB/);
     // Only the header was read (the plan), never an instance's ranges.
     assert.ok(asked.length >= 1);
     for (const a of asked) assert.match(a, /^bytes=0-\d+$/);

@@ -235,6 +235,29 @@ describe('Node: a model split across instances', () => {
     }
   });
 
+  test('a model too large for one instance is split automatically', async () => {
+    // Each instance holds at most 60% of the file (a test hook standing in
+    // for a model larger than wasm32's 4 GiB); the tied embedding sits on
+    // the first and the last instance, so that takes three.
+    const size = fs.statSync(model.file).size;
+    process.env.CRIA_WEB_TEST_MODEL_ROOM = String(Math.floor(size * 0.6));
+    let llm;
+    try {
+      await assert.rejects(Cria.load(model.file, { variant: 'st', instances: 1 }), /more than the browser build can hold/);
+      llm = await Cria.load(model.file, { variant: 'st' });
+    } finally {
+      delete process.env.CRIA_WEB_TEST_MODEL_ROOM;
+    }
+    try {
+      assert.equal(llm.instances, 3);
+      for (const s of llm.stages) assert.ok(s.bytes <= size * 0.6, `an instance holds ${s.bytes} of ${size} bytes`);
+      assert.equal(await llm.generate({ prompt: PROMPT, chat: true, greedy: true, max_new_tokens: model.tokens }),
+        nativeAnswer(model.file, PROMPT, model.tokens));
+    } finally {
+      llm.dispose();
+    }
+  });
+
   test('Stop works across instances; the model stays usable', async () => {
     // The long-context test model has two layers.
     const llm = await Cria.load(TEST_MODEL, { variant: 'st', instances: 2 });
