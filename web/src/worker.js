@@ -58,6 +58,15 @@
   const encoder = new TextEncoder();
   let queue = Promise.resolve();
 
+  // Helpers in files of their own (loaded beside this one).
+  const [criaSources, criaChain] = isNode
+    ? [require('./sources.js'), require('./chain.js')]
+    : (importScripts(base + 'sources.js', base + 'chain.js'), [self.criaSources, self.criaChain]);
+  const { readerChunks, nodeChunks, openRange, readRange, rangeKey, openCache } = criaSources({ nodeFs, MiB });
+  const chainApi = criaChain({
+    isNode, module: () => M, model: () => model, heap, cstring, allocString, lastError, encoder, decoder,
+  });
+
   function heap() {
     const buf = memory.buffer;
     if (!heapCache || heapCache.buffer !== buf) heapCache = new Uint8Array(buf);
@@ -141,7 +150,7 @@
       locateFile: (p) => base + p,
       criaPiece: onPiece,
       criaYield: onYield,
-      criaHost: chainHost,
+      criaHost: chainApi.host,
       print: (s) => console.log(s),
       printErr: (s) => console.error(s),
       onAbort: (what) => post({ type: 'fatal', message: 'the WebAssembly module stopped: ' + what }),
@@ -255,18 +264,6 @@
       return { chunks: pullChunks(id), cancel: () => {} };
     }
     throw new Error('unknown model source');
-  }
-
-  async function* readerChunks(reader) {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      yield value;
-    }
-  }
-
-  async function* nodeChunks(stream) {
-    for await (const c of stream) yield new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
   }
 
   async function* pullChunks(id) {
@@ -471,8 +468,7 @@
 
   function unloadModel() {
     if (session) M._crw_session_free(session);
-    for (const st of stages.values()) M._crw_stage_free(st);
-    stages.clear();
+    chainApi.freeStages();
     if (model) M._crw_model_free(model);
     if (modelPtr) M._crw_free(modelPtr);
     for (const p of rangePtrs) M._crw_free(p);
@@ -483,7 +479,6 @@
   // ---- a model split across workers -------------------------------------
 
   let chainReady = null; // resolves worker 0's wait for the later instances
-  let chain = null; // {ctl: Int32Array, data: SharedArrayBuffer, next, prev, index, count, stages}
   let rangePtrs = []; // this instance's byte ranges in wasm memory
   let pendingCache = null; // {cache, url, ranges}: written on the page's 'cache'
 
@@ -494,87 +489,6 @@
       for (const [offset, size, ptr] of p.ranges)
         await writeCache(p.cache, rangeKey(p.url, offset, size), size, ptr).catch(() => {});
     post({ type: 'done', id: msg.id, result: null });
-  }
-  const stages = new Map(); // sid -> cria_stage (later instances)
-  const testFault = isNode ? Number(process.env.CRIA_WEB_TEST_FAULT || 0) : 0;
-  let forwards = 0;
-
-  // Bytes [offset, offset + size) of the source as Uint8Array chunks: an
-  // HTTP Range request, a slice of a Blob, a read of a file in Node. A server
-  // that ignores Range answers 200 with the whole file: the bytes before the
-  // range are skipped as they stream past and the rest is never read.
-  async function openRange(src, offset, size, cache) {
-    if (src.kind === 'url') {
-      const hit = cache ? await cache.match(rangeKey(src.url, offset, size)).catch(() => null) : null;
-      if (hit) {
-        const reader = hit.body.getReader();
-        const cancel = () => reader.cancel().catch(() => {});
-        return { chunks: window(readerChunks(reader), 0, size, cancel), cancel, cached: true };
-      }
-      let resp;
-      try {
-        resp = await fetch(src.url, { headers: { Range: `bytes=${offset}-${offset + size - 1}` } });
-      } catch (e) {
-        throw new Error(`could not download ${src.url}: ${e.message || e}`);
-      }
-      if (resp.status !== 206 && resp.status !== 200)
-        throw new Error(`could not download ${src.url}: HTTP ${resp.status} ${resp.statusText}`.trim());
-      const reader = resp.body.getReader();
-      const cancel = () => reader.cancel().catch(() => {});
-      const whole = resp.status === 200;
-      return { chunks: window(readerChunks(reader), whole ? offset : 0, size, cancel), cancel, whole };
-    }
-    if (src.kind === 'blob') {
-      const reader = src.blob.slice(offset, offset + size).stream().getReader();
-      const cancel = () => reader.cancel().catch(() => {});
-      return { chunks: window(readerChunks(reader), 0, size, cancel), cancel };
-    }
-    if (src.kind === 'path') {
-      const stream = nodeFs.createReadStream(src.path, { start: offset, end: offset + size - 1, highWaterMark: 4 * MiB });
-      const cancel = () => stream.destroy();
-      return { chunks: window(nodeChunks(stream), 0, size, cancel), cancel };
-    }
-    throw new Error('a split model is read from a URL, a File or Blob, or (in Node) a path');
-  }
-
-  // The `size` bytes after the first `skip` of a chunk stream.
-  async function* window(chunks, skip, size, cancel) {
-    let pos = 0;
-    const end = skip + size;
-    for await (const c of chunks) {
-      const a = Math.max(0, skip - pos), b = Math.min(c.length, end - pos);
-      pos += c.length;
-      if (b > a) yield c.subarray(a, b);
-      if (pos >= end) {
-        cancel();
-        return;
-      }
-    }
-  }
-
-  // Cache Storage keeps a split model's ranges one entry each, under the
-  // file's URL with the range in a query parameter of its own.
-  function rangeKey(url, offset, size) {
-    const u = new URL(url);
-    u.searchParams.set('cria-bytes', `${offset}-${offset + size}`);
-    return u.href;
-  }
-
-  async function openCache(src) {
-    if (src.kind !== 'url' || !src.cache || typeof caches === 'undefined') return null;
-    return caches.open(src.cache).catch(() => null);
-  }
-
-  async function readRange(src, offset, size, cache) {
-    const out = new Uint8Array(size);
-    let n = 0;
-    const r = await openRange(src, offset, size, cache);
-    for await (const c of r.chunks) {
-      out.set(c.subarray(0, size - n), n);
-      n += c.length;
-    }
-    if (n < size) throw new Error(`${src.name}: the file ended after ${offset + n} bytes (truncated)`);
-    return out;
   }
 
   // The preamble and header (every instance reads them): {ptr, size, fileSize}.
@@ -672,7 +586,7 @@
       post({ type: 'progress', id, phase: 'downloading', loaded, total });
       const first = stage.index === 0;
       if (first) {
-        chain = { ...msg.chain, index: 0, count: stage.count, stages: msg.stages, data: null, ctl: new Int32Array(msg.chain.ctl) };
+        chainApi.first(msg.chain, stage.count, msg.stages);
         M._crw_pipeline_host(1);
       }
       const json = allocString(JSON.stringify(ranges));
@@ -690,12 +604,7 @@
     if (cache && fetched.length)
       pendingCache = { cache, url: source.url, ranges: [[0, 64, head.ptr], [0, head.size, head.ptr], ...fetched] };
     if (stage.index > 0) {
-      chain = {
-        ...msg.chain, index: stage.index, count: stage.count, threads: variant === 'mt' ? Math.max(1, msg.threads) : 1,
-        ctl: new Int32Array(msg.chain.ctl), data: null, who,
-      };
-      if (isNode) chain.prev.on('message', (d) => onChain(d));
-      else chain.prev.onmessage = (e) => onChain(e.data);
+      chainApi.serve(msg.chain, stage.index, stage.count, variant === 'mt' ? Math.max(1, msg.threads) : 1, who);
       post({ type: 'loaded', id, info: JSON.parse(cstring(M._crw_model_info(model))), bytes: loaded, variant, jspi });
       return;
     }
@@ -703,126 +612,6 @@
     await new Promise((resolve) => (chainReady = resolve));
     const { info, threads } = openSession(msg, name);
     post({ type: 'loaded', id, info, threads, nCtx: M._crw_session_n_ctx(session), variant, jspi, bytes: loaded });
-  }
-
-  // Worker 0's side of the chain: the imports crw_host_* (library_cria.js).
-  // Each sends one message to worker 1 and blocks until the last worker
-  // answers (or the page says a worker died); the answer is 0 or a malloc'd
-  // error text for the C side.
-  function chainCall(m, transfer) {
-    const ctl = chain.ctl;
-    Atomics.store(ctl, 0, 0);
-    chain.next.postMessage(m, transfer || []);
-    while (Atomics.load(ctl, 0) === 0) Atomics.wait(ctl, 0, 0, 1000);
-    const status = Atomics.load(ctl, 1);
-    if (status === 0) return 0;
-    if (status === 2) {
-      const s = chain.stages[Atomics.load(ctl, 3)] || { layers: [0, 0] };
-      const who = `instance ${Atomics.load(ctl, 3) + 1} of ${chain.count} (layers ${s.layers[0]}-${s.layers[1] - 1})`;
-      return allocString(`${who} stopped: its worker died (out of memory?)`);
-    }
-    if (status === 1 && !chain.data) return allocString('a later instance failed');
-    const n = Atomics.load(ctl, 2);
-    return allocString(decoder.decode(new Uint8Array(chain.data, 0, n).slice()));
-  }
-
-  // The answer buffer: logits rows (or an error text), grown as needed and
-  // handed down the chain with the message that first needs it.
-  function answerBuffer(bytes) {
-    const want = Math.max(bytes, 64 * 1024);
-    if (chain.data && chain.data.byteLength >= want) return null;
-    chain.data = new SharedArrayBuffer(want);
-    return chain.data;
-  }
-
-  const chainHost = {
-    open(sid, nSeq, nCtx, kvPtr, maxTokens) {
-      const data = answerBuffer(0);
-      return chainCall({ op: 'open', sid, nSeq, nCtx, kv: cstring(kvPtr), maxTokens, data });
-    },
-    forward(sid, batchPtr, n, hiddenPtr, hiddenSize, logitsPtr, nLogits, vocab) {
-      const batch = heap().slice(batchPtr, batchPtr + n * 16).buffer;
-      const hidden = heap().slice(hiddenPtr, hiddenPtr + n * hiddenSize * 4).buffer;
-      const bytes = nLogits * vocab * 4;
-      const data = answerBuffer(bytes);
-      const err = chainCall({ op: 'forward', sid, n, batch, hidden, nLogits, vocab, data }, [batch, hidden]);
-      if (!err && bytes) heap().set(new Uint8Array(chain.data, 0, bytes), logitsPtr);
-      return err;
-    },
-    copy(sid, src, dst, nPos) {
-      return chainCall({ op: 'copy', sid, src, dst, nPos });
-    },
-    close(sid) {
-      if (chain) chain.next.postMessage({ op: 'close', sid });
-    },
-  };
-
-  // A later worker: one message from the previous instance.
-  function onChain(m) {
-    if (m.data) chain.data = m.data;
-    const last = chain.index === chain.count - 1;
-    const answer = (err) => {
-      const ctl = chain.ctl;
-      if (err && chain.data) {
-        const bytes = encoder.encode(`${chain.who}: ${err}`).subarray(0, chain.data.byteLength);
-        new Uint8Array(chain.data).set(bytes);
-        Atomics.store(ctl, 2, bytes.length);
-      }
-      Atomics.store(ctl, 1, err ? 1 : 0);
-      Atomics.store(ctl, 0, 1);
-      Atomics.notify(ctl, 0);
-    };
-    try {
-      if (m.op === 'close') {
-        const st = stages.get(m.sid);
-        if (st) M._crw_stage_free(st);
-        stages.delete(m.sid);
-        if (!last) chain.next.postMessage(m);
-        return;
-      }
-      if (m.op === 'open') {
-        const kvPtr = allocString(m.kv);
-        const st = M._crw_stage_create(model, chain.threads, m.nSeq, m.nCtx, kvPtr, m.maxTokens) >>> 0;
-        M._free(kvPtr);
-        if (!st) return answer(lastError());
-        stages.set(m.sid, st);
-        return last ? answer(null) : chain.next.postMessage(m);
-      }
-      const st = stages.get(m.sid);
-      if (!st) return answer(`no session ${m.sid}`);
-      if (m.op === 'copy') {
-        if (!M._crw_stage_copy_rows(st, m.src, m.dst, m.nPos)) return answer(lastError());
-        return last ? answer(null) : chain.next.postMessage(m);
-      }
-      // Test hook (web/test/node.test.mjs): CRIA_WEB_TEST_FAULT=K ends a
-      // later instance's worker on its K-th forward call, as running out of
-      // memory would.
-      if (testFault && ++forwards >= testFault) process.exit(1);
-      // forward: the hidden state in, this instance's layers, then the next
-      // instance's input or (last) the logits rows.
-      const outBytes = last ? m.nLogits * m.vocab * 4 : m.hidden.byteLength;
-      const b = M._malloc(m.batch.byteLength) >>> 0;
-      const h = M._malloc(m.hidden.byteLength) >>> 0;
-      const o = M._malloc(Math.max(4, outBytes)) >>> 0;
-      try {
-        if (!b || !h || !o) return answer('out of wasm memory');
-        heap().set(new Uint8Array(m.batch), b);
-        heap().set(new Uint8Array(m.hidden), h);
-        if (!M._crw_stage_forward(st, b, m.n, h, o)) return answer(lastError());
-        if (last) {
-          new Uint8Array(chain.data).set(heap().subarray(o, o + outBytes));
-          return answer(null);
-        }
-        const hidden = heap().slice(o, o + outBytes).buffer;
-        chain.next.postMessage({ ...m, hidden }, [hidden]);
-      } finally {
-        M._free(b);
-        M._free(h);
-        M._free(o);
-      }
-    } catch (e) {
-      answer(e && e.message ? e.message : String(e));
-    }
   }
 
   // ---- requests ----------------------------------------------------------
