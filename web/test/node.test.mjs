@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -154,6 +155,25 @@ describe('Node: loading errors', () => {
     // smaller than it is: refused before any range is fetched.
     await assert.rejects(Cria.load(f, { variant: 'st' }), /is 5\.00 GiB, but its preamble says \d+ bytes: the file is damaged/);
     fs.rmSync(dir, { recursive: true });
+  });
+
+  test('one instance allocates a model block of more than 2 GiB', async () => {
+    // dlmalloc asks sbrk for less than 2 GiB at a time; crw_alloc grows the
+    // heap in two steps (cria_web.cc). Without them this block fails on a
+    // fresh heap, and a 2-4 GiB model could not load in one instance.
+    const require = createRequire(import.meta.url);
+    const dir = path.join(path.dirname(model.file), '..');
+    const factory = require(path.join(dir, 'cria-st.js'));
+    const M = await factory({
+      instantiateWasm(imports, receive) {
+        WebAssembly.instantiate(fs.readFileSync(path.join(dir, 'cria-st.wasm')), imports).then((r) => receive(r.instance, r.module));
+        return {};
+      },
+      criaPiece: () => 0, criaYield: () => 0, criaHost: {},
+    });
+    const p = M._crw_alloc(2.5 * 1024 ** 3) >>> 0;
+    assert.notEqual(p, 0);
+    M._crw_free(p);
   });
 
   test('an ArrayBuffer loads like a file', async () => {

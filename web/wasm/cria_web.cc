@@ -263,6 +263,19 @@ extern "C" {
 EMSCRIPTEN_KEEPALIVE void* crw_alloc(double n) {
   if (!(n > 0) || n > 4294967295.0) return nullptr;
   const size_t size = ((size_t)n + 63) & ~(size_t)63;
+  // dlmalloc never asks sbrk for 2 GiB or more at once (HALF_MAX_SIZE_T on
+  // wasm32), so a first block that large fails however much room is left
+  // (measured: 2.1 GiB failed on a fresh heap, 3.5 GiB succeeded after 1.5
+  // GiB had been allocated and freed). Grow the heap's free top in two
+  // steps: a block of half the size, freed at once, then the whole.
+  if (size >= ((size_t)1 << 31) - ((size_t)64 << 20)) {
+    // Through a volatile: the compiler removes a malloc/free pair whose
+    // block is never used.
+    static void* volatile half;
+    half = malloc(size / 2);
+    if (!half) return nullptr;
+    free(half);
+  }
   return aligned_alloc(64, size);
 }
 
