@@ -215,9 +215,17 @@ describe('Node: a model split across instances', () => {
       }
       const size = fs.statSync(m.file).size;
       for (const n of [2, 3]) {
-        const llm = await Cria.load(m.file, { variant: 'st', instances: n });
+        const events = [];
+        const llm = await Cria.load(m.file, { variant: 'st', instances: n, onProgress: (p) => events.push(p) });
         try {
           assert.equal(llm.instances, n);
+          // One progress bar over every instance's download.
+          const sum = llm.stages.reduce((a, s) => a + s.bytes, 0);
+          const last = events.filter((e) => e.phase === 'downloading').at(-1);
+          assert.equal(last.total, sum);
+          assert.equal(last.loaded, sum);
+          assert.deepEqual([...new Set(events.filter((e) => e.instance !== undefined).map((e) => e.instance))].sort(),
+            [...Array(n).keys()]);
           // The layers are shared out in order, each instance fetching less
           // than the whole file.
           assert.equal(llm.stages.length, n);
@@ -242,6 +250,18 @@ describe('Node: a model split across instances', () => {
       }
     });
   }
+
+  test('an ArrayBuffer source splits too', async () => {
+    const bytes = fs.readFileSync(model.file);
+    const llm = await Cria.load(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length), { variant: 'st', instances: 2 });
+    try {
+      assert.equal(llm.instances, 2);
+      assert.equal(await llm.generate({ prompt: PROMPT, chat: true, greedy: true, max_new_tokens: model.tokens }),
+        nativeAnswer(model.file, PROMPT, model.tokens));
+    } finally {
+      llm.dispose();
+    }
+  });
 
   test('the threaded build splits too', async () => {
     const llm = await Cria.load(model.file, { variant: 'mt', threads: 2, instances: 2 });
