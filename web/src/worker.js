@@ -478,7 +478,11 @@
 
   // ---- a model split across workers -------------------------------------
 
-  let chainReady = null; // resolves worker 0's wait for the later instances
+  // The page's word that every later instance has loaded: it may come
+  // before worker 0 has loaded its own share (then it is kept), or after.
+  let chainReady = null; // resolves worker 0's wait for it
+  let chainIsReady = false;
+  const testSlowFirst = isNode ? Number(process.env.CRIA_WEB_TEST_SLOW_FIRST || 0) : 0;
   let rangePtrs = []; // this instance's byte ranges in wasm memory
   let pendingCache = null; // {cache, url, ranges}: written on the page's 'cache'
 
@@ -538,6 +542,9 @@
     cancelFlag = msg.cancel ? new Int32Array(msg.cancel) : null;
     const name = source.name || source.url || source.path || 'model.cria';
     const who = `instance ${stage.index + 1} of ${stage.count} (layers ${stage.layers[0]}-${stage.layers[1] - 1})`;
+    // Test hook (web/test/node.test.mjs): CRIA_WEB_TEST_SLOW_FIRST=ms holds
+    // the first instance back, so the later ones finish loading before it.
+    if (testSlowFirst && stage.index === 0) await new Promise((r) => setTimeout(r, testSlowFirst));
     const cache = await openCache(source);
     const head = await readHead(source, name, cache);
     modelPtr = head.ptr;
@@ -609,7 +616,7 @@
       return;
     }
     // Worker 0 opens its session, and so every instance's, once they are all loaded.
-    await new Promise((resolve) => (chainReady = resolve));
+    if (!chainIsReady) await new Promise((resolve) => (chainReady = resolve));
     const { info, threads } = openSession(msg, name);
     post({ type: 'loaded', id, info, threads, nCtx: M._crw_session_n_ctx(session), variant, jspi, bytes: loaded });
   }
@@ -658,6 +665,7 @@
         else cancelled.add(msg.id);
         return;
       case 'chain-ready':
+        chainIsReady = true;
         if (chainReady) chainReady();
         chainReady = null;
         return;

@@ -251,6 +251,24 @@ describe('Node: a model split across instances', () => {
     });
   }
 
+  test('the first instance may finish loading last', { timeout: 30000 }, async () => {
+    // The page's word that the later instances are ready then arrives
+    // before the first instance waits for it; it must not be lost.
+    process.env.CRIA_WEB_TEST_SLOW_FIRST = '500';
+    let llm;
+    try {
+      llm = await Cria.load(model.file, { variant: 'st', instances: 2 });
+    } finally {
+      delete process.env.CRIA_WEB_TEST_SLOW_FIRST;
+    }
+    try {
+      assert.equal(await llm.generate({ prompt: PROMPT, chat: true, greedy: true, max_new_tokens: model.tokens }),
+        nativeAnswer(model.file, PROMPT, model.tokens));
+    } finally {
+      llm.dispose();
+    }
+  });
+
   test('an ArrayBuffer source splits too', async () => {
     const bytes = fs.readFileSync(model.file);
     const llm = await Cria.load(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length), { variant: 'st', instances: 2 });
