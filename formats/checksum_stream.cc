@@ -24,6 +24,15 @@ ChecksumStream::~ChecksumStream() = default;
 
 Result<std::unique_ptr<ChecksumStream>> ChecksumStream::for_header(const uint8_t* base, uint64_t size,
                                                                    const std::string& file) {
+  return for_range(base, size, file, 0, size);
+}
+
+Result<std::unique_ptr<ChecksumStream>> ChecksumStream::for_range(const uint8_t* base, uint64_t size,
+                                                                  const std::string& file, uint64_t begin,
+                                                                  uint64_t end) {
+  if (begin > end || end > size)
+    return Error(Code::kInvalidArgument, file + ": bytes [" + std::to_string(begin) + ", " + std::to_string(end) +
+                                             ") are not a range of its " + std::to_string(size));
   Preamble p;
   auto header = verify_header(base, size, &p);
   if (!header.ok()) return header.status().with_prefix(file);
@@ -34,7 +43,12 @@ Result<std::unique_ptr<ChecksumStream>> ChecksumStream::for_header(const uint8_t
     const std::string name = t->name() ? t->name()->str() : "";
     if (t->offset() > p.data_size || t->size() > p.data_size - t->offset())
       return Error(Code::kCorrupt, file + ": tensor " + name + ": data lies outside the file");
-    entries.push_back({name, p.data_offset + t->offset(), p.data_offset + t->offset() + t->size(), t->checksum()});
+    const uint64_t b = p.data_offset + t->offset(), e = b + t->size();
+    if (e <= begin || b >= end) continue;  // outside the range (tensors are never empty)
+    if (b < begin || e > end)
+      return Error(Code::kInvalidArgument, file + ": bytes [" + std::to_string(begin) + ", " + std::to_string(end) +
+                                               ") cut tensor " + name);
+    entries.push_back({name, b - begin, e - begin, t->checksum()});
   }
   auto out = std::make_unique<ChecksumStream>(std::move(entries), file);
   for (size_t i = 1; i < out->entries_.size(); ++i)

@@ -31,6 +31,12 @@ class ChecksumStream {
   // `size` is the declared file size. Errors name `file`.
   static Result<std::unique_ptr<ChecksumStream>> for_header(const uint8_t* base, uint64_t size,
                                                             const std::string& file);
+  // The same for one byte range [begin, end) of the file, which arrives on
+  // its own (a stage of a model split by layers fetches only its ranges):
+  // the tensors inside it, with offsets counted from `begin`, so advance()
+  // takes the range's own buffer. A tensor the range cuts is an error.
+  static Result<std::unique_ptr<ChecksumStream>> for_range(const uint8_t* base, uint64_t size,
+                                                           const std::string& file, uint64_t begin, uint64_t end);
 
   // The file's first `have` bytes are at `base`: hashes the ones not yet
   // seen. kCorrupt naming the tensor as soon as one completes with a wrong

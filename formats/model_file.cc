@@ -100,6 +100,29 @@ Result<std::unique_ptr<ModelFile>> ModelFile::from_memory(const uint8_t* data, s
   return f;
 }
 
+Result<std::unique_ptr<ModelFile>> ModelFile::from_extents(const uint8_t* head, uint64_t head_size,
+                                                           uint64_t file_size, std::vector<Extent> extents,
+                                                           const std::string& name) {
+  // verify_header reads the preamble and header only: make sure they are here.
+  if (head_size < kPreambleSize) return Error(Code::kCorrupt, name + ": not a cria model file (too short)");
+  Preamble p;
+  std::memcpy(&p, head, sizeof p);
+  if (p.header_offset != kPreambleSize || p.header_size > head_size - kPreambleSize)
+    return Error(Code::kInvalidArgument, name + ": the header's " + std::to_string(p.header_size) +
+                                             " bytes are not all among the " + std::to_string(head_size) + " given");
+  for (const Extent& e : extents)
+    if (!e.data || e.offset > file_size || e.size > file_size - e.offset)
+      return Error(Code::kInvalidArgument, name + ": a byte range lies outside the file");
+  std::unique_ptr<ModelFile> f(new ModelFile());
+  f->path_ = name;
+  f->base_ = head;
+  f->size_ = file_size;
+  f->partial_ = true;
+  f->extents_ = std::move(extents);
+  CRIA_RETURN_IF_ERROR(f->init().with_prefix(name));
+  return f;
+}
+
 Result<const fb::Model*> verify_header(const uint8_t* base, uint64_t size, Preamble* out) {
   auto corrupt = [](const std::string& m) { return Error(Code::kCorrupt, m); };
   if (size < kPreambleSize) return corrupt("not a cria model file (too short)");
@@ -195,7 +218,13 @@ Status ModelFile::init() {
     if (r.offset % kTensorAlign != 0) return corrupt("tensor " + name + ": offset not 64-byte aligned");
     if (r.offset > p.data_size || r.size > p.data_size - r.offset)
       return corrupt("tensor " + name + ": data lies outside the file");
-    r.data = base_ + p.data_offset + r.offset;
+    if (!partial_) {
+      r.data = base_ + p.data_offset + r.offset;
+    } else {
+      const uint64_t begin = p.data_offset + r.offset;
+      for (const Extent& e : extents_)
+        if (begin >= e.offset && begin + r.size <= e.offset + e.size) r.data = e.data + (begin - e.offset);
+    }
     tensors_.push_back(std::move(r));
   }
   by_name_.resize(tensors_.size());
@@ -298,6 +327,8 @@ Status ModelFile::read_mapped(const uint8_t* data, uint64_t size, void* dst) con
 }
 
 Status ModelFile::verify_checksums(const std::function<void(uint64_t, uint64_t)>& progress) const {
+  // A partial file's ranges were checked as they arrived (ChecksumStream).
+  if (partial_) return Error(Code::kUnsupported, path_ + ": only some of its bytes are in memory");
   std::vector<ChecksumStream::Entry> entries;
   for (const TensorRef& t : tensors_) {
     const uint64_t begin = preamble_.data_offset + t.offset;

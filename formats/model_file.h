@@ -86,6 +86,22 @@ class ModelFile {
   // Borrows memory the caller keeps alive for the ModelFile's lifetime.
   static Result<std::unique_ptr<ModelFile>> from_memory(const uint8_t* data, size_t size,
                                                         const std::string& name);
+  // Some of a file's bytes, borrowed: [offset, offset + size) of the file
+  // lies at `data`.
+  struct Extent {
+    uint64_t offset = 0, size = 0;
+    const uint8_t* data = nullptr;
+  };
+  // A file of `file_size` bytes of which only the preamble and header (the
+  // first `head_size` bytes, at `head`) and the extents are in memory: one
+  // stage of a model split by layers across WebAssembly instances, each
+  // holding its own layers' bytes. Validated as open() validates; a tensor
+  // inside an extent points into it, any other tensor has no data (null).
+  static Result<std::unique_ptr<ModelFile>> from_extents(const uint8_t* head, uint64_t head_size,
+                                                         uint64_t file_size, std::vector<Extent> extents,
+                                                         const std::string& name);
+  // Whether only some tensors' bytes are present (from_extents).
+  bool partial() const { return partial_; }
 
   const std::string& path() const { return path_; }
   const Preamble& preamble() const { return preamble_; }
@@ -134,6 +150,8 @@ class ModelFile {
   void* mapping_ = nullptr;  // munmap on destruction when set (not in WASM builds)
   [[maybe_unused]] int fd_ = -1;  // the mapped file, open while mapped (not in WASM builds)
   std::vector<uint8_t> owned_;
+  bool partial_ = false;
+  std::vector<Extent> extents_;  // from_extents
   Preamble preamble_{};
   const fb::Model* model_ = nullptr;
   ModelConfig config_;

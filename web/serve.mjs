@@ -2,7 +2,10 @@
 // Binds 127.0.0.1 only. It sends the cross-origin isolation headers (COOP +
 // COEP) that SharedArrayBuffer, and so the threaded build, needs;
 // --no-isolation leaves them out (the page then runs single-threaded).
-//   web/serve [--port N] [--no-isolation]
+// It answers single HTTP Range requests (206), which a model split across
+// instances uses to fetch each instance's own bytes; --no-ranges ignores
+// them (200 with the whole file), as some servers do.
+//   web/serve [--port N] [--no-isolation] [--no-ranges]
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -26,7 +29,7 @@ const TYPES = {
 
 // Starts the server; resolves to {server, port, url, close()}. Port 0 picks a
 // free one (tests and benchmarks).
-export function startServer({ port = 8080, isolation = true, root = ROOT, log = false } = {}) {
+export function startServer({ port = 8080, isolation = true, root = ROOT, log = false, ranges = true } = {}) {
   const server = http.createServer((req, res) => {
     const headers = { 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' };
     if (isolation) {
@@ -65,12 +68,28 @@ export function startServer({ port = 8080, isolation = true, root = ROOT, log = 
       fs.stat(f, (err, st) => {
         if (err || !st.isFile()) return send(404, `not found: ${pathname}\n`);
         const type = TYPES[path.extname(f)] || 'application/octet-stream';
-        res.writeHead(200, { ...headers, 'content-type': type, 'content-length': st.size });
+        const range = ranges && /^bytes=(\d*)-(\d*)$/.exec(req.headers.range || '');
+        if (range && (range[1] || range[2])) {
+          // bytes=a-b, bytes=a- or bytes=-n (the last n bytes).
+          let a = range[1] ? Number(range[1]) : Math.max(0, st.size - Number(range[2]));
+          let b = range[1] && range[2] ? Math.min(Number(range[2]), st.size - 1) : st.size - 1;
+          if (a > b || a >= st.size) {
+            res.writeHead(416, { ...headers, 'content-range': `bytes */${st.size}` });
+            return res.end();
+          }
+          res.writeHead(206, {
+            ...headers, 'content-type': type, 'content-length': b - a + 1, 'content-range': `bytes ${a}-${b}/${st.size}`,
+            'accept-ranges': 'bytes',
+          });
+          if (req.method === 'HEAD') return res.end();
+          return fs.createReadStream(f, { start: a, end: b }).pipe(res);
+        }
+        res.writeHead(200, { ...headers, 'content-type': type, 'content-length': st.size, ...(ranges ? { 'accept-ranges': 'bytes' } : {}) });
         if (req.method === 'HEAD') return res.end();
         fs.createReadStream(f).pipe(res);
       });
     }
-    if (log) res.on('finish', () => console.log(`${res.statusCode} ${req.method} ${req.url}`));
+    if (log) res.on('finish', () => console.log(`${res.statusCode} ${req.method} ${req.url}${req.headers.range ? ' ' + req.headers.range : ''}`));
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -85,13 +104,15 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
   const args = process.argv.slice(2);
   let port = 8080;
   let isolation = true;
+  let ranges = true;
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--port' && i + 1 < args.length) port = Number(args[++i]);
     else if (args[i].startsWith('--port=')) port = Number(args[i].slice(7));
     else if (args[i] === '--no-isolation') isolation = false;
+    else if (args[i] === '--no-ranges') ranges = false;
     else if (args[i] === '--log') continue;
     else {
-      console.error('usage: web/serve [--port N] [--no-isolation] [--log]');
+      console.error('usage: web/serve [--port N] [--no-isolation] [--no-ranges] [--log]');
       process.exit(2);
     }
   }
@@ -101,7 +122,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
   }
   if (!fs.existsSync(path.join(ROOT, 'dist', 'cria.mjs')))
     console.error('web/serve: web/dist/ is missing; run ./scripts/build-web first');
-  const s = await startServer({ port, isolation, log: args.includes('--log') }).catch((e) => {
+  const s = await startServer({ port, isolation, ranges, log: args.includes('--log') }).catch((e) => {
     console.error(`web/serve: ${e.message}`);
     process.exit(1);
   });

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "formats/checksum_stream.h"
+#include "runtime/api/c_api_internal.h"
 #ifdef CRIA_HAVE_CONVERTER
 #include "formats/convert.h"
 #endif
@@ -20,25 +21,12 @@
 #include "runtime/tokenizer/chat.h"
 #include "runtime/tokenizer/tokenizer.h"
 
-struct cria_model {
-  std::shared_ptr<const cria::Model> model;
-  std::shared_ptr<const cria::Tokenizer> tok;
-  cria::ChatTemplateData chat;
-  cria::GenerationDefaults gen;
-  std::string arch, hf_arch, chat_name;
-  uint64_t parameters = 0, tensor_bytes = 0;
-};
-
-struct cria_verifier {
-  std::unique_ptr<cria::ChecksumStream> stream;
-};
-
 struct cria_session {
   cria_model* model = nullptr;
   std::unique_ptr<cria::Session> s;
 };
 
-namespace {
+namespace cria::api {
 
 thread_local std::string g_error;
 
@@ -114,6 +102,15 @@ cria_status finish_load(std::unique_ptr<cria::ModelFile> file, cria::ModelOption
   *out = m;
   return CRIA_OK;
 }
+
+}  // namespace cria::api
+
+using cria::api::fail;
+using cria::api::finish_load;
+using cria::api::g_error;
+using cria::api::to_c;
+
+namespace {
 
 template <typename T>
 cria_status copy_out(const T* src, size_t n, T* dst, size_t cap, size_t* n_out) {

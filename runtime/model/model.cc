@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "formats/alibi.h"
+#include "formats/layer_stages.h"
 #include "formats/rope.h"
 #include "formats/tensors.h"
 #include "quant/fp16.h"
@@ -82,6 +83,16 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelFile> file, co
     }
     st = Error(Code::kInternal, f.path() + ": no place for tensor " + s.name);
   });
+  CRIA_RETURN_IF_ERROR(st);
+  // A file of which only some byte ranges are in memory (a browser stage)
+  // must hold every tensor its layers read.
+  if (f.partial())
+    for_each_tensor(c, [&](const TensorSpec& s) {
+      if (st.ok() && stage_reads(c, s, m->layer_begin_, m->layer_end_) && !f.find(s.name)->data)
+        st = Error(Code::kInvalidArgument, f.path() + ": tensor " + s.name + " of layers [" +
+                                               std::to_string(m->layer_begin_) + ", " + std::to_string(m->layer_end_) +
+                                               ") is not among the byte ranges in memory");
+    });
   CRIA_RETURN_IF_ERROR(st);
   if (c.tie_word_embeddings) w.output = w.tok_embd;
   if (c.position == PositionKind::kRope) m->inv_freq_ = rope_inv_freq(c);

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "formats/checksum_stream.h"
+#include "formats/layer_stages.h"
 #include "formats/model_file.h"
 #include "formats/model_writer.h"
 #include "quant/quant.h"
@@ -388,4 +389,113 @@ TEST_CASE("checksums verified while the bytes stream in") {
   auto s3 = ChecksumStream::for_header(reinterpret_cast<const uint8_t*>(hb.data()), hb.size(), "h.cria");
   REQUIRE_FALSE(s3.ok());
   CHECK(s3.status().message() == "h.cria: header checksum mismatch");
+}
+
+// A stage of a model split by layers (formats/layer_stages.h): its byte
+// ranges, the split, a file of which only those ranges are in memory, and
+// the streaming check of one range.
+TEST_CASE("layer stages: ranges, split, a partial file and its checksums") {
+  for (const Arch arch : {Arch::kLlama, Arch::kFalcon}) {
+    ModelMeta meta = tiny_meta(arch);
+    meta.config.num_layers = 5;
+    const std::string path = temp_dir() + "/stages-" + std::to_string((int)arch) + ".cria";
+    write_model(path, meta, QType::kQ4);
+    const std::string b = read_file(path);
+    const auto* bytes = reinterpret_cast<const uint8_t*>(b.data());
+    auto whole = ModelFile::open(path);
+    REQUIRE(whole.ok());
+    const ModelConfig& c = (*whole)->config();
+    const uint64_t head = 64 + (*whole)->preamble().header_size, base = (*whole)->preamble().data_offset;
+    auto header = ModelFile::from_extents(bytes, head, b.size(), {}, "h.cria");
+    REQUIRE_MESSAGE(header.ok(), header.status().message());
+    CHECK((*header)->find("tok_embd.weight")->data == nullptr);
+
+    // The split against every possible cut (brute force): the largest stage
+    // is as small as it can be, stages are contiguous and non-empty.
+    auto bytes_of = [&](int64_t lb, int64_t le) {
+      uint64_t n = 0;
+      for (const ByteRange& r : stage_ranges(**whole, lb, le)) n += r.size;
+      return n;
+    };
+    for (int n = 1; n <= 3; ++n) {
+      auto plan = plan_layer_stages(**header, n);
+      REQUIRE(plan.ok());
+      REQUIRE(plan->size() == (size_t)n);
+      uint64_t worst = 0;
+      for (int i = 0; i < n; ++i) {
+        const LayerStage& s = (*plan)[i];
+        CHECK(s.layer_begin == (i ? (*plan)[i - 1].layer_end : 0));
+        CHECK(s.layer_end > s.layer_begin);
+        CHECK(s.bytes == bytes_of(s.layer_begin, s.layer_end));
+        worst = std::max(worst, s.bytes);
+      }
+      CHECK((*plan)[n - 1].layer_end == (int64_t)c.num_layers);
+      uint64_t best = UINT64_MAX;
+      const int64_t L = c.num_layers;
+      if (n == 1) best = bytes_of(0, L);
+      if (n == 2)
+        for (int64_t a = 1; a < L; ++a) best = std::min(best, std::max(bytes_of(0, a), bytes_of(a, L)));
+      if (n == 3)
+        for (int64_t a = 1; a < L; ++a)
+          for (int64_t d = a + 1; d < L; ++d)
+            best = std::min(best, std::max({bytes_of(0, a), bytes_of(a, d), bytes_of(d, L)}));
+      CHECK(worst == best);
+    }
+    auto too_many = plan_layer_stages(**header, 6);
+    REQUIRE_FALSE(too_many.ok());
+    CHECK(too_many.status().message() == "h.cria: 6 instances for 5 layers (each instance holds one layer at least)");
+
+    // The middle stage alone, from copies of its ranges: its tensors read
+    // the file's bytes, the others have none; each range verifies on its
+    // own, and a flipped byte is refused naming its tensor.
+    const std::vector<ByteRange> ranges = stage_ranges(**whole, 2, 4);
+    std::vector<std::vector<uint8_t>> copies;
+    std::vector<ModelFile::Extent> ext;
+    for (const ByteRange& r : ranges) {
+      copies.emplace_back(bytes + r.offset, bytes + r.offset + r.size);
+      ext.push_back({r.offset, r.size, copies.back().data()});
+    }
+    auto part = ModelFile::from_extents(bytes, head, b.size(), ext, "part.cria");
+    REQUIRE_MESSAGE(part.ok(), part.status().message());
+    CHECK((*part)->partial());
+    for_each_tensor(c, [&](const TensorSpec& s) {
+      const TensorRef* t = (*part)->find(s.name);
+      if (stage_reads(c, s, 2, 4)) {
+        REQUIRE(t->data != nullptr);
+        CHECK(std::memcmp(t->data, bytes + base + t->offset, t->size) == 0);
+      } else {
+        CHECK(t->data == nullptr);
+      }
+    });
+    // The tied embedding is the last stage's head.
+    const auto last = stage_ranges(**whole, 4, 5);
+    const uint64_t embd = base + (*whole)->find("tok_embd.weight")->offset;
+    const bool has_embd = std::any_of(last.begin(), last.end(), [&](const ByteRange& r) {
+      return embd >= r.offset && embd < r.offset + r.size;
+    });
+    CHECK(has_embd == c.tie_word_embeddings);
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      auto s = ChecksumStream::for_range(bytes, b.size(), "part.cria", ranges[i].offset, ranges[i].offset + ranges[i].size);
+      REQUIRE(s.ok());
+      REQUIRE((*s)->advance(copies[i].data(), copies[i].size()).ok());
+      CHECK((*s)->finish().ok());
+      CHECK((*s)->total() > 0);
+    }
+    std::string first;  // the tensor at the range's first byte
+    for (const TensorRef& t : (*whole)->tensors())
+      if (base + t.offset == ranges[0].offset) first = std::string(t.name);
+    REQUIRE(first.rfind("blk.2.", 0) == 0);
+    copies[0][0] ^= 0x20;
+    auto s = ChecksumStream::for_range(bytes, b.size(), "part.cria", ranges[0].offset, ranges[0].offset + ranges[0].size);
+    REQUIRE(s.ok());
+    const Status st = (*s)->advance(copies[0].data(), copies[0].size());
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.message() == "part.cria: checksum mismatch in tensor " + first);
+    // A range that cuts a tensor is refused.
+    auto cut = ChecksumStream::for_range(bytes, b.size(), "part.cria", ranges[0].offset + 64, ranges[0].offset + ranges[0].size);
+    REQUIRE_FALSE(cut.ok());
+    CHECK(cut.status().message().find("cut tensor blk.2.") != std::string::npos);
+    // A header that is not all there.
+    CHECK_FALSE(ModelFile::from_extents(bytes, head - 1, b.size(), {}, "h.cria").ok());
+  }
 }

@@ -72,7 +72,8 @@ async function loadModel(source, label) {
     const secs = ((performance.now() - started) / 1000).toFixed(1);
     ui.status.textContent =
       `${label}: ${i.architecture}, ${(i.parameters / 1e6).toFixed(1)}M parameters, ${mib(i.file_size)}, ` +
-      `${llm.threads} thread${llm.threads > 1 ? 's' : ''}, context ${llm.contextLength} (loaded in ${secs} s)`;
+      `${llm.threads} thread${llm.threads > 1 ? 's' : ''}${llm.instances > 1 ? ` in each of ${llm.instances} instances` : ''}, ` +
+      `context ${llm.contextLength} (loaded in ${secs} s)`;
     ui.progressText.textContent = '';
     ui.progress.hidden = true;
     if (typeof source === 'string') localStorage.setItem('cria.model', source);

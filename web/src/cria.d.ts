@@ -5,6 +5,16 @@ export interface LoadProgress {
   phase: string;
   loaded: number;
   total: number;
+  /** A model split across instances: which one reported (loaded and total cover all of them). */
+  instance?: number;
+}
+
+/** One instance of a model split by layers. */
+export interface InstanceStage {
+  /** Layers [begin, end) it holds. */
+  layers: [number, number];
+  /** Bytes of the file it received (its header copy and its own byte ranges). */
+  bytes: number;
 }
 
 export interface LoadOptions {
@@ -23,6 +33,12 @@ export interface LoadOptions {
   name?: string;
   /** Aborts the download. */
   signal?: AbortSignal;
+  /**
+   * WebAssembly instances (workers) to split the model across by layers, each with its own wasm32 memory
+   * and threads, fetching only its own byte ranges (default: 1, or as many as a model too large for one
+   * memory needs). More than one needs SharedArrayBuffer (cross-origin isolated pages, Node).
+   */
+  instances?: number;
 }
 
 export interface ChatMessage {
@@ -104,6 +120,10 @@ export declare class Cria {
   readonly info: ModelInfo;
   readonly threads: number;
   readonly variant: 'mt' | 'st';
+  /** How many WebAssembly instances hold the model (more than one: split by layers). */
+  readonly instances: number;
+  /** Each instance's layers and the bytes it received. */
+  readonly stages: InstanceStage[];
   readonly contextLength: number;
   /** The KV cache type the model runs with. */
   readonly kv: 'f16' | 'q8' | 'q4';

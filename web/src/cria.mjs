@@ -89,8 +89,26 @@ function abortError(signal) {
   return e;
 }
 
+// A model larger than one wasm32 memory runs split by layers across
+// several workers ("instances"), each with its own WebAssembly memory and
+// threads; see worker.js for the chain between them.
+function splitAvailable() {
+  return typeof SharedArrayBuffer === 'function' && (isNode || globalThis.crossOriginIsolated === true);
+}
+
+async function newChannel() {
+  if (typeof MessageChannel === 'function') return new MessageChannel();
+  const { MessageChannel: MC } = await import('node:worker_threads');
+  return new MC();
+}
+
+const GiB = 1024 ** 3;
+const fmtBytes = (n) => (n >= GiB / 4 ? `${(n / GiB).toFixed(2)} GiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`);
+
 export class Cria {
   #w;
+  #others = []; // the later instances' workers of a split model
+  #ctl = null; // Int32Array shared with the instances (worker.js, the chain)
   #nextId = 1;
   #handlers = new Map();
   #cancel = null; // Int32Array: the id of the request to stop (threaded build)
@@ -118,9 +136,29 @@ export class Cria {
     if (variant === 'mt' && !threadsAvailable())
       throw new Error('the multi-threaded build needs SharedArrayBuffer: serve the page with COOP/COEP headers');
     const { source: src, bytes } = await describeSource(source, options);
-    this.#w = await makeWorker();
-    this.#w.on((m) => this.#onMessage(m));
-    this.#w.onError((msg) => this.#fail(msg));
+    const forced = options.instances !== undefined;
+    if (forced && !(Number.isInteger(options.instances) && options.instances >= 1))
+      throw new TypeError(`instances must be a positive integer (got ${String(options.instances)})`);
+    if (forced && options.instances > 1) return this.#startSplit(src, bytes, options, { threads, kv, variant }, options.instances);
+    try {
+      await this.#startOne(src, bytes, options, { threads, kv, variant });
+    } catch (e) {
+      // Too large for one wasm32 memory (refused before any byte of the
+      // model was stored): split it across as many instances as it needs.
+      if (forced || e.code !== 'too_big' || !splitAvailable()) throw e;
+      this.#dead = null;
+      this.#handlers.clear();
+      const n = Math.max(2, Math.ceil(e.size / Math.max(1, e.budget * 0.9)));
+      return this.#startSplit(src, bytes, options, { threads, kv, variant }, n, e.size);
+    }
+  }
+
+  async #startOne(src, bytes, options, { threads, kv, variant }) {
+    const w = await makeWorker();
+    this.#w = w;
+    w.on((m) => this.#onMessage(m));
+    // A worker given up for a split (too large) ends without failing this.
+    w.onError((msg) => this.#w === w && this.#fail(msg));
     let cancelBuf = null;
     if (variant === 'mt') {
       cancelBuf = new SharedArrayBuffer(4);
@@ -145,22 +183,141 @@ export class Cria {
       this.#dead = e;
       throw e;
     });
+    this.#describe(loaded, kv, 1);
+    this.stages = [{ layers: [0, loaded.info.num_layers], bytes: loaded.info.file_size }];
+  }
+
+  #describe(loaded, kv, instances) {
     this.info = loaded.info;
     this.threads = loaded.threads;
     this.variant = loaded.variant;
     this.contextLength = loaded.nCtx;
     this.kv = kv;
-    this.cancelWhileRunning = loaded.variant === 'mt' || loaded.jspi;
+    this.instances = instances;
+    this.cancelWhileRunning = loaded.variant === 'mt' || loaded.jspi || instances > 1;
     this.lastResult = null;
   }
 
-  #request(msg, extra = {}, signal = null) {
+  // n workers, each holding a contiguous range of layers and fetching only
+  // its own byte ranges; worker 0 tokenizes, samples and generates.
+  async #startSplit(src, bytes, options, { threads, kv, variant }, n, sourceSize = 0) {
+    if (!splitAvailable())
+      throw new Error('this model needs several WebAssembly instances, which share SharedArrayBuffer: serve the page ' +
+        'with COOP/COEP headers (cross-origin isolation)');
+    // An in-memory source is read by each instance through a Blob.
+    if (src.kind === 'pull') src = { kind: 'blob', blob: new Blob([bytes]), name: src.name };
+    this.#w = await makeWorker();
+    this.#w.on((m) => this.#onMessage(m));
+    this.#w.onError((msg) => this.#fail(this.#instanceDied(0, msg)));
+    const cancelBuf = new SharedArrayBuffer(4);
+    this.#cancel = new Int32Array(cancelBuf);
+    const fail = (e) => {
+      this.#fail(e.message);
+      this.#dead = e;
+      throw e;
+    };
+    // The plan reads only the header; a source whose size disagrees with its
+    // preamble is refused as soon as the preamble is in.
+    const planFor = (k) =>
+      this.#request({ type: 'plan', source: src, variant, threads, instances: k, sourceSize }, {}, options.signal).catch(fail);
+    let plan = await planFor(n);
+    const fitsEach = (p) => Math.max(...p.stages.map((s) => s.bytes)) + p.head_size <= p.heap_free;
+    // Split automatically: one instance more while the largest share does
+    // not fit (the embedding and head sit on top of the first and last
+    // instances' layers), up to one layer each.
+    if (sourceSize)
+      while (!fitsEach(plan) && n < plan.stages[n - 1].layers[1]) plan = await planFor(++n);
+    this.#plan = plan;
+    const name = src.name || 'the model';
+    // Limits said up front, before the download: each instance's share of
+    // wasm32 memory, and the device's memory where the browser tells it.
+    const largest = Math.max(...plan.stages.map((s) => s.bytes));
+    if (largest + plan.head_size > plan.heap_free)
+      fail(new Error(`${name} does not fit ${n} instances: one would hold ${fmtBytes(largest)} of its ` +
+        `${fmtBytes(plan.file_size)}, more than one wasm32 memory leaves for a model (${fmtBytes(plan.heap_free)}); ` +
+        'use more instances'));
+    const device = !isNode && globalThis.navigator && navigator.deviceMemory;
+    const need = plan.file_size + n * plan.head_size;
+    if (device && need > device * GiB)
+      fail(new Error(`${name} needs about ${fmtBytes(need)} of memory across ${n} instances, and this ` +
+        `device reports ${device} GiB (navigator.deviceMemory): it cannot run here`));
+    this.#ctl = new Int32Array(new SharedArrayBuffer(16));
+    const workers = [this.#w];
+    for (let i = 1; i < n; i++) {
+      const w = await makeWorker();
+      w.on((m) => this.#onMessage(m));
+      w.onError((msg) => this.#fail(this.#instanceDied(i, msg)));
+      workers.push(w);
+      this.#others.push(w);
+    }
+    const ports = [];
+    for (let i = 0; i + 1 < n; i++) ports.push(await newChannel());
+    const progress = plan.stages.map((s) => ({ loaded: 0, total: plan.head_size + s.bytes }));
+    const onProgress = options.onProgress;
+    const report = (i) => (m) => {
+      progress[i].loaded = m.loaded;
+      const loaded = progress.reduce((a, p) => a + p.loaded, 0);
+      const total = progress.reduce((a, p) => a + p.total, 0);
+      if (onProgress) onProgress({ phase: m.phase, loaded, total, instance: i });
+    };
+    const base = { type: 'load', source: src, variant, threads, nCtx: options.contextLength || 0, kv, stages: plan.stages };
+    const stageOf = (i) => ({ index: i, count: n, layers: plan.stages[i].layers, ranges: plan.stages[i].ranges });
+    const later = [];
+    for (let i = 1; i < n; i++) {
+      const chain = { ctl: this.#ctl.buffer, prev: ports[i - 1].port2, next: i + 1 < n ? ports[i].port1 : null };
+      const transfer = [chain.prev, ...(chain.next ? [chain.next] : [])];
+      later.push(this.#request({ ...base, stage: stageOf(i), chain }, { progress: report(i) }, options.signal, workers[i], transfer));
+    }
+    const first = this.#request(
+      { ...base, stage: stageOf(0), cancel: cancelBuf, chain: { ctl: this.#ctl.buffer, next: ports[0].port1 } },
+      { progress: report(0) },
+      options.signal,
+      workers[0],
+      [ports[0].port1],
+    );
+    // Every load is awaited below; one that fails first must not count as
+    // unhandled meanwhile.
+    for (const p of [first, ...later]) p.catch(() => {});
+    let loaded;
+    try {
+      const rest = await Promise.all(later);
+      this.#w.post({ type: 'chain-ready' });
+      loaded = await first;
+      this.stages = [loaded, ...rest].map((l, i) => ({ layers: plan.stages[i].layers, bytes: l.bytes }));
+      // Every instance loaded and checked its ranges: only now are they cached.
+      if (src.kind === 'url' && src.cache) {
+        if (onProgress) onProgress({ phase: 'caching', loaded: plan.file_size, total: plan.file_size });
+        await Promise.all(workers.map((w) => this.#request({ type: 'cache' }, {}, null, w)));
+      }
+    } catch (e) {
+      fail(e);
+    }
+    this.#describe(loaded, kv, n);
+  }
+
+  #plan = null;
+
+  // An instance's worker died: worker 0, blocked waiting for the chain's
+  // answer, hears it through the shared control words.
+  #instanceDied(i, msg) {
+    const s = this.#plan && this.#plan.stages[i];
+    const who = s ? `instance ${i + 1} of ${this.#plan.stages.length} (layers ${s.layers[0]}-${s.layers[1] - 1})` : 'the model worker';
+    if (this.#ctl && i > 0) {
+      Atomics.store(this.#ctl, 3, i);
+      Atomics.store(this.#ctl, 1, 2);
+      Atomics.store(this.#ctl, 0, 1);
+      Atomics.notify(this.#ctl, 0);
+    }
+    return `${who} stopped: ${msg}`;
+  }
+
+  #request(msg, extra = {}, signal = null, worker = this.#w, transfer = undefined) {
     if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       const h = { ...extra, resolve, reject };
       this.#handlers.set(id, h);
-      this.#w.ref();
+      this.#ref(true);
       if (signal) {
         if (signal.aborted) {
           this.#handlers.delete(id);
@@ -173,8 +330,16 @@ export class Cria {
         signal.addEventListener('abort', onAbort, { once: true });
         h.cleanup = () => signal.removeEventListener('abort', onAbort);
       }
-      this.#w.post({ ...msg, id });
+      worker.post({ ...msg, id }, transfer);
     });
+  }
+
+  #ref(on) {
+    for (const w of [this.#w, ...this.#others]) if (w) on ? w.ref() : w.unref();
+  }
+
+  #terminate() {
+    for (const w of [this.#w, ...this.#others]) if (w) w.terminate();
   }
 
   #cancelRequest(id) {
@@ -186,7 +351,7 @@ export class Cria {
     const h = this.#handlers.get(id);
     this.#handlers.delete(id);
     if (h && h.cleanup) h.cleanup();
-    if (this.#handlers.size === 0) this.#w.unref();
+    if (this.#handlers.size === 0) this.#ref(false);
     return h;
   }
 
@@ -211,10 +376,13 @@ export class Cria {
         if (this.#running === m.id) this.#running = 0;
         this.#settle(m.id);
         return h && h.resolve(m.result);
-      case 'error':
+      case 'error': {
         if (this.#running === m.id) this.#running = 0;
         this.#settle(m.id);
-        return h && h.reject(new Error(m.message));
+        const e = new Error(m.message);
+        if (m.code) Object.assign(e, { code: m.code, size: m.size, budget: m.budget });
+        return h && h.reject(e);
+      }
     }
   }
 
@@ -225,7 +393,7 @@ export class Cria {
       const h = this.#settle(id);
       if (h) h.reject(this.#dead);
     }
-    if (this.#w) this.#w.terminate();
+    this.#terminate();
   }
 
   // Streams the answer to {messages} (chat) or {prompt} (plain completion;
@@ -319,7 +487,7 @@ export class Cria {
       const h = this.#settle(id);
       if (h) h.reject(this.#dead);
     }
-    this.#w.terminate();
+    this.#terminate();
   }
 }
 

@@ -2,14 +2,23 @@
 // session. A classic script in browsers (a dedicated Worker) and CommonJS in
 // Node (a worker_threads Worker); cria.mjs is the other side of the messages.
 //
-// page -> worker: {type: 'load', id, source, variant, threads, nCtx, kv, cancel}
+// page -> worker: {type: 'load', id, source, variant, threads, nCtx, kv, cancel, stage?, chain?}
+//                 {type: 'plan', id, source, variant, threads, instances}
+//                 {type: 'chain-ready'} (split: every later instance is loaded)
 //                 {type: 'generate', id, request}   {type: 'render', id, request}
 //                 {type: 'cancel', id}              {type: 'chunk', id, data | done}
 // worker -> page: {type: 'progress', id, phase, loaded, total}
 //                 {type: 'pull', id}   (the next chunk of an in-memory source)
 //                 {type: 'loaded', id, info, threads, nCtx, variant, jspi}
 //                 {type: 'start', id}   {type: 'piece', id, text}   {type: 'done', id, result}
-//                 {type: 'error', id, message}   {type: 'fatal', message}
+//                 {type: 'error', id, message, code?}   {type: 'fatal', message}
+// A model split across N workers (cria.mjs, "instances"): worker 0 holds
+// the first layers and runs generation; a token's hidden state goes down a
+// chain of MessagePorts, worker i -> i + 1, and the last worker writes the
+// logits (or an error) into a SharedArrayBuffer that worker 0 waits on with
+// Atomics.wait: cria_generate is one synchronous WebAssembly call, which
+// cannot return to the event loop for an answer mid-token. The later
+// workers wait with their event loop free, so their ports deliver.
 'use strict';
 
 (function () {
@@ -49,6 +58,15 @@
   const encoder = new TextEncoder();
   let queue = Promise.resolve();
 
+  // Helpers in files of their own (loaded beside this one).
+  const [criaSources, criaChain] = isNode
+    ? [require('./sources.js'), require('./chain.js')]
+    : (importScripts(base + 'sources.js', base + 'chain.js'), [self.criaSources, self.criaChain]);
+  const { readerChunks, nodeChunks, openRange, readRange, rangeKey, openCache } = criaSources({ nodeFs, MiB });
+  const chainApi = criaChain({
+    isNode, module: () => M, model: () => model, heap, cstring, allocString, lastError, encoder, decoder,
+  });
+
   function heap() {
     const buf = memory.buffer;
     if (!heapCache || heapCache.buffer !== buf) heapCache = new Uint8Array(buf);
@@ -77,6 +95,15 @@
 
   function lastError() {
     return cstring(M._crw_last_error()) || 'unknown error';
+  }
+
+  // Test hook (web/test/node.test.mjs): CRIA_WEB_TEST_MODEL_ROOM=bytes makes
+  // an instance hold models of that size at most, so a miniature takes the
+  // path of a model too large for wasm32 (split automatically).
+  const testRoom = isNode ? Number(process.env.CRIA_WEB_TEST_MODEL_ROOM || 0) : 0;
+  function modelRoom() {
+    const free = M._crw_heap_free();
+    return testRoom ? Math.min(free, testRoom + RESERVE) : free;
   }
 
   function gib(n) {
@@ -123,6 +150,7 @@
       locateFile: (p) => base + p,
       criaPiece: onPiece,
       criaYield: onYield,
+      criaHost: chainApi.host,
       print: (s) => console.log(s),
       printErr: (s) => console.error(s),
       onAbort: (what) => post({ type: 'fatal', message: 'the WebAssembly module stopped: ' + what }),
@@ -238,18 +266,6 @@
     throw new Error('unknown model source');
   }
 
-  async function* readerChunks(reader) {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      yield value;
-    }
-  }
-
-  async function* nodeChunks(stream) {
-    for await (const c of stream) yield new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
-  }
-
   async function* pullChunks(id) {
     for (;;) {
       const msg = await new Promise((resolve) => {
@@ -277,13 +293,19 @@
     const src = await openSource(id, source, (n) => (total = n));
     const name = source.name || source.url || source.path || 'model.cria';
     const heapMax = M._crw_heap_max();
-    const fits = (n) => n + RESERVE <= M._crw_heap_free();
-    const tooBig = (n) =>
-      new Error(
+    const fits = (n) => n + RESERVE <= modelRoom();
+    const tooBig = (n) => {
+      const e = new Error(
         `${name} is ${gib(n)}, more than the browser build can hold: WebAssembly (wasm32) has a 4 GiB address ` +
-          `space, of which about ${gib(Math.max(0, M._crw_heap_free() - RESERVE))} is left for a model ` +
+          `space, of which about ${gib(Math.max(0, modelRoom() - RESERVE))} is left for a model ` +
           `(the rest holds the runtime and the context). Use a smaller or more strongly quantized model.`,
       );
+      // The page splits the model across instances instead (cria.mjs).
+      e.code = 'too_big';
+      e.size = n;
+      e.budget = Math.max(0, modelRoom() - RESERVE);
+      return e;
+    };
     // The size, before any byte is stored: from the response or the file,
     // else from the file's own preamble (its first 64 bytes).
     let head = new Uint8Array(0);
@@ -385,9 +407,18 @@
       modelPtr = 0;
       throw new Error(err);
     }
+    const { info, threads } = openSession(msg, name);
+    if (src.cache && !src.cached && source.kind === 'url') {
+      post({ type: 'progress', id, phase: 'caching', loaded: off, total });
+      await writeCache(src.cache, source.url, off).catch(() => {});
+    }
+    post({ type: 'loaded', id, info, threads, nCtx: M._crw_session_n_ctx(session), variant, jspi });
+  }
+
+  // The session of a loaded model: the context asked for (default: the
+  // model's, at most 4096), shrunk to the memory left.
+  function openSession(msg, name) {
     const info = JSON.parse(cstring(M._crw_model_info(model)));
-    // The context: what was asked for (default: the model's, at most 4096),
-    // shrunk to the memory left.
     const trained = info.context_length || 4096;
     const want = msg.nCtx > 0 ? Math.min(msg.nCtx, trained) : Math.min(trained, 4096);
     const room = M._crw_heap_free() - 32 * MiB;
@@ -410,16 +441,12 @@
       unloadModel();
       throw new Error(err);
     }
-    if (src.cache && !src.cached && source.kind === 'url') {
-      post({ type: 'progress', id, phase: 'caching', loaded: off, total });
-      await writeCache(src.cache, source.url, off).catch(() => {});
-    }
-    post({ type: 'loaded', id, info, threads, nCtx: M._crw_session_n_ctx(session), variant, jspi });
+    return { info, threads };
   }
 
   // Stores the model in Cache Storage from wasm memory, a few MiB at a time
   // (only a file that loaded cleanly is cached).
-  async function writeCache(cache, url, size) {
+  async function writeCache(cache, url, size, ptr = modelPtr) {
     let pos = 0;
     const body = new ReadableStream(
       {
@@ -429,7 +456,7 @@
             return;
           }
           const n = Math.min(8 * MiB, size - pos);
-          ctrl.enqueue(heap().slice(modelPtr + pos, modelPtr + pos + n));
+          ctrl.enqueue(heap().slice(ptr + pos, ptr + pos + n));
           pos += n;
         },
       },
@@ -441,9 +468,157 @@
 
   function unloadModel() {
     if (session) M._crw_session_free(session);
+    chainApi.freeStages();
     if (model) M._crw_model_free(model);
     if (modelPtr) M._crw_free(modelPtr);
+    for (const p of rangePtrs) M._crw_free(p);
+    rangePtrs = [];
     session = model = modelPtr = 0;
+  }
+
+  // ---- a model split across workers -------------------------------------
+
+  // The page's word that every later instance has loaded: it may come
+  // before worker 0 has loaded its own share (then it is kept), or after.
+  let chainReady = null; // resolves worker 0's wait for it
+  let chainIsReady = false;
+  const testSlowFirst = isNode ? Number(process.env.CRIA_WEB_TEST_SLOW_FIRST || 0) : 0;
+  let rangePtrs = []; // this instance's byte ranges in wasm memory
+  let pendingCache = null; // {cache, url, ranges}: written on the page's 'cache'
+
+  async function commitCache(msg) {
+    const p = pendingCache;
+    pendingCache = null;
+    if (p)
+      for (const [offset, size, ptr] of p.ranges)
+        await writeCache(p.cache, rangeKey(p.url, offset, size), size, ptr).catch(() => {});
+    post({ type: 'done', id: msg.id, result: null });
+  }
+
+  // The preamble and header (every instance reads them): {ptr, size, fileSize}.
+  async function readHead(src, name, cache, sourceSize = 0) {
+    const pre = await readRange(src, 0, 64, cache);
+    if (String.fromCharCode(...pre.slice(0, 4)) !== 'CRIA')
+      throw new Error(`${name} is not a cria model file (it does not start with the CRIA preamble)`);
+    const size = 64 + readU64(pre, 16);
+    const fileSize = readU64(pre, 40);
+    if (sourceSize && sourceSize !== fileSize)
+      throw new Error(`${name} is ${gib(sourceSize)}, but its preamble says ${fileSize} bytes: the file is damaged`);
+    if (size > fileSize || size > 1 << 30) throw new Error(`${name}: the header size in its preamble is out of range`);
+    const head = await readRange(src, 0, size, cache);
+    const ptr = M._malloc(size) >>> 0;
+    if (!ptr) throw new Error('out of wasm memory');
+    heap().set(head, ptr);
+    return { ptr, size, fileSize };
+  }
+
+  // Worker 0, before anything is fetched beyond the header: how the file
+  // splits into msg.instances stages.
+  async function plan(msg) {
+    if (!M) await startModule(msg.variant, msg.threads);
+    const name = msg.source.name || msg.source.url || msg.source.path || 'model.cria';
+    const head = await readHead(msg.source, name, await openCache(msg.source), msg.sourceSize);
+    const namePtr = allocString(name);
+    const p = M._crw_split_plan(head.ptr, head.size, head.fileSize, namePtr, msg.instances) >>> 0;
+    M._free(namePtr);
+    M._free(head.ptr);
+    if (!p) throw new Error(lastError());
+    const result = JSON.parse(cstring(p));
+    result.file_size = head.fileSize;
+    result.head_size = head.size;
+    result.heap_free = modelRoom() - RESERVE;
+    post({ type: 'done', id: msg.id, result });
+  }
+
+  // One instance of a split model: the header and its own byte ranges,
+  // each streamed into wasm memory and checked tensor by tensor as it
+  // arrives (the same checksums as the single-instance path).
+  async function loadStage(msg) {
+    const { id, source, stage } = msg;
+    if (!M) {
+      post({ type: 'progress', id, phase: 'starting', loaded: 0, total: 0 });
+      await startModule(msg.variant, msg.threads);
+    }
+    cancelFlag = msg.cancel ? new Int32Array(msg.cancel) : null;
+    const name = source.name || source.url || source.path || 'model.cria';
+    const who = `instance ${stage.index + 1} of ${stage.count} (layers ${stage.layers[0]}-${stage.layers[1] - 1})`;
+    // Test hook (web/test/node.test.mjs): CRIA_WEB_TEST_SLOW_FIRST=ms holds
+    // the first instance back, so the later ones finish loading before it.
+    if (testSlowFirst && stage.index === 0) await new Promise((r) => setTimeout(r, testSlowFirst));
+    const cache = await openCache(source);
+    const head = await readHead(source, name, cache);
+    modelPtr = head.ptr;
+    const fetched = []; // ranges that came from the network, cached once all verified
+    const total = head.size + stage.ranges.reduce((a, r) => a + r[1], 0);
+    let loaded = head.size;
+    let lastReport = 0;
+    const namePtr = allocString(name);
+    const ranges = [];
+    try {
+      for (const [offset, size] of stage.ranges) {
+        if (size + RESERVE > modelRoom())
+          throw new Error(`${name}: ${who} needs ${gib(total)}, more than its wasm32 memory holds; use more instances`);
+        const ptr = M._crw_alloc(size) >>> 0;
+        if (!ptr) throw new Error(`${name}: ${who} ran out of wasm32 memory; use more instances`);
+        rangePtrs.push(ptr);
+        ranges.push([offset, size, ptr]);
+        const v = M._crw_verify_range_begin(head.ptr, head.size, head.fileSize, offset, size, namePtr) >>> 0;
+        if (!v) throw new Error(lastError());
+        let pos = 0;
+        const r = await openRange(source, offset, size, cache);
+        if (cache && !r.cached) fetched.push([offset, size, ptr]);
+        try {
+          for await (const c of r.chunks) {
+            heap().set(c, ptr + pos);
+            pos += c.length;
+            loaded += c.length;
+            if (!M._crw_verify_update(v, ptr, pos)) throw new Error(lastError());
+            const now = Date.now();
+            if (now - lastReport > 100) {
+              lastReport = now;
+              post({ type: 'progress', id, phase: 'downloading', loaded, total });
+            }
+          }
+        } catch (e) {
+          r.cancel();
+          M._crw_verify_end(v);
+          throw e;
+        }
+        if (pos < size) {
+          M._crw_verify_end(v);
+          throw new Error(`${name}: the download ended after ${offset + pos} of ${head.fileSize} bytes (truncated)`);
+        }
+        if (!M._crw_verify_end(v)) throw new Error(lastError());
+      }
+      post({ type: 'progress', id, phase: 'downloading', loaded, total });
+      const first = stage.index === 0;
+      if (first) {
+        chainApi.first(msg.chain, stage.count, msg.stages);
+        M._crw_pipeline_host(1);
+      }
+      const json = allocString(JSON.stringify(ranges));
+      model = M._crw_model_load_ranges(head.ptr, head.size, head.fileSize, json, stage.layers[0], stage.layers[1], namePtr) >>> 0;
+      M._free(json);
+      if (!model) throw new Error(lastError());
+    } catch (e) {
+      unloadModel();
+      throw e;
+    } finally {
+      M._free(namePtr);
+    }
+    // Kept for an offline reload once every instance has loaded (the page
+    // then sends 'cache'): a file that fails anywhere is never cached.
+    if (cache && fetched.length)
+      pendingCache = { cache, url: source.url, ranges: [[0, 64, head.ptr], [0, head.size, head.ptr], ...fetched] };
+    if (stage.index > 0) {
+      chainApi.serve(msg.chain, stage.index, stage.count, variant === 'mt' ? Math.max(1, msg.threads) : 1, who);
+      post({ type: 'loaded', id, info: JSON.parse(cstring(M._crw_model_info(model))), bytes: loaded, variant, jspi });
+      return;
+    }
+    // Worker 0 opens its session, and so every instance's, once they are all loaded.
+    if (!chainIsReady) await new Promise((resolve) => (chainReady = resolve));
+    const { info, threads } = openSession(msg, name);
+    post({ type: 'loaded', id, info, threads, nCtx: M._crw_session_n_ctx(session), variant, jspi, bytes: loaded });
   }
 
   // ---- requests ----------------------------------------------------------
@@ -489,6 +664,11 @@
         if (current && current.id === msg.id) current.cancelled = true;
         else cancelled.add(msg.id);
         return;
+      case 'chain-ready':
+        chainIsReady = true;
+        if (chainReady) chainReady();
+        chainReady = null;
+        return;
       case 'chunk': {
         const r = pulls.get(msg.id);
         if (r) {
@@ -503,7 +683,9 @@
     // Everything else runs one at a time, in order.
     queue = queue.then(async () => {
       try {
-        if (msg.type === 'load') await load(msg);
+        if (msg.type === 'load') await (msg.stage ? loadStage(msg) : load(msg));
+        else if (msg.type === 'plan') await plan(msg);
+        else if (msg.type === 'cache') await commitCache(msg);
         else if (msg.type === 'generate') {
           if (cancelled.delete(msg.id)) msg.cancelled = true;
           await generate(msg);
@@ -514,7 +696,8 @@
         }
       } catch (e) {
         current = null;
-        post({ type: 'error', id: msg.id, message: e && e.message ? e.message : String(e) });
+        const extra = e && e.code === 'too_big' ? { code: e.code, size: e.size, budget: e.budget } : {};
+        post({ type: 'error', id: msg.id, message: e && e.message ? e.message : String(e), ...extra });
       }
     });
   }

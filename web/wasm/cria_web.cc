@@ -5,6 +5,9 @@
 //   crw_host_piece(seq, ptr, len, token) -> non-zero to stop
 //   crw_host_yield() -> non-zero to stop; may suspend the call (JSPI) so the
 //                       single-threaded build can see a cancel message
+// A model split across instances (workers) adds the pipeline imports
+// crw_host_open / _forward / _copy / _close: the first instance's messages
+// down the chain of workers, each returning 0 or a malloc'd error text.
 #include <emscripten/emscripten.h>
 #include <emscripten/heap.h>
 #include <malloc.h>
@@ -22,6 +25,11 @@
 extern "C" {
 int crw_host_piece(int32_t seq, const char* text, size_t len, int32_t token);
 int crw_host_yield(void);
+char* crw_host_open(int32_t sid, int32_t n_seq, int32_t n_ctx, const char* kv, int32_t max_tokens);
+char* crw_host_forward(int32_t sid, const cria_batch_entry* batch, int32_t n, const float* hidden, int32_t hidden_size,
+                       float* logits, int32_t n_logits, int32_t vocab_size);
+char* crw_host_copy(int32_t sid, int32_t src, int32_t dst, int32_t n_pos);
+void crw_host_close(int32_t sid);
 }
 
 namespace {
@@ -223,6 +231,28 @@ bool parse_request(const cria_model* model, const char* text, Request* r, cria_g
   return true;
 }
 
+// The pipeline host's answers: a malloc'd error text from JS (or null),
+// kept until the next call as cria_pipeline_host asks.
+std::string g_host_error;
+const char* host_answer(char* err) {
+  if (!err) return nullptr;
+  g_host_error = err;
+  free(err);
+  return g_host_error.c_str();
+}
+
+const char* host_open(void*, int32_t sid, int32_t n_seq, int32_t n_ctx, const char* kv, int32_t max_tokens) {
+  return host_answer(crw_host_open(sid, n_seq, n_ctx, kv, max_tokens));
+}
+const char* host_forward(void*, int32_t sid, const cria_batch_entry* batch, int32_t n, const float* hidden,
+                         int32_t hidden_size, float* logits, int32_t n_logits, int32_t vocab_size) {
+  return host_answer(crw_host_forward(sid, batch, n, hidden, hidden_size, logits, n_logits, vocab_size));
+}
+const char* host_copy(void*, int32_t sid, int32_t src, int32_t dst, int32_t n_pos) {
+  return host_answer(crw_host_copy(sid, src, dst, n_pos));
+}
+void host_close(void*, int32_t sid) { crw_host_close(sid); }
+
 }  // namespace
 
 extern "C" {
@@ -233,6 +263,19 @@ extern "C" {
 EMSCRIPTEN_KEEPALIVE void* crw_alloc(double n) {
   if (!(n > 0) || n > 4294967295.0) return nullptr;
   const size_t size = ((size_t)n + 63) & ~(size_t)63;
+  // dlmalloc never asks sbrk for 2 GiB or more at once (HALF_MAX_SIZE_T on
+  // wasm32), so a first block that large fails however much room is left
+  // (measured: 2.1 GiB failed on a fresh heap, 3.5 GiB succeeded after 1.5
+  // GiB had been allocated and freed). Grow the heap's free top in two
+  // steps: a block of half the size, freed at once, then the whole.
+  if (size >= ((size_t)1 << 31) - ((size_t)64 << 20)) {
+    // Through a volatile: the compiler removes a malloc/free pair whose
+    // block is never used.
+    static void* volatile half;
+    half = malloc(size / 2);
+    if (!half) return nullptr;
+    free(half);
+  }
   return aligned_alloc(64, size);
 }
 
@@ -280,6 +323,110 @@ EMSCRIPTEN_KEEPALIVE int crw_verify_end(cria_verifier* v) {
   cria_verifier_free(v);
   return ok;
 }
+
+// ---- a model split across instances (cria.h) ---------------------------
+
+// {"stages": [{"layers": [begin, end], "bytes": n, "ranges": [[offset,
+// size], ...]}, ...]}: n_stages stages of the file whose first head_size
+// bytes are at head. Null on error.
+EMSCRIPTEN_KEEPALIVE const char* crw_split_plan(const void* head, double head_size, double file_size, const char* name,
+                                                int n_stages) {
+  g_error.clear();
+  if (n_stages < 1 || n_stages > 256) {
+    g_error = "the number of instances must be 1..256";
+    return nullptr;
+  }
+  std::vector<cria_split_stage> stages((size_t)n_stages);
+  std::vector<cria_byte_range> ranges(16 * (size_t)n_stages);
+  size_t n = 0;
+  if (cria_file_split(head, (uint64_t)head_size, (uint64_t)file_size, name, n_stages, stages.data(), ranges.data(),
+                      ranges.size(), &n) != CRIA_OK)
+    return nullptr;
+  if (n > ranges.size()) {
+    ranges.resize(n);
+    if (cria_file_split(head, (uint64_t)head_size, (uint64_t)file_size, name, n_stages, stages.data(), ranges.data(),
+                        ranges.size(), &n) != CRIA_OK)
+      return nullptr;
+  }
+  json out = json::array();
+  for (const cria_split_stage& s : stages) {
+    json r = json::array();
+    for (uint32_t i = 0; i < s.n_ranges; ++i) {
+      const cria_byte_range& b = ranges[s.first_range + i];
+      r.push_back({(double)b.offset, (double)b.size});
+    }
+    out.push_back({{"layers", {s.layer_begin, s.layer_end}}, {"bytes", (double)s.bytes}, {"ranges", r}});
+  }
+  g_out = json{{"stages", out}}.dump();
+  return g_out.c_str();
+}
+
+// A verifier of the byte range [offset, offset + size) (crw_verify_update
+// then takes the range's own buffer and the bytes of it that are in).
+EMSCRIPTEN_KEEPALIVE cria_verifier* crw_verify_range_begin(const void* head, double head_size, double file_size,
+                                                           double offset, double size, const char* name) {
+  g_error.clear();
+  const cria_byte_range r{(uint64_t)offset, (uint64_t)size};
+  cria_verifier* v = nullptr;
+  if (cria_verifier_create_range(head, (uint64_t)head_size, (uint64_t)file_size, &r, name, &v) != CRIA_OK)
+    return nullptr;
+  return v;
+}
+
+// Layers [layer_begin, layer_end) from the header and `ranges`, a JSON
+// array of [offset, size, pointer] (the range's bytes at pointer).
+EMSCRIPTEN_KEEPALIVE cria_model* crw_model_load_ranges(const void* head, double head_size, double file_size,
+                                                       const char* ranges, int layer_begin, int layer_end,
+                                                       const char* name) {
+  g_error.clear();
+  json j = json::parse(ranges ? ranges : "", nullptr, /*allow_exceptions=*/false);
+  std::vector<cria_byte_range> r;
+  std::vector<const void*> data;
+  if (!j.is_array()) {
+    g_error = "the ranges are not a JSON array";
+    return nullptr;
+  }
+  for (const json& e : j) {
+    if (!e.is_array() || e.size() != 3 || !e[0].is_number() || !e[1].is_number() || !e[2].is_number()) {
+      g_error = "each range must be [offset, size, pointer]";
+      return nullptr;
+    }
+    r.push_back({(uint64_t)e[0].get<double>(), (uint64_t)e[1].get<double>()});
+    data.push_back(reinterpret_cast<const void*>((uintptr_t)e[2].get<double>()));
+  }
+  cria_model* m = nullptr;
+  if (cria_model_load_ranges(head, (uint64_t)head_size, (uint64_t)file_size, r.data(), data.data(), r.size(),
+                             layer_begin, layer_end, name, &m) != CRIA_OK)
+    return nullptr;
+  return m;
+}
+
+// Routes the first instance's later layers through the crw_host_* imports.
+EMSCRIPTEN_KEEPALIVE void crw_pipeline_host(int on) {
+  static const cria_pipeline_host host{nullptr, host_open, host_forward, host_copy, host_close};
+  cria_set_pipeline_host(on ? &host : nullptr);
+}
+
+EMSCRIPTEN_KEEPALIVE cria_stage* crw_stage_create(const cria_model* m, int threads, int n_seq, int n_ctx, const char* kv,
+                                                  int max_tokens) {
+  g_error.clear();
+  cria_stage* s = nullptr;
+  if (cria_stage_create(m, threads, n_seq, n_ctx, kv, max_tokens, &s) != CRIA_OK) return nullptr;
+  return s;
+}
+
+EMSCRIPTEN_KEEPALIVE int crw_stage_forward(cria_stage* s, const cria_batch_entry* batch, int n, const float* hidden,
+                                           float* out) {
+  g_error.clear();
+  return cria_stage_forward(s, batch, n, hidden, out) == CRIA_OK;
+}
+
+EMSCRIPTEN_KEEPALIVE int crw_stage_copy_rows(cria_stage* s, int src, int dst, int n_pos) {
+  g_error.clear();
+  return cria_stage_copy_rows(s, src, dst, n_pos) == CRIA_OK;
+}
+
+EMSCRIPTEN_KEEPALIVE void crw_stage_free(cria_stage* s) { cria_stage_free(s); }
 
 // {architecture, ..., kv_bytes_per_token}: the model's description as JSON.
 EMSCRIPTEN_KEEPALIVE const char* crw_model_info(const cria_model* m) {

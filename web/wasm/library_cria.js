@@ -11,4 +11,18 @@ mergeInto(LibraryManager.library, {
   crw_host_yield: function() {
     return Module['criaYield']() | 0;
   },
+  // A model split across workers (worker.js, "the chain"): each carries one
+  // message through the later instances and returns 0 or a malloc'd error.
+  crw_host_open: function(sid, nSeq, nCtx, kv, maxTokens) {
+    return Module['criaHost']['open'](sid, nSeq, nCtx, kv >>> 0, maxTokens) >>> 0;
+  },
+  crw_host_forward: function(sid, batch, n, hidden, hiddenSize, logits, nLogits, vocab) {
+    return Module['criaHost']['forward'](sid, batch >>> 0, n, hidden >>> 0, hiddenSize, logits >>> 0, nLogits, vocab) >>> 0;
+  },
+  crw_host_copy: function(sid, src, dst, nPos) {
+    return Module['criaHost']['copy'](sid, src, dst, nPos) >>> 0;
+  },
+  crw_host_close: function(sid) {
+    Module['criaHost']['close'](sid);
+  },
 });

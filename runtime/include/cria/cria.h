@@ -136,6 +136,86 @@ CRIA_API cria_status cria_verifier_update(cria_verifier* v, const void* file, ui
 CRIA_API cria_status cria_verifier_finish(const cria_verifier* v);
 CRIA_API void cria_verifier_free(cria_verifier* v);
 
+/* ---- a model split by layers across instances -------------------------
+ * For hosts that hold a model too large for one address space in several
+ * (the browser: one WebAssembly instance per worker, each with its own
+ * wasm32 memory). Each instance holds a contiguous range of layers and
+ * only the byte ranges of the file its layers read; a token's hidden state
+ * passes from one instance to the next. The first instance loads with
+ * cria_model_load_ranges after installing a cria_pipeline_host, and then
+ * tokenizes, samples and generates as usual (cria_generate); the others
+ * run cria_stage_forward on what reaches them. `head` is always the
+ * file's first `head_size` bytes, which hold the preamble and the header
+ * (64 + header_size bytes). */
+typedef struct cria_byte_range {
+  uint64_t offset, size; /* absolute file offsets */
+} cria_byte_range;
+typedef struct cria_split_stage {
+  int64_t layer_begin, layer_end; /* layers [begin, end) */
+  uint64_t bytes;                 /* the sum of its ranges */
+  uint32_t first_range, n_ranges; /* its ranges in the ranges array */
+} cria_split_stage;
+/* Splits the layers into n_stages contiguous stages, the largest as small
+ * as it can be (the embedding on the first, the final norm and head on the
+ * last, the tied embedding on both), and lists each stage's byte ranges
+ * beyond the header. *n_ranges_out is the full count: call again with a
+ * bigger `ranges` when it exceeds ranges_cap. */
+CRIA_API cria_status cria_file_split(const void* head, uint64_t head_size, uint64_t file_size, const char* name,
+                                     int32_t n_stages, cria_split_stage* stages, cria_byte_range* ranges,
+                                     size_t ranges_cap, size_t* n_ranges_out);
+/* Verifies the tensors of one byte range as it arrives on its own (the
+ * cria_verifier protocol, with `file` in update pointing at the range's
+ * first byte and `have` counted from there). */
+CRIA_API cria_status cria_verifier_create_range(const void* head, uint64_t head_size, uint64_t file_size,
+                                                const cria_byte_range* range, const char* name,
+                                                cria_verifier** out);
+/* Loads layers [layer_begin, layer_end) from the header and the byte
+ * ranges (data[i] holds ranges[i]; all must outlive the model). Fails,
+ * naming the tensor, when a tensor those layers read is not among them. */
+CRIA_API cria_status cria_model_load_ranges(const void* head, uint64_t head_size, uint64_t file_size,
+                                            const cria_byte_range* ranges, const void* const* data, size_t n_ranges,
+                                            int64_t layer_begin, int64_t layer_end, const char* name,
+                                            cria_model** out);
+
+/* One token of a batch, as it travels between instances. */
+typedef struct cria_batch_entry {
+  int32_t token, pos, seq;
+  int32_t logits; /* non-zero: its logits row is wanted */
+} cria_batch_entry;
+
+/* How the first instance reaches the others. Each call carries one message
+ * down the chain of instances and returns when the last has answered; a
+ * non-NULL return is the error (the host keeps the text alive until the
+ * next call). forward: `hidden` holds n rows of hidden_size floats (the
+ * first instance's output); the logits rows of the entries that ask for
+ * them, in batch order, go to `logits` (n_logits rows of vocab_size). */
+typedef struct cria_pipeline_host {
+  void* user;
+  const char* (*open)(void* user, int32_t sid, int32_t n_seq, int32_t n_ctx, const char* kv_type, int32_t max_tokens);
+  const char* (*forward)(void* user, int32_t sid, const cria_batch_entry* batch, int32_t n, const float* hidden,
+                         int32_t hidden_size, float* logits, int32_t n_logits, int32_t vocab_size);
+  const char* (*copy_rows)(void* user, int32_t sid, int32_t src, int32_t dst, int32_t n_pos);
+  void (*close)(void* user, int32_t sid);
+} cria_pipeline_host;
+/* Installs the host for this process (NULL removes it); later model loads
+ * and sessions run their layers locally and the rest through the host. */
+CRIA_API void cria_set_pipeline_host(const cria_pipeline_host* host);
+
+/* A later instance: its layers' KV cache and scratch for one session of
+ * the first instance (the open message's n_seq, n_ctx, kv_type,
+ * max_tokens). */
+typedef struct cria_stage cria_stage;
+CRIA_API cria_status cria_stage_create(const cria_model* model, int32_t threads, int32_t n_seq, int32_t n_ctx,
+                                       const char* kv_type, int32_t max_tokens, cria_stage** out);
+/* Runs n entries through the stage's layers from `hidden_in` (n x
+ * hidden_size). A stage that ends before the last layer writes its hidden
+ * state (n x hidden_size) to `out`; the last writes the wanted logits rows
+ * (vocab_size each). */
+CRIA_API cria_status cria_stage_forward(cria_stage* stage, const cria_batch_entry* batch, int32_t n,
+                                        const float* hidden_in, float* out);
+CRIA_API cria_status cria_stage_copy_rows(cria_stage* stage, int32_t src, int32_t dst, int32_t n_pos);
+CRIA_API void cria_stage_free(cria_stage* stage);
+
 /* ---- tokens ---------------------------------------------------------- */
 
 /* Encodes `len` bytes of text. Writes up to `cap` ids; *n_out is the full
