@@ -13,6 +13,18 @@ import { CLI, corruptedCopy, corruptedDataCopy, demoModel, nativeAnswer, nativeP
 
 const model = demoModel();
 
+// Aborts once the stream has given three pieces; the stream must then end
+// with an AbortError.
+async function abortAtThirdPiece(s, ctl) {
+  let n = 0;
+  await assert.rejects(
+    (async () => {
+      for await (const _ of s) if (++n === 3) ctl.abort();
+    })(),
+    { name: 'AbortError' },
+  );
+}
+
 describe('Node: Cria.load + stream', () => {
   let mt, st;
   before(async () => {
@@ -85,13 +97,7 @@ describe('Node: Cria.load + stream', () => {
     const llm = await Cria.load(TEST_MODEL, { variant: 'mt', threads: 2 });
     const ctl = new AbortController();
     const s = llm.stream({ prompt: 'Once upon a time', max_new_tokens: 4000, greedy: true, eos_ids: [-1] }, { signal: ctl.signal });
-    let n = 0;
-    await assert.rejects(
-      (async () => {
-        for await (const _ of s) if (++n === 3) ctl.abort();
-      })(),
-      { name: 'AbortError' },
-    );
+    await abortAtThirdPiece(s, ctl);
     await assert.rejects(s.result, { name: 'AbortError' });
     const t0 = Date.now();
     await llm.generate({ prompt: PROMPT, max_new_tokens: 1 });
@@ -324,13 +330,7 @@ describe('Node: a model split across instances', () => {
       assert.ok(llm.cancelWhileRunning);
       const ctl = new AbortController();
       const s = llm.stream({ prompt: 'Once upon a time', max_new_tokens: 4000, greedy: true, eos_ids: [-1] }, { signal: ctl.signal });
-      let n = 0;
-      await assert.rejects(
-        (async () => {
-          for await (const _ of s) if (++n === 3) ctl.abort();
-        })(),
-        { name: 'AbortError' },
-      );
+      await abortAtThirdPiece(s, ctl);
       const t0 = Date.now();
       await llm.generate({ prompt: PROMPT, max_new_tokens: 1 });
       assert.ok(Date.now() - t0 < 5000, `the next request waited ${Date.now() - t0} ms`);
