@@ -43,7 +43,10 @@ def cria_bench(model, p, n, threads, ranks=0, split=None, mpi_args=()):
 
 def median(v):
     v = sorted(v)
-    return v[len(v) // 2] if v else float("nan")
+    if not v:
+        return float("nan")
+    m = len(v) // 2
+    return v[m] if len(v) % 2 else (v[m - 1] + v[m]) / 2
 
 
 def main():
@@ -53,6 +56,8 @@ def main():
     ap.add_argument("-n", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--rates", default="1gbit", help="tbf rates for the network cases ('' for none)")
+    ap.add_argument("--burst", default="4kb", help="tbf bucket size (default: a few frames)")
+    ap.add_argument("--network-only", action="store_true", help="leave out the one-host rows")
     args = ap.parse_args()
 
     net_ok, why = netns.available()
@@ -66,7 +71,7 @@ def main():
         for rate in [None] + rates:
             for split in ("layers", "tensors"):
                 network.append((f"2 ranks, {split}, netns" + (f" {rate}" if rate else ""), 1, 2, split, rate or "-"))
-    configs = local + network
+    configs = ([] if args.network_only else local) + network
     res = {i: {"decode": [], "prefill": [], "bytes_tok": []} for i in range(len(configs))}
 
     for rnd in range(args.rounds):
@@ -74,7 +79,7 @@ def main():
             if rate is None:
                 r = cria_bench(args.model, args.p, args.n, t, ranks, split)
             else:
-                with netns.Hosts(2, rate=None if rate == "-" else rate) as hosts:
+                with netns.Hosts(2, rate=None if rate == "-" else rate, burst=args.burst) as hosts:
                     b0 = hosts.sent_bytes()
                     r = cria_bench(args.model, args.p, args.n, t, ranks, split, hosts.mpirun_args())
                     b1 = hosts.sent_bytes()
@@ -85,7 +90,8 @@ def main():
             res[i]["prefill"].append(r["prefill_tok_s"])
             print(json.dumps({"round": rnd, "config": name, "threads": t, **r}), file=sys.stderr, flush=True)
 
-    print(f"model: {os.path.basename(args.model)}; pp{args.p}, tg{args.n}; medians of {args.rounds} rounds (range)")
+    print(f"model: {os.path.basename(args.model)}; pp{args.p}, tg{args.n}; medians of {args.rounds} rounds (range); "
+          f"tbf burst {args.burst}")
     print("| configuration | threads/rank | decode tok/s | ms/token | prefill tok/s | bytes over the link / token |")
     print("|---|---|---|---|---|---|")
     for i, (name, t, ranks, split, rate) in enumerate(configs):

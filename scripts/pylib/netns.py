@@ -47,9 +47,10 @@ def available():
 
 
 class Hosts:
-    def __init__(self, n, rate=None):
+    def __init__(self, n, rate=None, burst="4kb"):
         self.n = n
         self.rate = rate
+        self.burst = burst
         tag = os.getpid() % 10000
         self.tag = f"cr{tag}"
         self.subnet = f"10.231.{tag % 250}"
@@ -109,9 +110,13 @@ class Hosts:
             subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", "eth0", "root"],
                            capture_output=True)
             if rate:
-                # burst: a few full-size frames; latency bounds the queue (packets wait, never drop, here)
+                # A small burst (a few frames) paces every message at the rate,
+                # as a link serializes it; a large one would let a 16 KB
+                # exchange through at memory speed once the bucket refilled.
+                # latency bounds the queue (packets wait, never drop, here).
                 subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf",
-                                "rate", rate, "burst", "32kb", "latency", "400ms"], check=True, capture_output=True)
+                                "rate", rate, "burst", self.burst, "latency", "400ms"], check=True,
+                               capture_output=True)
 
     def mpirun_args(self):
         net = f"{self.subnet}.0/24"
