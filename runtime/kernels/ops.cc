@@ -68,6 +68,10 @@ void AttnScratch::reserve(int threads, int64_t max_heads, int64_t head_dim) {
   per_slot_ = max_heads * (kAttnChunk + 2 * head_dim + 2) + 2 * kAttnChunk * head_dim;
   slots_ = std::max(1, threads);
   buf_.assign((size_t)(per_slot_ * slots_), 0.0f);
+  // Split KV blocks: attention() makes fewer than 2 x kAttnTasksPerThread x
+  // threads block tasks (see there), each leaving heads x (head_dim + 2).
+  per_partial_ = max_heads * (head_dim + 2);
+  partials_.assign((size_t)(2 * kAttnTasksPerThread * slots_ * per_partial_), 0.0f);
   const int words = (slots_ + 63) / 64;
   used_ = std::make_unique<std::atomic<uint64_t>[]>((size_t)words);
   for (int w = 0; w < words; ++w) {
@@ -97,90 +101,175 @@ void AttnScratch::release(int slot) {
   used_[slot / 64].fetch_and(~(uint64_t(1) << (slot % 64)), std::memory_order_release);
 }
 
+namespace {
+
+// Online softmax of heads [h0, h0 + nh) of one query over cache rows
+// [j0, j1) of KV head g: leaves the unnormalized output in acc (nh x d) and
+// each head's running max and sum in mx and sum.
+void attend_rows(const KernelTable& k, const AttnShape& sh, const AttnQuery& aq, int64_t g, int64_t h0, int64_t nh,
+                 int64_t j0, int64_t j1, float* slot_buf, int64_t per_slot, float* acc, float* mx, float* sum) {
+  const int64_t d = sh.head_dim;
+  float* scores = slot_buf;                   // nh x chunk
+  float* part_out = scores + nh * kAttnChunk;  // nh x d
+  float* kdec = slot_buf + per_slot - 2 * kAttnChunk * d;  // chunk x d each
+  float* vdec = kdec + kAttnChunk * d;
+  std::fill(acc, acc + nh * d, 0.0f);
+  std::fill(mx, mx + nh, -INFINITY);
+  std::fill(sum, sum + nh, 0.0f);
+  const KvType kt = sh.kv_type;
+  const size_t rb = kv_row_bytes(kt, d);
+  const uint8_t* kh = static_cast<const uint8_t*>(aq.k) + (size_t)(g * sh.kv_head_rows) * rb;
+  const uint8_t* vh = static_cast<const uint8_t*>(aq.v) + (size_t)(g * sh.kv_head_rows) * rb;
+  const float* q = aq.q + h0 * d;
+  for (int64_t c0 = j0; c0 < j1; c0 += kAttnChunk) {
+    const int64_t m = std::min(kAttnChunk, j1 - c0);
+    if (kt == KvType::kF32) {
+      k.attn_scores_f32(q, nh, reinterpret_cast<const float*>(kh) + c0 * d, d, m, d, sh.scale, scores);
+    } else if (kt == KvType::kF16) {
+      k.attn_scores_f16(q, nh, reinterpret_cast<const uint16_t*>(kh) + c0 * d, d, m, d, sh.scale, scores);
+    } else {  // quantized rows: decode the chunk (it stays in cache), then as f32
+      kv_load_rows(kt, kh + (size_t)c0 * rb, m, d, kdec);
+      k.attn_scores_f32(q, nh, kdec, d, m, d, sh.scale, scores);
+    }
+    for (int64_t h = 0; h < nh; ++h) {
+      float* s = scores + h * m;
+      if (sh.alibi) {
+        const float slope = sh.alibi[h0 + h];
+        for (int64_t j = 0; j < m; ++j)
+          s[j] += sh.scale * bf16_to_f32(f32_to_bf16(slope * bf16_to_f32(f32_to_bf16((float)(c0 + j)))));
+      }
+      float cmax = mx[h];
+      for (int64_t j = 0; j < m; ++j) cmax = std::max(cmax, s[j]);
+      const float corr = std::exp(mx[h] - cmax);  // exp(-inf) = 0 on the first chunk
+      float psum = 0;
+      for (int64_t j = 0; j < m; ++j) {
+        s[j] = std::exp(s[j] - cmax);
+        psum += s[j];
+      }
+      sum[h] = sum[h] * corr + psum;
+      mx[h] = cmax;
+      for (int64_t i = 0; i < d; ++i) acc[h * d + i] *= corr;
+    }
+    if (kt == KvType::kF32) {
+      k.attn_values_f32(scores, nh, reinterpret_cast<const float*>(vh) + c0 * d, d, m, d, part_out);
+    } else if (kt == KvType::kF16) {
+      k.attn_values_f16(scores, nh, reinterpret_cast<const uint16_t*>(vh) + c0 * d, d, m, d, part_out);
+    } else {
+      kv_load_rows(kt, vh + (size_t)c0 * rb, m, d, vdec);
+      k.attn_values_f32(scores, nh, vdec, d, m, d, part_out);
+    }
+    k.add(acc, part_out, nh * d);
+  }
+}
+
+}  // namespace
+
+AttnPlan plan_attention(int threads, const AttnShape& sh, const AttnQuery* queries, int64_t n_queries) {
+  AttnPlan p;
+  const int64_t r = sh.n_heads / sh.n_kv_heads;
+  const int64_t want = (int64_t)threads * kAttnTasksPerThread;
+  // Split each KV head's query group so there are enough tasks for the pool
+  // (multi-query models have a single KV head).
+  p.parts = std::min(r, std::max<int64_t>(1, want / std::max<int64_t>(1, n_queries * sh.n_kv_heads)));
+  const int64_t groups = n_queries * sh.n_kv_heads * p.parts;
+  double macs = 0;
+  int64_t longest = 0;
+  for (int64_t i = 0; i < n_queries; ++i) {
+    macs += 2.0 * (double)queries[i].n_pos * (double)(sh.n_heads * sh.head_dim);
+    longest = std::max(longest, queries[i].n_pos);
+  }
+  p.threaded = macs >= kParallelMacs && threads > 1;
+  // Still short of tasks (decode at a long context on more cores than KV
+  // heads): split each query's cache rows into blocks of at least
+  // kAttnMinBlock rows, attended separately and merged after. groups < want
+  // here, so blocks x groups < want + groups < 2 x want: what reserve() sized.
+  if (p.threaded && groups < want)
+    p.blocks = std::max<int64_t>(1, std::min((want + groups - 1) / groups, longest / kAttnMinBlock));
+  return p;
+}
+
 void attention(const KernelTable& k, ThreadPool& pool, const AttnShape& sh, const AttnQuery* queries,
                int64_t n_queries, AttnScratch& scratch) {
   const int64_t r = sh.n_heads / sh.n_kv_heads, d = sh.head_dim;
-  // Split each KV head's query group so there are enough tasks for the pool
-  // (multi-query models have a single KV head).
-  const int64_t want = std::max<int64_t>(1, (int64_t)pool.threads() * 2 / std::max<int64_t>(1, n_queries * sh.n_kv_heads));
-  const int64_t parts = std::min(r, want);
+  const AttnPlan plan = plan_attention(pool.threads(), sh, queries, n_queries);
+  const int64_t parts = plan.parts, blocks = plan.blocks;
   const int64_t per = (r + parts - 1) / parts;
-  const int64_t tasks = n_queries * sh.n_kv_heads * parts;
-  double macs = 0;
-  for (int64_t i = 0; i < n_queries; ++i) macs += 2.0 * (double)queries[i].n_pos * (double)(sh.n_heads * d);
+  const int64_t groups = n_queries * sh.n_kv_heads * parts;
+  const bool threaded = plan.threaded;
+  const int64_t tasks = groups * blocks;
+  auto heads_of = [&](int64_t group, int64_t* g, int64_t* h0, const AttnQuery** aq) {
+    const int64_t part = group % parts;
+    *g = (group / parts) % sh.n_kv_heads;
+    *aq = &queries[group / parts / sh.n_kv_heads];
+    *h0 = *g * r + part * per;
+    return std::min(*g * r + r, *h0 + per) - *h0;
+  };
+  auto block_rows = [&](int64_t n_pos, int64_t b, int64_t* j0, int64_t* j1) {
+    const int64_t rows = (n_pos + blocks - 1) / blocks;
+    const int64_t step = (rows + kAttnChunk - 1) / kAttnChunk * kAttnChunk;  // whole chunks per block
+    *j0 = std::min(n_pos, b * step);
+    *j1 = std::min(n_pos, *j0 + step);
+  };
+  const int64_t stride = scratch.per_partial();
   auto body = [&](size_t task) {
-    const int64_t part = (int64_t)task % parts;
-    const int64_t g = ((int64_t)task / parts) % sh.n_kv_heads;
-    const AttnQuery& aq = queries[(int64_t)task / parts / sh.n_kv_heads];
-    const int64_t h0 = g * r + part * per, h1 = std::min(g * r + r, h0 + per), nh = h1 - h0;
+    int64_t g, h0;
+    const AttnQuery* aq;
+    const int64_t group = (int64_t)task / blocks, b = (int64_t)task % blocks;
+    const int64_t nh = heads_of(group, &g, &h0, &aq);
     if (nh <= 0) return;
+    int64_t j0 = 0, j1 = aq->n_pos;
+    if (blocks > 1) block_rows(aq->n_pos, b, &j0, &j1);
     int slot;
     float* buf = scratch.acquire(&slot);
-    float* scores = buf;                      // nh x chunk
-    float* part_out = scores + nh * kAttnChunk;  // nh x d
-    float* acc = part_out + nh * d;           // nh x d
-    float* mx = acc + nh * d;                 // nh
-    float* sum = mx + nh;                     // nh
-    float* kdec = buf + scratch.per_slot() - 2 * kAttnChunk * d;  // chunk x d each
-    float* vdec = kdec + kAttnChunk * d;
-    std::fill(acc, acc + nh * d, 0.0f);
-    std::fill(mx, mx + nh, -INFINITY);
-    std::fill(sum, sum + nh, 0.0f);
-    const KvType kt = sh.kv_type;
-    const size_t rb = kv_row_bytes(kt, d);
-    const uint8_t* kh = static_cast<const uint8_t*>(aq.k) + (size_t)(g * sh.kv_head_rows) * rb;
-    const uint8_t* vh = static_cast<const uint8_t*>(aq.v) + (size_t)(g * sh.kv_head_rows) * rb;
-    const float* q = aq.q + h0 * d;
-    for (int64_t j0 = 0; j0 < aq.n_pos; j0 += kAttnChunk) {
-      const int64_t m = std::min(kAttnChunk, aq.n_pos - j0);
-      if (kt == KvType::kF32) {
-        k.attn_scores_f32(q, nh, reinterpret_cast<const float*>(kh) + j0 * d, d, m, d, sh.scale, scores);
-      } else if (kt == KvType::kF16) {
-        k.attn_scores_f16(q, nh, reinterpret_cast<const uint16_t*>(kh) + j0 * d, d, m, d, sh.scale, scores);
-      } else {  // quantized rows: decode the chunk (it stays in cache), then as f32
-        kv_load_rows(kt, kh + (size_t)j0 * rb, m, d, kdec);
-        k.attn_scores_f32(q, nh, kdec, d, m, d, sh.scale, scores);
-      }
+    if (blocks > 1) {
+      // acc, max and sum of this block, kept for the merge.
+      float* part = scratch.partials() + (int64_t)task * stride;
+      attend_rows(k, sh, *aq, g, h0, nh, j0, j1, buf, scratch.per_slot(), part, part + nh * d, part + nh * d + nh);
+    } else {
+      float* acc = buf + nh * (kAttnChunk + d);
+      float* mx = acc + nh * d;
+      float* sum = mx + nh;
+      attend_rows(k, sh, *aq, g, h0, nh, j0, j1, buf, scratch.per_slot(), acc, mx, sum);
+      float* out = aq->out + h0 * d;
       for (int64_t h = 0; h < nh; ++h) {
-        float* s = scores + h * m;
-        if (sh.alibi) {
-          const float slope = sh.alibi[h0 + h];
-          for (int64_t j = 0; j < m; ++j)
-            s[j] += sh.scale * bf16_to_f32(f32_to_bf16(slope * bf16_to_f32(f32_to_bf16((float)(j0 + j)))));
-        }
-        float cmax = mx[h];
-        for (int64_t j = 0; j < m; ++j) cmax = std::max(cmax, s[j]);
-        const float corr = std::exp(mx[h] - cmax);  // exp(-inf) = 0 on the first chunk
-        float psum = 0;
-        for (int64_t j = 0; j < m; ++j) {
-          s[j] = std::exp(s[j] - cmax);
-          psum += s[j];
-        }
-        sum[h] = sum[h] * corr + psum;
-        mx[h] = cmax;
-        for (int64_t i = 0; i < d; ++i) acc[h * d + i] *= corr;
+        const float inv = sum[h] > 0 ? 1.0f / sum[h] : 0.0f;
+        for (int64_t i = 0; i < d; ++i) out[h * d + i] = acc[h * d + i] * inv;
       }
-      if (kt == KvType::kF32) {
-        k.attn_values_f32(scores, nh, reinterpret_cast<const float*>(vh) + j0 * d, d, m, d, part_out);
-      } else if (kt == KvType::kF16) {
-        k.attn_values_f16(scores, nh, reinterpret_cast<const uint16_t*>(vh) + j0 * d, d, m, d, part_out);
-      } else {
-        kv_load_rows(kt, vh + (size_t)j0 * rb, m, d, vdec);
-        k.attn_values_f32(scores, nh, vdec, d, m, d, part_out);
-      }
-      k.add(acc, part_out, nh * d);
-    }
-    float* out = aq.out + h0 * d;
-    for (int64_t h = 0; h < nh; ++h) {
-      const float inv = sum[h] > 0 ? 1.0f / sum[h] : 0.0f;
-      for (int64_t i = 0; i < d; ++i) out[h * d + i] = acc[h * d + i] * inv;
     }
     scratch.release(slot);
   };
-  if (macs < kParallelMacs) {
+  if (!threaded) {
     for (int64_t i = 0; i < tasks; ++i) body((size_t)i);
   } else {
     pool.parallel_for((size_t)tasks, body);
+  }
+  if (blocks == 1) return;
+  // Merge the blocks of each group: rescale every block's sums to the
+  // largest max (an empty block has max -inf and weight 0).
+  for (int64_t group = 0; group < groups; ++group) {
+    int64_t g, h0;
+    const AttnQuery* aq;
+    const int64_t nh = heads_of(group, &g, &h0, &aq);
+    if (nh <= 0) continue;
+    const float* first = scratch.partials() + group * blocks * stride;
+    float* out = aq->out + h0 * d;
+    for (int64_t h = 0; h < nh; ++h) {
+      float gmax = -INFINITY;
+      for (int64_t b = 0; b < blocks; ++b) gmax = std::max(gmax, first[b * stride + nh * d + h]);
+      float total = 0;
+      float* o = out + h * d;
+      std::fill(o, o + d, 0.0f);
+      for (int64_t b = 0; b < blocks; ++b) {
+        const float* part = first + b * stride;
+        const float m = part[nh * d + h];
+        if (m == -INFINITY) continue;
+        const float w = std::exp(m - gmax);
+        total += part[nh * d + nh + h] * w;
+        for (int64_t i = 0; i < d; ++i) o[i] += part[h * d + i] * w;
+      }
+      const float inv = total > 0 ? 1.0f / total : 0.0f;
+      for (int64_t i = 0; i < d; ++i) o[i] *= inv;
+    }
   }
 }
 

@@ -41,15 +41,24 @@ class AttnScratch {
   void release(int slot);
   int slots() const { return slots_; }
   int64_t per_slot() const { return per_slot_; }
+  // Partial results of split KV blocks (attention()): per_partial() floats each.
+  float* partials() { return partials_.data(); }
+  int64_t per_partial() const { return per_partial_; }
 
  private:
-  std::vector<float> buf_;
-  int64_t per_slot_ = 0;
+  std::vector<float> buf_, partials_;
+  int64_t per_slot_ = 0, per_partial_ = 0;
   int slots_ = 0;
   std::unique_ptr<std::atomic<uint64_t>[]> used_;
 };
 
 constexpr int64_t kAttnChunk = 64;  // cache rows scored per online-softmax step
+// attention() aims at this many tasks per pool thread: when a batch's
+// (query, KV head) pairs are fewer, it splits head groups, then each
+// query's cache rows into blocks of at least kAttnMinBlock rows (decode at
+// a long context on more cores than KV heads), merged after.
+constexpr int64_t kAttnTasksPerThread = 2;
+constexpr int64_t kAttnMinBlock = 256;
 
 // One query token's view of its sequence's cache.
 struct AttnQuery {
@@ -70,6 +79,14 @@ struct AttnShape {
   const float* alibi;
   KvType kv_type;          // how a row is stored (kv_rows.h)
 };
+
+// How attention() cuts its work for `threads` threads: each KV head's query
+// group into `parts`, each query's cache rows into `blocks`.
+struct AttnPlan {
+  int64_t parts = 1, blocks = 1;
+  bool threaded = false;  // false: too little work to hand to the pool
+};
+AttnPlan plan_attention(int threads, const AttnShape& shape, const AttnQuery* queries, int64_t n_queries);
 
 void attention(const KernelTable& k, ThreadPool& pool, const AttnShape& shape, const AttnQuery* queries,
                int64_t n_queries, AttnScratch& scratch);

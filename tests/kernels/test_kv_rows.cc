@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "quant/fp16.h"
 #include "runtime/kernels/ops.h"
 #include "tests/random.h"
 
@@ -79,6 +80,76 @@ TEST_CASE("attention over q8 and q4 caches equals attention over the decoded val
       int same = 0;
       for (int64_t i = 0; i < n_heads * d; ++i) same += std::memcmp(&want[i], &got[i], 4) == 0 && !std::isnan(got[i]);
       CHECK(same == n_heads * d);
+    }
+  }
+}
+
+// Softmax attention of one head in double precision: the reference the
+// split and unsplit paths are held to.
+static void attend_ref(const float* q, const float* k, const float* v, int64_t n_pos, int64_t d, double scale,
+                       double slope, float* out) {
+  std::vector<double> s(n_pos);
+  double mx = -INFINITY;
+  for (int64_t j = 0; j < n_pos; ++j) {
+    double dot = 0;
+    for (int64_t i = 0; i < d; ++i) dot += (double)q[i] * k[j * d + i];
+    // ALiBi's bias as transformers' build_alibi_tensor rounds it: bf16(slope * bf16(j)).
+    const double bias = bf16_to_f32(f32_to_bf16((float)slope * bf16_to_f32(f32_to_bf16((float)j))));
+    s[j] = scale * (dot + bias);
+    mx = std::max(mx, s[j]);
+  }
+  double total = 0;
+  for (double& x : s) total += x = std::exp(x - mx);
+  for (int64_t i = 0; i < d; ++i) {
+    double o = 0;
+    for (int64_t j = 0; j < n_pos; ++j) o += s[j] * v[j * d + i];
+    out[i] = (float)(o / total);
+  }
+}
+
+TEST_CASE("attention split across KV blocks (decode on more threads than KV heads) matches the softmax") {
+  // One KV head, two query heads: with 8 threads the planner has 2 (query,
+  // head) tasks and wants 16, so it splits each query's rows into blocks.
+  // Lengths cover a block ending past the rows (an empty last block), a
+  // short query beside a long one in the same batch, and ALiBi's positions.
+  const int64_t n_heads = 2, n_kv = 1, d = 128, max_pos = 2200;  // 1M multiply-adds: enough to thread
+  const std::vector<float> k = test::randn(max_pos * d, 11, 1.0f), v = test::randn(max_pos * d, 12, 1.0f);
+  const std::vector<float> q = test::randn(2 * n_heads * d, 13, 0.5f);
+  const float slopes[2] = {0.5f, 0.25f};
+  ThreadPool pool8(8), pool1(1);
+  for (bool alibi : {false, true}) {
+    CAPTURE(alibi);
+    AttnShape sh{n_heads, n_kv, d, max_pos, 0.125f, alibi ? slopes : nullptr, KvType::kF32};
+    std::vector<float> split(2 * n_heads * d, NAN), whole(2 * n_heads * d, NAN);
+    AttnQuery qs[2] = {{q.data(), split.data(), k.data(), v.data(), 2100}, {q.data() + n_heads * d, split.data() + n_heads * d, k.data(), v.data(), 300}};
+    const AttnPlan plan = plan_attention(8, sh, qs, 2);
+    CHECK(plan.blocks == 4);  // 2 queries x 1 head x 2 parts = 4 tasks, 16 wanted
+    CHECK(plan_attention(1, sh, qs, 2).blocks == 1);
+    const AttnPlan one = plan_attention(8, sh, qs, 1);
+    CHECK(one.blocks == 8);  // 2 tasks: 8 blocks of 320 rows for 2100, the last empty
+    for (int64_t nq : {int64_t(1), int64_t(2)}) {
+      CAPTURE(nq);
+      AttnScratch s8, s1;
+      s8.reserve(8, n_heads / n_kv, d);
+      s1.reserve(1, n_heads / n_kv, d);
+      std::fill(split.begin(), split.end(), NAN);
+      attention(best_table(), pool8, sh, qs, nq, s8);
+      AttnQuery ws[2] = {qs[0], qs[1]};
+      ws[0].out = whole.data();
+      ws[1].out = whole.data() + n_heads * d;
+      attention(best_table(), pool1, sh, ws, nq, s1);
+      for (int64_t i = 0; i < nq; ++i) {
+        for (int64_t h = 0; h < n_heads; ++h) {
+          std::vector<float> want(d);
+          attend_ref(qs[i].q + h * d, k.data(), v.data(), qs[i].n_pos, d, 0.125, alibi ? slopes[h] : 0.0,
+                     want.data());
+          for (int64_t x = 0; x < d; ++x) {
+            const float got = split[(i * n_heads + h) * d + x], ref = whole[(i * n_heads + h) * d + x];
+            CHECK(std::fabs(got - ref) <= 1e-5f + 1e-4f * std::fabs(ref));
+            CHECK(std::fabs(got - want[x]) <= 1e-4f);
+          }
+        }
+      }
     }
   }
 }
