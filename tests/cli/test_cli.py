@@ -510,6 +510,21 @@ def _():
     assert p.returncode == 1 and b"none.cria" in p.stderr, p.stderr
 
 
+@case("bench: prefill and decode after --depth tokens of context")
+def _():
+    # The measured call must reuse exactly the context's cache rows (bench
+    # checks it and fails otherwise), so a depth that were ignored or
+    # recomputed would not pass.
+    rc, out, err = run(["bench", "-m", GOOD, "-p", "8", "-n", "4", "-d", "40", "-r", "2", "-t", "1", "--json"])
+    assert rc == 0, err
+    j = json.loads(out)
+    assert j["depth"] == 40 and j["depth_prefill_tok_s"] > 0 and j["decode_tok_s"] > 0, j
+    rc, out, err = run(["bench", "-m", GOOD, "-p", "8", "-n", "4", "-d", "40", "-r", "1", "-t", "1"])
+    assert rc == 0 and "pp8 @ d40" in out and "tg4 @ d40" in out, out + err
+    ctx = json.loads(run(["inspect", GOOD, "--json"])[1])["config"]["max_position_embeddings"]
+    expect_error(["bench", "-m", GOOD, "-p", "8", "-n", "4", "-d", str(ctx)], "good.cria", "past the model's context")
+
+
 @case("unknown command and option")
 def _():
     rc, _, err = run(["frobnicate"])
