@@ -110,6 +110,51 @@ Status send_message(const std::vector<uint8_t>& buf, int to, int tag, double tim
   return st;
 }
 
+SendQueue::~SendQueue() {
+  // Only on the way out; a send still pending then is abandoned.
+  for (auto& o : outs_) {
+    if (o->req == MPI_REQUEST_NULL) continue;
+    MPI_Cancel(&o->req);
+    MPI_Request_free(&o->req);
+  }
+}
+
+std::vector<uint8_t>* SendQueue::next() {
+  for (auto& o : outs_) {
+    int done = 1;
+    if (o->req != MPI_REQUEST_NULL && MPI_Test(&o->req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) done = 0;
+    if (done && o->req == MPI_REQUEST_NULL) {
+      cur_ = o.get();
+      return &o->buf;
+    }
+  }
+  outs_.push_back(std::make_unique<Out>());
+  cur_ = outs_.back().get();
+  return &cur_->buf;
+}
+
+Status SendQueue::start(int to, int tag) {
+  Out* o = cur_;
+  cur_ = nullptr;
+  if (!o) return Error(Code::kInternal, "SendQueue::start without next()");
+  o->to = to;
+  const int rc = MPI_Isend(o->buf.data(), (int)o->buf.size(), MPI_BYTE, to, tag, MPI_COMM_WORLD, &o->req);
+  if (rc != MPI_SUCCESS) {
+    o->req = MPI_REQUEST_NULL;
+    return Error(Code::kIo, "sending to " + rank_name(to) + " failed: " + mpi_error_text(rc));
+  }
+  return Status::Ok();
+}
+
+Status SendQueue::flush(double timeout_s) {
+  for (auto& o : outs_) {
+    if (o->req == MPI_REQUEST_NULL) continue;
+    CRIA_RETURN_IF_ERROR(poll(timeout_s, "sending to", o->to, true,
+                              [&](int* flag) { return MPI_Test(&o->req, flag, MPI_STATUS_IGNORE); }));
+  }
+  return Status::Ok();
+}
+
 Status recv_message(int from, int tag, double timeout_s, Message* m) {
   MPI_Status status;
   CRIA_RETURN_IF_ERROR(poll(timeout_s, "waiting for", from, false,

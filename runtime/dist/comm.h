@@ -12,6 +12,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,33 @@ uint8_t* begin_message(std::vector<uint8_t>* buf, const Header& h, size_t payloa
 
 // Sends buf to rank `to`; an error when it is not taken within timeout_s.
 Status send_message(const std::vector<uint8_t>& buf, int to, int tag, double timeout_s);
+// Sends that need not finish before the sender goes on: the last rank's
+// replies. Rank 0 may be sending its next micro-batch to rank 1 while the
+// last rank answers the previous one; if that answer (a logits row is
+// 0.5 MB, past MPI's eager limit) waited for rank 0 to take it, the two
+// sends would wait for each other. Each buffer stays here until MPI is done
+// with it; the queue grows to the number of replies in flight, then only
+// reuses its buffers.
+class SendQueue {
+ public:
+  ~SendQueue();
+  // A buffer no send is using, for the next message.
+  std::vector<uint8_t>* next();
+  // Starts sending the buffer next() returned.
+  Status start(int to, int tag);
+  // Waits until every started send is taken (at most timeout_s each).
+  Status flush(double timeout_s);
+
+ private:
+  struct Out {
+    std::vector<uint8_t> buf;
+    MPI_Request req = MPI_REQUEST_NULL;
+    int to = 0;
+  };
+  std::vector<std::unique_ptr<Out>> outs_;
+  Out* cur_ = nullptr;
+};
+
 // Receives the next message with `tag` from `from` (MPI_ANY_SOURCE allowed)
 // into *m; timeout_s < 0 waits for ever (a worker between requests).
 Status recv_message(int from, int tag, double timeout_s, Message* m);

@@ -43,7 +43,7 @@ Status parse_split(const std::string& v, std::vector<int64_t>* out) {
   return Status::Ok();
 }
 
-const char* const kOwn[] = {"--split", "--layer-split", "--dist-timeout"};
+const char* const kOwn[] = {"--split", "--layer-split", "--micro-batch", "--dist-timeout"};
 
 }  // namespace
 
@@ -70,6 +70,11 @@ Status take_options(int* argc, char** argv, Options* o) {
       o->split = v;
     } else if (match(argv[i], "--layer-split", next, &v, &used)) {
       CRIA_RETURN_IF_ERROR(parse_split(v, &o->layer_split));
+    } else if (match(argv[i], "--micro-batch", next, &v, &used)) {
+      char* end = nullptr;
+      o->micro_batch = std::strtoll(v.c_str(), &end, 10);
+      if (v.empty() || *end || o->micro_batch < 0)
+        return Error(Code::kInvalidArgument, "--micro-batch expects a token count >= 0 (0: off), got '" + v + "'");
     } else if (match(argv[i], "--dist-timeout", next, &v, &used)) {
       char* end = nullptr;
       o->timeout_s = std::strtod(v.c_str(), &end);

@@ -17,6 +17,11 @@ struct Options {
   std::string split = "layers";  // layers | tensors
   std::vector<int64_t> layer_split;  // layers per rank (--layer-split 10,6); empty: by free memory
   double timeout_s = 30;             // bound on each exchange (--dist-timeout, CRIA_MPI_TIMEOUT)
+  // --split layers: a forward call of many tokens goes down the chain as
+  // micro-batches of at least this many tokens (up to two per rank), so
+  // rank r runs one while rank r + 1 runs the one before (--micro-batch;
+  // 0: whole batches only).
+  int64_t micro_batch = 32;
   // What a worker rank needs of the command line: it runs no command.
   std::string model_path, backend = "auto", weights = "auto";
   int64_t threads = 0;
@@ -25,7 +30,7 @@ struct Options {
   std::vector<int64_t> mem_available;
 };
 
-// Takes --split, --layer-split and --dist-timeout out of argv (they belong to
+// Takes --split, --layer-split, --micro-batch and --dist-timeout out of argv (they belong to
 // the distributed layer, not to any command) and reads what a worker needs
 // (-m/--model, -t/--threads, --backend, --weights) without removing it. argv[0] is the
 // program, argv[1] the command. Errors name the option.

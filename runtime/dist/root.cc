@@ -1,6 +1,7 @@
 #include "runtime/dist/root.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "runtime/model/shard.h"
@@ -30,6 +31,46 @@ class RootSession : public PipelineSession {
 
   Status forward(const LocalStage& st, const BatchEntry* batch, int64_t n, float* logits) override {
     if (p_->tensors()) return forward_tensors(st, batch, n, logits);
+    // Micro-batches: this rank runs its layers on each part and sends it on
+    // at once, so the next rank computes part i while this one computes
+    // part i + 1. A part continues its sequences where the one before left
+    // off; every rank applies the parts in order, so each token still sees
+    // the cache rows of the tokens before it. Only for batches large enough
+    // to be compute-bound: a decode step of a few tokens reads all of a
+    // rank's weights per part, so splitting it would cost, not save.
+    const int64_t min_part = p_->options().micro_batch;
+    const int64_t parts = min_part > 0 ? std::max<int64_t>(1, std::min<int64_t>(2 * p_->size(), n / min_part)) : 1;
+    int64_t want = 0;
+    for (int64_t t = 0; t < n; ++t) want += batch[t].logits ? 1 : 0;
+    for (int64_t i = 0; i < parts; ++i) {
+      const int64_t t0 = n * i / parts, t1 = n * (i + 1) / parts;
+      CRIA_RETURN_IF_ERROR(send_part(st, batch + t0, t1 - t0));
+    }
+    p_->count_parts(parts);
+    if (want == 0 && p_->may_defer()) {
+      p_->defer(parts);
+      return Status::Ok();
+    }
+    CRIA_RETURN_IF_ERROR(p_->drain());
+    // The parts' logits rows, in order.
+    for (int64_t i = 0; i < parts; ++i) {
+      const int64_t t0 = n * i / parts, t1 = n * (i + 1) / parts;
+      int64_t rows = 0;
+      for (int64_t t = t0; t < t1; ++t) rows += batch[t].logits ? 1 : 0;
+      Message m;
+      CRIA_RETURN_IF_ERROR(p_->recv_reply(&m));
+      const Header& r = m.header();
+      if (r.op != Op::kReply || r.sid != sid_ || r.n != rows ||
+          m.payload_size() != (size_t)(rows * vocab_) * sizeof(float))
+        return Error(Code::kInternal, "pipeline: " + rank_name(m.from) + " answered out of turn");
+      if (rows) std::memcpy(logits, m.payload(), m.payload_size());
+      logits += rows * vocab_;
+    }
+    return Status::Ok();
+  }
+
+  // This rank's layers on n entries, then their hidden states to rank 1.
+  Status send_part(const LocalStage& st, const BatchEntry* batch, int64_t n) {
     const int64_t hs = st.model->config().hidden_size;
     Header h;
     h.op = Op::kForward;
@@ -41,22 +82,7 @@ class RootSession : public PipelineSession {
     span.end = p_->local_end();
     span.hidden_out = reinterpret_cast<float*>(p + n * sizeof(BatchEntry));
     CRIA_RETURN_IF_ERROR(cria::forward(*st.model, *st.k, *st.pool, *st.cache, *st.scratch, batch, n, nullptr, span));
-    CRIA_RETURN_IF_ERROR(p_->send_next(buf_));
-    int64_t want = 0;
-    for (int64_t t = 0; t < n; ++t) want += batch[t].logits ? 1 : 0;
-    if (want == 0 && p_->may_defer()) {
-      p_->defer();
-      return Status::Ok();
-    }
-    CRIA_RETURN_IF_ERROR(p_->drain());
-    Message m;
-    CRIA_RETURN_IF_ERROR(p_->recv_reply(&m));
-    const Header& r = m.header();
-    if (r.op != Op::kReply || r.sid != sid_ || r.n != want ||
-        m.payload_size() != (size_t)(want * vocab_) * sizeof(float))
-      return Error(Code::kInternal, "pipeline: " + rank_name(m.from) + " answered out of turn");
-    if (want) std::memcpy(logits, m.payload(), m.payload_size());
-    return Status::Ok();
+    return p_->send_next(buf_);
   }
 
   // Every rank runs every layer on its shard of the weights: the batch goes
@@ -220,6 +246,9 @@ int RootPipeline::finish(int rc) {
     std::fprintf(stderr, "cria: %s; ending every rank of the MPI job\n", drained.message().c_str());
     MPI_Abort(MPI_COMM_WORLD, 1);
   }
+  if (const char* v = std::getenv("CRIA_MPI_STATS"); v && *v == '1' && !tensors())
+    std::fprintf(stderr, "cria: pipeline: %lld forward calls sent down the chain as %lld micro-batches\n",
+                 (long long)calls_, (long long)parts_);
   Header h;
   h.op = Op::kShutdown;
   std::vector<uint8_t> buf;

@@ -29,11 +29,20 @@ class RootPipeline : public LayerPipeline {
   Status recv_reply(Message* m);
   // Forward calls that want no logits (prefill batches before the last) do
   // not wait for their (empty) reply: rank 0 runs its layers on the next
-  // batch while the other ranks still work on this one. At most
-  // size - 1 such replies are outstanding; drain() collects them in order
-  // before any call that needs an answer.
+  // batch while the other ranks still work on this one. Deferring stops
+  // once size - 1 or more replies (one per micro-batch) are outstanding;
+  // drain() collects them in order before any call that needs an answer.
   bool may_defer() const { return pending_ < size_ - 1; }
-  void defer() { ++pending_; }
+  void defer(int parts) { pending_ += parts; }
+  int size() const { return size_; }
+  // Forward calls and the micro-batches they went down the chain as
+  // (printed at the end of a run with CRIA_MPI_STATS=1).
+  void count_parts(int64_t parts) {
+    ++calls_;
+    parts_ += parts;
+  }
+  int64_t calls() const { return calls_; }
+  int64_t parts() const { return parts_; }
   Status drain();
   // An exchange failed: no further message is sent, finish() aborts.
   bool broken() const { return broken_; }
@@ -50,6 +59,7 @@ class RootPipeline : public LayerPipeline {
   bool attached_ = false, broken_ = false;
   int32_t next_sid_ = 1;
   int pending_ = 0;
+  int64_t calls_ = 0, parts_ = 0;
   std::vector<std::pair<int64_t, int64_t>> ranges_;
   RankOrderSum sum_;
 };

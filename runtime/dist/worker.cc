@@ -39,6 +39,7 @@ class Worker {
       const Header h = m.header();
       if (h.op == Op::kShutdown) {
         (void)pass_on(m);  // a rank that is gone is ended by rank 0 or mpirun
+        (void)replies_.flush(opt_.timeout_s);  // rank 0 took them all before the shutdown
         return 0;
       }
       st = handle(m);
@@ -183,9 +184,11 @@ class Worker {
     r.op = Op::kReply;
     r.sid = h.sid;
     r.n = rows;
-    auto* logits = reinterpret_cast<float*>(begin_message(&out_, r, (size_t)(rows * vocab) * sizeof(float)));
+    // Sent without waiting (SendQueue): rank 0 takes it after sending the
+    // rest of its micro-batches.
+    auto* logits = reinterpret_cast<float*>(begin_message(replies_.next(), r, (size_t)(rows * vocab) * sizeof(float)));
     CRIA_RETURN_IF_ERROR(cria::forward(*model_, *k_, *pool_, s.cache, s.scratch, batch, n, logits, span));
-    return send_message(out_, 0, kTagReply, opt_.timeout_s);
+    return replies_.start(0, kTagReply);
   }
 
   // Test hook (tests/mpi): CRIA_DIST_TEST_FAULT=kill:K or stop:K makes rank
@@ -213,6 +216,7 @@ class Worker {
   std::unique_ptr<kernels::ThreadPool> pool_;
   std::map<int32_t, std::unique_ptr<SessionState>> sessions_;
   std::vector<uint8_t> out_;
+  SendQueue replies_;  // the last rank's replies to rank 0
   int fault_signal_ = 0, fault_after_ = 0, forwards_ = 0;
 };
 

@@ -23,7 +23,7 @@ struct Argv {
 
 TEST_CASE("take_options removes the distributed options and reads what a worker needs") {
   Argv a({"cria", "run", "-m", "x.cria", "--split", "layers", "-p", "hi", "--layer-split=3,1", "-t", "2",
-          "--dist-timeout", "5", "--backend", "cpu"});
+          "--dist-timeout", "5", "--backend", "cpu", "--micro-batch", "48"});
   int argc = a.argc();
   Options o;
   REQUIRE(take_options(&argc, a.p.data(), &o).ok());
@@ -33,13 +33,15 @@ TEST_CASE("take_options removes the distributed options and reads what a worker 
   CHECK(o.split == "layers");
   CHECK(o.layer_split == std::vector<int64_t>{3, 1});
   CHECK(o.timeout_s == 5);
+  CHECK(o.micro_batch == 48);
   CHECK(o.model_path == "x.cria");
   CHECK(o.threads == 2);
   CHECK(o.backend == "cpu");
 }
 
 TEST_CASE("take_options names a bad value") {
-  for (const char* bad : {"--split=rows", "--layer-split=3,,1", "--layer-split=-1,5", "--dist-timeout=0"}) {
+  for (const char* bad : {"--split=rows", "--layer-split=3,,1", "--layer-split=-1,5", "--dist-timeout=0",
+                          "--micro-batch=-1", "--micro-batch=8x"}) {
     Argv a({"cria", "run", bad});
     int argc = a.argc();
     Options o;

@@ -10,6 +10,8 @@ layers (a Llama 3.1 layout and Falcon-7B's two-norm parallel layout), so
   - greedy text of 2 and 3 ranks (even and uneven splits) equals one
     process; so do sampled num_return_sequences (the KV row copies cross
     ranks) and a --prompts-file batch (several sequences per forward);
+  - a long batch goes down the chain as micro-batches (rank 0's counts),
+    with the same text; --micro-batch 0 sends whole batches;
   - perplexity of a q4 file equals one process's;
   - a rank killed (SIGKILL) or frozen (SIGSTOP: a hung board or a cut link)
     mid-generation ends every rank within 30 s, the frozen case with
@@ -39,6 +41,7 @@ the bridge (its byte counters).
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -65,11 +68,11 @@ def case(name):
     return wrap
 
 
-def run(args, ranks=None, mpi_args=(), timeout=120):
+def run(args, ranks=None, mpi_args=(), timeout=120, env=None):
     """cria ARGS in one process (ranks None) or under mpirun -np RANKS."""
     cmd = [CRIA] + args if ranks is None else [MPIRUN, "--oversubscribe", *mpi_args, "-np", str(ranks), CRIA] + args
     t0 = time.time()
-    p = subprocess.run(cmd, capture_output=True, timeout=timeout, env=ENV)
+    p = subprocess.run(cmd, capture_output=True, timeout=timeout, env={**ENV, **(env or {})})
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace"), time.time() - t0
 
 
@@ -134,6 +137,32 @@ def _():
         f.write("one two three\nfour\nfive six seven eight nine\n")
     same_as_one_process(LLAMA, ["run", "-m", LLAMA, "--prompts-file", pf, "-n", "12", "--greedy", "--quiet"],
                         SPLITS[:2])
+
+
+@case("layers: long batches go down the chain as micro-batches, text unchanged; --micro-batch 0 sends them whole")
+def _():
+    # Three prompts of 40-60 words: one prefill batch of ~150 tokens, which
+    # rank 0 sends as 32+-token parts (a part goes on while the next is
+    # computed). Rank 0 counts calls and parts (CRIA_MPI_STATS=1).
+    pf = os.path.join(WORK, "long_prompts.txt")
+    words = "the cat sat on a mat and the dog ran far away from home".split()
+    with open(pf, "w") as f:
+        for k in range(3):
+            f.write(" ".join(words[(i * (k + 3)) % len(words)] for i in range(40 + 10 * k)) + "\n")
+    args = ["run", "-m", LLAMA, "--prompts-file", pf, "-n", "8", "--greedy", "--quiet"] + T1
+    rc, want, err, _ = run(args)
+    assert rc == 0 and want.strip(), err[-1500:]
+    for ranks, extra in ((2, []), (3, []), (2, ["--micro-batch", "0"])):
+        rc, got, err, _ = run(args + extra, ranks, env={"CRIA_MPI_STATS": "1"})
+        assert rc == 0, f"{ranks} ranks {extra}: {err[-1500:]}"
+        assert got == want, f"{ranks} ranks {extra} differ from one process:\n{got!r}\n{want!r}"
+        m = re.search(r"pipeline: (\d+) forward calls sent down the chain as (\d+) micro-batches", err)
+        assert m, f"no pipeline counts in {err[-800:]!r}"
+        calls, parts = int(m.group(1)), int(m.group(2))
+        if extra:
+            assert parts == calls, (calls, parts)
+        else:
+            assert parts >= calls + 3, f"{ranks} ranks: {calls} calls in only {parts} parts"
 
 
 def ppl_same(args):
