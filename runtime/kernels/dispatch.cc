@@ -23,6 +23,9 @@ const KernelTable& neon_table();
 #if defined(CRIA_KERNELS_NEONDOT)
 const KernelTable& neondot_table();
 #endif
+#if defined(CRIA_KERNELS_I8MM)
+const KernelTable& i8mm_table();
+#endif
 #if defined(CRIA_KERNELS_WASM)
 const KernelTable& wasm_table();
 #endif
@@ -34,6 +37,7 @@ const char* isa_name(Isa isa) {
     case Isa::kAvx512: return "avx512vnni";
     case Isa::kNeon: return "neon";
     case Isa::kNeonDot: return "neon-dotprod";
+    case Isa::kNeonI8mm: return "neon-i8mm";
     case Isa::kWasmSimd: return "wasm-simd128";
   }
   return "?";
@@ -55,6 +59,9 @@ std::vector<const KernelTable*> available_tables() {
 #endif
 #if defined(CRIA_KERNELS_NEONDOT)
   if (f.dotprod && f.fp16) out.push_back(&neondot_table());
+#endif
+#if defined(CRIA_KERNELS_I8MM)
+  if (f.dotprod && f.fp16 && f.i8mm) out.push_back(&i8mm_table());
 #endif
 #if defined(CRIA_KERNELS_WASM)
   out.push_back(&wasm_table());

@@ -19,7 +19,7 @@
 
 namespace cria::kernels {
 
-enum class Isa : uint8_t { kScalar, kAvx2, kAvx512, kNeon, kNeonDot, kWasmSimd };
+enum class Isa : uint8_t { kScalar, kAvx2, kAvx512, kNeon, kNeonDot, kNeonI8mm, kWasmSimd };
 const char* isa_name(Isa isa);
 
 // A weight matrix [rows, cols] in any storage type.
@@ -94,7 +94,7 @@ std::vector<const KernelTable*> available_tables();
 // The best available table.
 const KernelTable& best_table();
 // The table the CRIA_ISA environment variable names (scalar|avx2|
-// avx512vnni|neon|neon-dotprod|wasm-simd128), or the best one when it is
+// avx512vnni|neon|neon-dotprod|neon-i8mm|wasm-simd128), or the best one when it is
 // unset. A name this build or CPU lacks gives nullptr and, in *err, a
 // message listing the valid names.
 const KernelTable* requested_table(std::string* err);

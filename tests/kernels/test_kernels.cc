@@ -78,7 +78,9 @@ std::vector<std::string> expected_tables() {
 #elif defined(__aarch64__)
   want.push_back("neon");
   const unsigned long hw = getauxval(AT_HWCAP);
-  if ((hw & HWCAP_ASIMDDP) && (hw & HWCAP_ASIMDHP) && (hw & HWCAP_FPHP)) want.push_back("neon-dotprod");
+  const bool dot = (hw & HWCAP_ASIMDDP) && (hw & HWCAP_ASIMDHP) && (hw & HWCAP_FPHP);
+  if (dot) want.push_back("neon-dotprod");
+  if (dot && (getauxval(AT_HWCAP2) & HWCAP2_I8MM)) want.push_back("neon-i8mm");
 #elif defined(__wasm_simd128__)
   want.push_back("wasm-simd128");
 #endif
