@@ -87,6 +87,14 @@ struct KernelTable {
   // vectors of d values, (x_i, x_{i+d/2}) is rotated by angle i.
   void (*rope)(float* x, int64_t heads, int64_t d, const float* cos, const float* sin);
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);
+
+  // Quantized KV-cache blocks (kv_rows.h) to f32, nb blocks of 32 values,
+  // block b scaled by the f32 at scales + 4 * b (read unaligned):
+  //   q8: out[32b + i] = scale_b * codes[32b + i]
+  //   q4: byte 16b + i holds value 2i in its low nibble and 2i + 1 in its
+  //       high one, each offset by 8: out = scale_b * (nibble - 8)
+  void (*dequant_q8_blocks)(const int8_t* codes, const uint8_t* scales, int64_t nb, float* out);
+  void (*dequant_q4_blocks)(const uint8_t* codes, const uint8_t* scales, int64_t nb, float* out);
 };
 
 // Tables compiled into this binary that the running CPU supports, best last.

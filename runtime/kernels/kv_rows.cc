@@ -80,27 +80,15 @@ void kv_store_row(const KernelTable& k, KvType t, const float* x, int64_t d, uin
   }
 }
 
-void kv_load_rows(KvType t, const uint8_t* rows, int64_t n, int64_t d, float* out) {
+void kv_load_rows(const KernelTable& k, KvType t, const uint8_t* rows, int64_t n, int64_t d, float* out) {
   const size_t rb = kv_row_bytes(t, d);
   const int64_t nb = d / kBlock;
   for (int64_t r = 0; r < n; ++r) {
     const uint8_t* row = rows + (size_t)r * rb;
-    const uint8_t* scales = row + (t == KvType::kQ8 ? d : d / 2);
-    float* o = out + r * d;
-    for (int64_t b = 0; b < nb; ++b) {
-      float s;
-      std::memcpy(&s, scales + b * 4, 4);
-      if (t == KvType::kQ8) {
-        const int8_t* c = reinterpret_cast<const int8_t*>(row) + b * kBlock;
-        for (int64_t i = 0; i < kBlock; ++i) o[b * kBlock + i] = s * (float)c[i];
-      } else {
-        const uint8_t* c = row + b * kBlock / 2;
-        for (int64_t i = 0; i < kBlock; i += 2) {
-          o[b * kBlock + i] = s * (float)((int)(c[i / 2] & 15) - 8);
-          o[b * kBlock + i + 1] = s * (float)((int)(c[i / 2] >> 4) - 8);
-        }
-      }
-    }
+    if (t == KvType::kQ8)
+      k.dequant_q8_blocks(reinterpret_cast<const int8_t*>(row), row + d, nb, out + r * d);
+    else
+      k.dequant_q4_blocks(row, row + d / 2, nb, out + r * d);
   }
 }
 

@@ -27,7 +27,8 @@ constexpr bool kv_quantized(KvType t) { return t == KvType::kQ8 || t == KvType::
 size_t kv_row_bytes(KvType t, int64_t d);
 // Writes x[0..d) as one row.
 void kv_store_row(const KernelTable& k, KvType t, const float* x, int64_t d, uint8_t* row);
-// n consecutive quantized rows (row stride kv_row_bytes) -> n x d floats.
-void kv_load_rows(KvType t, const uint8_t* rows, int64_t n, int64_t d, float* out);
+// n consecutive quantized rows (row stride kv_row_bytes) -> n x d floats,
+// with the table's dequant_q8_blocks / dequant_q4_blocks.
+void kv_load_rows(const KernelTable& k, KvType t, const uint8_t* rows, int64_t n, int64_t d, float* out);
 
 }  // namespace cria::kernels

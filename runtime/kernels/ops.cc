@@ -128,7 +128,7 @@ void attend_rows(const KernelTable& k, const AttnShape& sh, const AttnQuery& aq,
     } else if (kt == KvType::kF16) {
       k.attn_scores_f16(q, nh, reinterpret_cast<const uint16_t*>(kh) + c0 * d, d, m, d, sh.scale, scores);
     } else {  // quantized rows: decode the chunk (it stays in cache), then as f32
-      kv_load_rows(kt, kh + (size_t)c0 * rb, m, d, kdec);
+      kv_load_rows(k, kt, kh + (size_t)c0 * rb, m, d, kdec);
       k.attn_scores_f32(q, nh, kdec, d, m, d, sh.scale, scores);
     }
     for (int64_t h = 0; h < nh; ++h) {
@@ -155,7 +155,7 @@ void attend_rows(const KernelTable& k, const AttnShape& sh, const AttnQuery& aq,
     } else if (kt == KvType::kF16) {
       k.attn_values_f16(scores, nh, reinterpret_cast<const uint16_t*>(vh) + c0 * d, d, m, d, part_out);
     } else {
-      kv_load_rows(kt, vh + (size_t)c0 * rb, m, d, vdec);
+      kv_load_rows(k, kt, vh + (size_t)c0 * rb, m, d, vdec);
       k.attn_values_f32(scores, nh, vdec, d, m, d, part_out);
     }
     k.add(acc, part_out, nh * d);

@@ -135,6 +135,26 @@ void ref_f32_to_f16(const float* x, uint16_t* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = f32_to_fp16(x[i]);
 }
 
+void ref_dequant_q8_blocks(const int8_t* codes, const uint8_t* scales, int64_t nb, float* out) {
+  for (int64_t b = 0; b < nb; ++b) {
+    float s;
+    std::memcpy(&s, scales + b * 4, 4);
+    for (int64_t i = 0; i < 32; ++i) out[b * 32 + i] = s * (float)codes[b * 32 + i];
+  }
+}
+
+void ref_dequant_q4_blocks(const uint8_t* codes, const uint8_t* scales, int64_t nb, float* out) {
+  for (int64_t b = 0; b < nb; ++b) {
+    float s;
+    std::memcpy(&s, scales + b * 4, 4);
+    for (int64_t i = 0; i < 16; ++i) {
+      const uint8_t c = codes[b * 16 + i];
+      out[b * 32 + 2 * i] = s * (float)((int)(c & 15) - 8);
+      out[b * 32 + 2 * i + 1] = s * (float)((int)(c >> 4) - 8);
+    }
+  }
+}
+
 }  // namespace
 
 void ref_rmsnorm(const float* x, const float* w, float eps, int64_t n, float* y) {
@@ -199,6 +219,8 @@ const KernelTable& scalar_table() {
     k.add = ref_add;
     k.rope = ref_rope;
     k.f32_to_f16 = ref_f32_to_f16;
+    k.dequant_q8_blocks = ref_dequant_q8_blocks;
+    k.dequant_q4_blocks = ref_dequant_q4_blocks;
     return k;
   }();
   return t;

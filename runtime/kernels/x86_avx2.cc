@@ -213,26 +213,69 @@ inline __m256 load_h8(const uint16_t* p, int64_t left) {
   return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(tmp)));
 }
 
-void attn_scores_f16_avx2(const float* q, int64_t r, const uint16_t* k, int64_t kstride, int64_t n_pos, int64_t d,
-                          float scale, float* scores) {
+// Eight int8 codes (the low half of `codes`) times the scale.
+inline __m256 scaled8(__m128i codes, __m256 s) {
+  return _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)));
+}
+
+inline __m256 block_scale(const uint8_t* scales, int64_t b) {
+  float s;
+  std::memcpy(&s, scales + b * 4, 4);
+  return _mm256_set1_ps(s);
+}
+
+// Sixteen int8 codes times the scale, to out[0..16).
+inline void store_scaled16(__m128i codes, __m256 s, float* out) {
+  _mm256_storeu_ps(out, scaled8(codes, s));
+  _mm256_storeu_ps(out + 8, scaled8(_mm_srli_si128(codes, 8), s));
+}
+
+void dequant_q8_blocks_avx2(const int8_t* codes, const uint8_t* scales, int64_t nb, float* out) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256 s = block_scale(scales, b);
+    const int8_t* c = codes + b * 32;
+    store_scaled16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c)), s, out + b * 32);
+    store_scaled16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + 16)), s, out + b * 32 + 16);
+  }
+}
+
+void dequant_q4_blocks_avx2(const uint8_t* codes, const uint8_t* scales, int64_t nb, float* out) {
+  const __m128i low4 = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256 s = block_scale(scales, b);
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + b * 16));
+    const __m128i lo = _mm_and_si128(x, low4), hi = _mm_and_si128(_mm_srli_epi16(x, 4), low4);
+    // Interleaved back into value order: low nibble of byte i is value 2i.
+    store_scaled16(_mm_sub_epi8(_mm_unpacklo_epi8(lo, hi), eight), s, out + b * 32);
+    store_scaled16(_mm_sub_epi8(_mm_unpackhi_epi8(lo, hi), eight), s, out + b * 32 + 16);
+  }
+}
+
+// Eight cache values (f16 or f32 rows) as f32; `left` < 8 reads only those.
+inline __m256 load_kv8(const uint16_t* p, int64_t left) { return load_h8(p, left); }
+inline __m256 load_kv8(const float* p, int64_t left) { return load_x8(p, left); }
+
+template <typename KV>
+void attn_scores_avx2(const float* q, int64_t r, const KV* k, int64_t kstride, int64_t n_pos, int64_t d, float scale,
+                      float* scores) {
   for (int64_t j = 0; j < n_pos; ++j) {
     for (int64_t h = 0; h < r; ++h) {
       __m256 acc = _mm256_setzero_ps();
-      for (int64_t i = 0; i < d; i += 8) acc = _mm256_fmadd_ps(load_x8(q + h * d + i, d - i), load_h8(k + j * kstride + i, d - i), acc);
+      for (int64_t i = 0; i < d; i += 8) acc = _mm256_fmadd_ps(load_x8(q + h * d + i, d - i), load_kv8(k + j * kstride + i, d - i), acc);
       scores[h * n_pos + j] = hsum256(acc) * scale;
     }
   }
 }
 
-void attn_values_f16_avx2(const float* p, int64_t r, const uint16_t* v, int64_t vstride, int64_t n_pos, int64_t d,
-                          float* out) {
+template <typename KV>
+void attn_values_avx2(const float* p, int64_t r, const KV* v, int64_t vstride, int64_t n_pos, int64_t d, float* out) {
   for (int64_t h = 0; h < r; ++h) {
     for (int64_t i = 0; i < d; i += 32) {
       const int64_t w = std::min<int64_t>(32, d - i);
       __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
       for (int64_t j = 0; j < n_pos; ++j) {
         const __m256 pj = _mm256_set1_ps(p[h * n_pos + j]);
-        for (int c = 0; c < 4 && c * 8 < w; ++c) acc[c] = _mm256_fmadd_ps(pj, load_h8(v + j * vstride + i + c * 8, w - c * 8), acc[c]);
+        for (int c = 0; c < 4 && c * 8 < w; ++c) acc[c] = _mm256_fmadd_ps(pj, load_kv8(v + j * vstride + i + c * 8, w - c * 8), acc[c]);
       }
       for (int c = 0; c < 4 && c * 8 < w; ++c) {
         alignas(32) float tmp[8];
@@ -273,11 +316,15 @@ const KernelTable& avx2_table() {
     k.matmul_q8 = matmul_tiled_avx2<QType::kQ8>;
     k.matmul_q4m = matmul_tiled_avx2<QType::kQ4M>;
     k.matmul_float = matmul_float_avx2;
-    k.attn_scores_f16 = attn_scores_f16_avx2;
-    k.attn_values_f16 = attn_values_f16_avx2;
+    k.attn_scores_f16 = attn_scores_avx2<uint16_t>;
+    k.attn_values_f16 = attn_values_avx2<uint16_t>;
+    k.attn_scores_f32 = attn_scores_avx2<float>;
+    k.attn_values_f32 = attn_values_avx2<float>;
     k.swiglu = swiglu_avx2;
     k.add = add_avx2;
     k.f32_to_f16 = f32_to_f16_avx2;
+    k.dequant_q8_blocks = dequant_q8_blocks_avx2;
+    k.dequant_q4_blocks = dequant_q4_blocks_avx2;
     return k;
   }();
   return t;

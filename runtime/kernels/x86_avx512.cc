@@ -175,23 +175,29 @@ void matmul_float_avx512(const Matrix& w, const float* x, int64_t n, int64_t ldx
   }
 }
 
-void attn_scores_f16_avx512(const float* q, int64_t r, const uint16_t* k, int64_t kstride, int64_t n_pos, int64_t d,
-                            float scale, float* scores) {
+// Sixteen cache values (f16 or f32 rows) as f32, masked.
+inline __m512 load_kv16(__mmask16 m, const uint16_t* p) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+inline __m512 load_kv16(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+
+template <typename KV>
+void attn_scores_avx512(const float* q, int64_t r, const KV* k, int64_t kstride, int64_t n_pos, int64_t d,
+                        float scale, float* scores) {
   for (int64_t j = 0; j < n_pos; ++j) {
-    const uint16_t* kj = k + j * kstride;
+    const KV* kj = k + j * kstride;
     for (int64_t h = 0; h < r; ++h) {
       __m512 acc = _mm512_setzero_ps();
       for (int64_t i = 0; i < d; i += 16) {
         const __mmask16 m = d - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (d - i)) - 1);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + h * d + i), _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, kj + i)), acc);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + h * d + i), load_kv16(m, kj + i), acc);
       }
       scores[h * n_pos + j] = hsum(acc) * scale;
     }
   }
 }
 
-void attn_values_f16_avx512(const float* p, int64_t r, const uint16_t* v, int64_t vstride, int64_t n_pos, int64_t d,
-                            float* out) {
+template <typename KV>
+void attn_values_avx512(const float* p, int64_t r, const KV* v, int64_t vstride, int64_t n_pos, int64_t d,
+                        float* out) {
   for (int64_t h = 0; h < r; ++h) {
     for (int64_t i = 0; i < d; i += 64) {
       // Up to 64 output values in four registers, over every position.
@@ -204,9 +210,9 @@ void attn_values_f16_avx512(const float* p, int64_t r, const uint16_t* v, int64_
       }
       for (int64_t j = 0; j < n_pos; ++j) {
         const __m512 pj = _mm512_set1_ps(p[h * n_pos + j]);
-        const uint16_t* vj = v + j * vstride + i;
+        const KV* vj = v + j * vstride + i;
         for (int c = 0; c < 4; ++c)
-          if (m[c]) acc[c] = _mm512_fmadd_ps(pj, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m[c], vj + c * 16)), acc[c]);
+          if (m[c]) acc[c] = _mm512_fmadd_ps(pj, load_kv16(m[c], vj + c * 16), acc[c]);
       }
       for (int c = 0; c < 4; ++c)
         if (m[c]) _mm512_mask_storeu_ps(out + h * d + i + c * 16, m[c], acc[c]);
@@ -287,6 +293,38 @@ void rope_avx512(float* x, int64_t heads, int64_t d, const float* cos, const flo
   }
 }
 
+inline __m512 block_scale(const uint8_t* scales, int64_t b) {
+  float s;
+  std::memcpy(&s, scales + b * 4, 4);
+  return _mm512_set1_ps(s);
+}
+
+// Sixteen int8 codes times the scale.
+inline __m512 scaled16(__m128i codes, __m512 s) {
+  return _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes)));
+}
+
+void dequant_q8_blocks_avx512(const int8_t* codes, const uint8_t* scales, int64_t nb, float* out) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m512 s = block_scale(scales, b);
+    const int8_t* c = codes + b * 32;
+    _mm512_storeu_ps(out + b * 32, scaled16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c)), s));
+    _mm512_storeu_ps(out + b * 32 + 16, scaled16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + 16)), s));
+  }
+}
+
+void dequant_q4_blocks_avx512(const uint8_t* codes, const uint8_t* scales, int64_t nb, float* out) {
+  const __m128i low4 = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m512 s = block_scale(scales, b);
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + b * 16));
+    const __m128i lo = _mm_and_si128(x, low4), hi = _mm_and_si128(_mm_srli_epi16(x, 4), low4);
+    // Interleaved back into value order: low nibble of byte i is value 2i.
+    _mm512_storeu_ps(out + b * 32, scaled16(_mm_sub_epi8(_mm_unpacklo_epi8(lo, hi), eight), s));
+    _mm512_storeu_ps(out + b * 32 + 16, scaled16(_mm_sub_epi8(_mm_unpackhi_epi8(lo, hi), eight), s));
+  }
+}
+
 void f32_to_f16_avx512(const float* x, uint16_t* y, int64_t n) {
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = tail_mask(n - i);
@@ -305,8 +343,10 @@ const KernelTable& avx512_table() {
     k.matmul_q8 = matmul_tiled_avx512<QType::kQ8>;
     k.matmul_q4m = matmul_tiled_avx512<QType::kQ4M>;
     k.matmul_float = matmul_float_avx512;
-    k.attn_scores_f16 = attn_scores_f16_avx512;
-    k.attn_values_f16 = attn_values_f16_avx512;
+    k.attn_scores_f16 = attn_scores_avx512<uint16_t>;
+    k.attn_values_f16 = attn_values_avx512<uint16_t>;
+    k.attn_scores_f32 = attn_scores_avx512<float>;
+    k.attn_values_f32 = attn_values_avx512<float>;
     k.rmsnorm = rmsnorm_avx512;
     k.layernorm = layernorm_avx512;
     k.swiglu = swiglu_avx512;
@@ -314,6 +354,8 @@ const KernelTable& avx512_table() {
     k.add = add_avx512;
     k.rope = rope_avx512;
     k.f32_to_f16 = f32_to_f16_avx512;
+    k.dequant_q8_blocks = dequant_q8_blocks_avx512;
+    k.dequant_q4_blocks = dequant_q4_blocks_avx512;
     return k;
   }();
   return t;

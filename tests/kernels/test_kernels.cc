@@ -296,6 +296,35 @@ TEST_CASE("attention kernels match the reference") {
   }
 }
 
+TEST_CASE("KV-cache dequantization matches the reference exactly") {
+  // Every code value, every nibble, a block scale of each sign and size;
+  // the input starts one byte off alignment and the scales sit unaligned,
+  // as nothing in a cache row promises more.
+  const KernelTable& ref = scalar_table();
+  std::mt19937 rng(7);
+  for (const KernelTable* t : fast_tables()) {
+    CAPTURE(t->isa);
+    for (int64_t nb : {1, 3, 4}) {
+      std::vector<uint8_t> codes(nb * 32 + 1), scales(nb * 4 + 1);
+      for (size_t i = 0; i < codes.size(); ++i) codes[i] = (uint8_t)(i * 37 + 11 + rng());
+      codes[1] = 0x80;  // -128 as q8, both nibbles extreme as q4
+      codes[2] = 0x0f;
+      codes[3] = 0xf0;
+      const float block_scales[4] = {0.03125f, -1.5f, 3.0e-5f, 7.25f};
+      for (int64_t b = 0; b < nb; ++b) std::memcpy(scales.data() + 1 + b * 4, &block_scales[b], 4);
+      std::vector<float> a(nb * 32, NAN), b(nb * 32, NAN);
+      ref.dequant_q8_blocks(reinterpret_cast<const int8_t*>(codes.data() + 1), scales.data() + 1, nb, a.data());
+      t->dequant_q8_blocks(reinterpret_cast<const int8_t*>(codes.data() + 1), scales.data() + 1, nb, b.data());
+      REQUIRE(std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
+      std::fill(a.begin(), a.end(), NAN);
+      std::fill(b.begin(), b.end(), NAN);
+      ref.dequant_q4_blocks(codes.data() + 1, scales.data() + 1, nb, a.data());
+      t->dequant_q4_blocks(codes.data() + 1, scales.data() + 1, nb, b.data());
+      REQUIRE(std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
+    }
+  }
+}
+
 TEST_CASE("row ops match the reference") {
   const KernelTable& ref = scalar_table();
   for (const KernelTable* t : fast_tables()) {

@@ -35,7 +35,7 @@ TEST_CASE("kv rows: sizes, names, and quantized round trips within half a step")
     std::vector<uint8_t> row(kv_row_bytes(kt, d));
     kv_store_row(best_table(), kt, x.data(), d, row.data());
     std::vector<float> y(d, NAN);
-    kv_load_rows(kt, row.data(), 1, d, y.data());
+    kv_load_rows(best_table(), kt, row.data(), 1, d, y.data());
     const float qmax = kt == KvType::kQ8 ? 127.0f : 7.0f;
     for (int64_t b = 0; b < d / 32; ++b) {
       float amax = 0;
@@ -64,8 +64,8 @@ TEST_CASE("attention over q8 and q4 caches equals attention over the decoded val
       kv_store_row(best_table(), kt, kv_src.data() + r * d, d, kq.data() + r * rb);
       kv_store_row(best_table(), kt, kv_src.data() + (n_kv * max_pos + r) * d, d, vq.data() + r * rb);
     }
-    kv_load_rows(kt, kq.data(), n_kv * max_pos, d, kf.data());
-    kv_load_rows(kt, vq.data(), n_kv * max_pos, d, vf.data());
+    kv_load_rows(best_table(), kt, kq.data(), n_kv * max_pos, d, kf.data());
+    kv_load_rows(best_table(), kt, vq.data(), n_kv * max_pos, d, vf.data());
     for (const KernelTable* table : available_tables()) {
       CAPTURE(isa_name(table->isa));
       AttnScratch scratch;
