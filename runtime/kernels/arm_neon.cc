@@ -438,6 +438,8 @@ const KernelTable& neon_table() {
     k.attn_values_f32 = attn_values_neon<float>;
     k.rmsnorm = rmsnorm_neon;
     k.layernorm = layernorm_neon;
+    k.row_max = qk::row_max<V4>;
+    k.exp_sum = qk::exp_sum<V4>;
     k.swiglu = swiglu_neon;
     k.gelu = gelu_neon;
     k.add = add_neon;

@@ -74,6 +74,11 @@ struct KernelTable {
   void (*attn_values_f32)(const float* p, int64_t r, const float* v, int64_t vstride, int64_t n_pos, int64_t d,
                           float* out);
 
+  // The online softmax's passes over a row of scores: max(init, x[0..n)),
+  // and x[i] = exp(x[i] - sub) in place, returning the new values' sum.
+  float (*row_max)(const float* x, int64_t n, float init);
+  float (*exp_sum)(float* x, int64_t n, float sub);
+
   // Row ops on n values.
   void (*rmsnorm)(const float* x, const float* w, float eps, int64_t n, float* y);
   void (*layernorm)(const float* x, const float* w, const float* b, float eps, int64_t n, float* y);

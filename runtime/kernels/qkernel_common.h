@@ -27,6 +27,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -224,6 +225,48 @@ inline typename V::F exp(typename V::F x) {
   p = V::fma(p, r, V::splat(5.0000001201e-1f));
   p = V::fma(p, V::mul(r, r), V::add(r, V::splat(1.0f)));
   return V::zero_below(V::ldexp(p, n), x, lo);
+}
+
+// The online softmax's two row passes (KernelTable::row_max, exp_sum).
+template <typename V>
+inline float row_max(const float* x, int64_t n, float init) {
+  typename V::F m = V::splat(init);
+  int64_t i = 0;
+  for (; i + V::kLanes <= n; i += V::kLanes) m = V::max(m, V::load(x + i));
+  float lanes[V::kLanes];
+  V::store(lanes, m);
+  float r = init;
+  for (float l : lanes) r = std::max(r, l);
+  for (; i < n; ++i) r = std::max(r, x[i]);
+  return r;
+}
+
+// x[i] = exp(x[i] - sub), the sum returned; the tail goes through the same
+// polynomial, padded with -inf (whose exp is 0).
+template <typename V>
+inline float exp_sum(float* x, int64_t n, float sub) {
+  using F = typename V::F;
+  const F vs = V::splat(sub);
+  F acc = V::zero();
+  int64_t i = 0;
+  for (; i + V::kLanes <= n; i += V::kLanes) {
+    const F e = exp<V>(V::sub(V::load(x + i), vs));
+    V::store(x + i, e);
+    acc = V::add(acc, e);
+  }
+  if (i < n) {
+    float tail[V::kLanes];
+    for (int j = 0; j < V::kLanes; ++j) tail[j] = i + j < n ? x[i + j] : -INFINITY;
+    const F e = exp<V>(V::sub(V::load(tail), vs));
+    V::store(tail, e);
+    for (int64_t j = 0; i + j < n; ++j) x[i + j] = tail[j];
+    acc = V::add(acc, e);
+  }
+  float lanes[V::kLanes];
+  V::store(lanes, acc);
+  float r = 0;
+  for (float l : lanes) r += l;
+  return r;
 }
 
 // silu(g) * u, the SwiGLU gate.

@@ -199,6 +199,17 @@ void ref_rope(float* x, int64_t heads, int64_t d, const float* cos, const float*
   }
 }
 
+static float ref_row_max(const float* x, int64_t n, float init) {
+  for (int64_t i = 0; i < n; ++i) init = std::max(init, x[i]);
+  return init;
+}
+
+static float ref_exp_sum(float* x, int64_t n, float sub) {
+  float sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += x[i] = std::exp(x[i] - sub);
+  return sum;
+}
+
 const KernelTable& scalar_table() {
   static const KernelTable t = [] {
     KernelTable k;
@@ -212,6 +223,8 @@ const KernelTable& scalar_table() {
     k.attn_values_f16 = ref_attn_values<uint16_t>;
     k.attn_scores_f32 = ref_attn_scores<float>;
     k.attn_values_f32 = ref_attn_values<float>;
+    k.row_max = ref_row_max;
+    k.exp_sum = ref_exp_sum;
     k.rmsnorm = ref_rmsnorm;
     k.layernorm = ref_layernorm;
     k.swiglu = ref_swiglu;

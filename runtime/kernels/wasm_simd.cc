@@ -500,6 +500,8 @@ const KernelTable& wasm_table() {
     k.attn_scores_f32 = attn_scores_f32_wasm;
     k.attn_values_f32 = attn_values_f32_wasm;
     k.rmsnorm = rmsnorm_wasm;
+    k.row_max = qk::row_max<V4>;
+    k.exp_sum = qk::exp_sum<V4>;
     k.swiglu = swiglu_wasm;
     k.add = add_wasm;
     k.rope = rope_wasm;

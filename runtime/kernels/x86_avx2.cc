@@ -255,34 +255,121 @@ void dequant_q4_blocks_avx2(const uint8_t* codes, const uint8_t* scales, int64_t
 inline __m256 load_kv8(const uint16_t* p, int64_t left) { return load_h8(p, left); }
 inline __m256 load_kv8(const float* p, int64_t left) { return load_x8(p, left); }
 
+// In-register transpose of an 8 x 8 block: r[x] holds row x on entry and
+// column x on return (32-bit pairs, then 64-bit pairs, then 128-bit halves).
+inline void transpose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int k = 0; k < 4; ++k) {
+    t[2 * k] = _mm256_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm256_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  // u[4h + m], half L: column 4L + m of rows 4h .. 4h + 3.
+  for (int h = 0; h < 2; ++h) {
+    u[4 * h] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int m = 0; m < 4; ++m) {
+    r[m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x20);
+    r[4 + m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x31);
+  }
+}
+
+constexpr int64_t kScoreCols = 16;          // cache rows per scores tile: two registers
+constexpr int64_t kMaxTransposedDim = 256;  // head_dim the tile's stack buffer holds
+
+// Scores of R query rows against kScoreCols cache rows held transposed
+// (kt[i * kScoreCols + j] = K[j][i]), as in the AVX-512 table.
+template <int R>
+void scores_tile(const float* q, int64_t d, const float* kt, float scale, float* s, int64_t ld, int64_t cols) {
+  __m256 a0[R], a1[R];
+  for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < d; ++i) {
+    const __m256 k0 = _mm256_load_ps(kt + i * kScoreCols), k1 = _mm256_load_ps(kt + i * kScoreCols + 8);
+    for (int r = 0; r < R; ++r) {
+      const __m256 qb = _mm256_broadcast_ss(q + r * d + i);
+      a0[r] = _mm256_fmadd_ps(qb, k0, a0[r]);
+      a1[r] = _mm256_fmadd_ps(qb, k1, a1[r]);
+    }
+  }
+  const __m256 sc = _mm256_set1_ps(scale);
+  for (int r = 0; r < R; ++r) {
+    alignas(32) float tmp[kScoreCols];
+    _mm256_store_ps(tmp, _mm256_mul_ps(a0[r], sc));
+    _mm256_store_ps(tmp + 8, _mm256_mul_ps(a1[r], sc));
+    std::memcpy(s + r * ld, tmp, (size_t)cols * sizeof(float));
+  }
+}
+
+using ScoresTileFn = void (*)(const float*, int64_t, const float*, float, float*, int64_t, int64_t);
+constexpr ScoresTileFn kScoresTiles[7] = {nullptr,        scores_tile<1>, scores_tile<2>, scores_tile<3>,
+                                          scores_tile<4>, scores_tile<5>, scores_tile<6>};
+
+// A GEMM of the r query rows by kScoreCols cache rows at a time, each block
+// of the cache converted and transposed once (8 x 8 in registers) for every
+// query row; see the AVX-512 table.
 template <typename KV>
 void attn_scores_avx2(const float* q, int64_t r, const KV* k, int64_t kstride, int64_t n_pos, int64_t d, float scale,
                       float* scores) {
+  if (d > kMaxTransposedDim) {
+    for (int64_t j = 0; j < n_pos; ++j) {
+      for (int64_t h = 0; h < r; ++h) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t i = 0; i < d; i += 8) acc = _mm256_fmadd_ps(load_x8(q + h * d + i, d - i), load_kv8(k + j * kstride + i, d - i), acc);
+        scores[h * n_pos + j] = hsum256(acc) * scale;
+      }
+    }
+    return;
+  }
+  alignas(32) float kt[kMaxTransposedDim * kScoreCols];
+  for (int64_t j0 = 0; j0 < n_pos; j0 += kScoreCols) {
+    const int64_t cols = std::min(kScoreCols, n_pos - j0);
+    for (int64_t half = 0; half < kScoreCols; half += 8) {
+      for (int64_t i0 = 0; i0 < d; i0 += 8) {
+        __m256 blk[8];
+        for (int64_t x = 0; x < 8; ++x)
+          blk[x] = half + x < cols ? load_kv8(k + (j0 + half + x) * kstride + i0, d - i0) : _mm256_setzero_ps();
+        transpose8(blk);
+        for (int64_t x = 0; x < 8 && i0 + x < d; ++x) _mm256_store_ps(kt + (i0 + x) * kScoreCols + half, blk[x]);
+      }
+    }
+    int64_t h = 0;
+    for (; h + 6 <= r; h += 6) scores_tile<6>(q + h * d, d, kt, scale, scores + h * n_pos + j0, n_pos, cols);
+    if (h < r) kScoresTiles[r - h](q + h * d, d, kt, scale, scores + h * n_pos + j0, n_pos, cols);
+  }
+}
+
+// Values of R probability rows over every position, up to 32 output values
+// each: a cache row's four registers are loaded once for all R rows.
+template <int R, typename KV>
+void values_tile(const float* p, int64_t n_pos, const KV* v, int64_t vstride, int64_t d, int64_t w, float* out) {
+  __m256 acc[R][4];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < 4; ++c) acc[r][c] = _mm256_setzero_ps();
   for (int64_t j = 0; j < n_pos; ++j) {
-    for (int64_t h = 0; h < r; ++h) {
-      __m256 acc = _mm256_setzero_ps();
-      for (int64_t i = 0; i < d; i += 8) acc = _mm256_fmadd_ps(load_x8(q + h * d + i, d - i), load_kv8(k + j * kstride + i, d - i), acc);
-      scores[h * n_pos + j] = hsum256(acc) * scale;
+    __m256 vk[4];
+    for (int c = 0; c < 4; ++c) vk[c] = c * 8 < w ? load_kv8(v + j * vstride + c * 8, w - c * 8) : _mm256_setzero_ps();
+    for (int r = 0; r < R; ++r) {
+      const __m256 pj = _mm256_set1_ps(p[r * n_pos + j]);
+      for (int c = 0; c < 4; ++c) acc[r][c] = _mm256_fmadd_ps(pj, vk[c], acc[r][c]);
     }
   }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < 4 && c * 8 < w; ++c) {
+      alignas(32) float tmp[8];
+      _mm256_store_ps(tmp, acc[r][c]);
+      std::memcpy(out + r * d + c * 8, tmp, (size_t)std::min<int64_t>(8, w - c * 8) * 4);
+    }
 }
 
 template <typename KV>
 void attn_values_avx2(const float* p, int64_t r, const KV* v, int64_t vstride, int64_t n_pos, int64_t d, float* out) {
-  for (int64_t h = 0; h < r; ++h) {
-    for (int64_t i = 0; i < d; i += 32) {
-      const int64_t w = std::min<int64_t>(32, d - i);
-      __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-      for (int64_t j = 0; j < n_pos; ++j) {
-        const __m256 pj = _mm256_set1_ps(p[h * n_pos + j]);
-        for (int c = 0; c < 4 && c * 8 < w; ++c) acc[c] = _mm256_fmadd_ps(pj, load_kv8(v + j * vstride + i + c * 8, w - c * 8), acc[c]);
-      }
-      for (int c = 0; c < 4 && c * 8 < w; ++c) {
-        alignas(32) float tmp[8];
-        _mm256_store_ps(tmp, acc[c]);
-        std::memcpy(out + h * d + i + c * 8, tmp, (size_t)std::min<int64_t>(8, w - c * 8) * 4);
-      }
-    }
+  for (int64_t i = 0; i < d; i += 32) {
+    const int64_t w = std::min<int64_t>(32, d - i);
+    int64_t h = 0;
+    for (; h + 2 <= r; h += 2) values_tile<2>(p + h * n_pos, n_pos, v + i, vstride, d, w, out + h * d + i);
+    for (; h < r; ++h) values_tile<1>(p + h * n_pos, n_pos, v + i, vstride, d, w, out + h * d + i);
   }
 }
 
@@ -320,6 +407,8 @@ const KernelTable& avx2_table() {
     k.attn_values_f16 = attn_values_avx2<uint16_t>;
     k.attn_scores_f32 = attn_scores_avx2<float>;
     k.attn_values_f32 = attn_values_avx2<float>;
+    k.row_max = qk::row_max<V256>;
+    k.exp_sum = qk::exp_sum<V256>;
     k.swiglu = swiglu_avx2;
     k.add = add_avx2;
     k.f32_to_f16 = f32_to_f16_avx2;

@@ -175,54 +175,153 @@ void matmul_float_avx512(const Matrix& w, const float* x, int64_t n, int64_t ldx
   }
 }
 
+inline __mmask16 tail_mask(int64_t left) {
+  return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+}
+
 // Sixteen cache values (f16 or f32 rows) as f32, masked.
 inline __m512 load_kv16(__mmask16 m, const uint16_t* p) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
 inline __m512 load_kv16(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
 
+// In-register transpose of a 16 x 16 block of floats: r[x] holds row x on
+// entry and column x on return. Three rounds of interleaving: 32-bit pairs
+// within each 128-bit lane, then 64-bit pairs, then whole lanes.
+inline void transpose16(__m512 r[16]) {
+  __m512 a[16], b[16];
+  for (int k = 0; k < 8; ++k) {
+    a[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    a[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  // b[4k + m], lane L: column 4L + m of rows 4k .. 4k + 3.
+  for (int k = 0; k < 4; ++k) {
+    const __m512d a0 = _mm512_castps_pd(a[4 * k]), a1 = _mm512_castps_pd(a[4 * k + 1]);
+    const __m512d a2 = _mm512_castps_pd(a[4 * k + 2]), a3 = _mm512_castps_pd(a[4 * k + 3]);
+    b[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+    b[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+    b[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+    b[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+  }
+  for (int m = 0; m < 4; ++m) {
+    const __m512 c0 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0x44), c1 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0xEE);
+    const __m512 c2 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0x44);
+    const __m512 c3 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0xEE);
+    r[m] = _mm512_shuffle_f32x4(c0, c2, 0x88);
+    r[4 + m] = _mm512_shuffle_f32x4(c0, c2, 0xDD);
+    r[8 + m] = _mm512_shuffle_f32x4(c1, c3, 0x88);
+    r[12 + m] = _mm512_shuffle_f32x4(c1, c3, 0xDD);
+  }
+}
+
+constexpr int64_t kScoreCols = 32;         // cache rows per scores tile: two registers
+constexpr int64_t kMaxTransposedDim = 256;  // head_dim the tile's stack buffer holds
+
+// Scores of R query rows against kScoreCols cache rows held transposed
+// (kt[i * kScoreCols + j] = K[j][i]): 2R accumulators, each step one
+// broadcast query value and two loads shared by every row.
+template <int R>
+void scores_tile(const float* q, int64_t d, const float* kt, float scale, float* s, int64_t ld, __mmask16 m0,
+                 __mmask16 m1) {
+  __m512 a0[R], a1[R];
+  for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < d; ++i) {
+    const __m512 k0 = _mm512_load_ps(kt + i * kScoreCols), k1 = _mm512_load_ps(kt + i * kScoreCols + 16);
+    for (int r = 0; r < R; ++r) {
+      const __m512 qb = _mm512_set1_ps(q[r * d + i]);
+      a0[r] = _mm512_fmadd_ps(qb, k0, a0[r]);
+      a1[r] = _mm512_fmadd_ps(qb, k1, a1[r]);
+    }
+  }
+  const __m512 sc = _mm512_set1_ps(scale);
+  for (int r = 0; r < R; ++r) {
+    _mm512_mask_storeu_ps(s + r * ld, m0, _mm512_mul_ps(a0[r], sc));
+    _mm512_mask_storeu_ps(s + r * ld + 16, m1, _mm512_mul_ps(a1[r], sc));
+  }
+}
+
+using ScoresTileFn = void (*)(const float*, int64_t, const float*, float, float*, int64_t, __mmask16, __mmask16);
+constexpr ScoresTileFn kScoresTiles[9] = {nullptr,           scores_tile<1>, scores_tile<2>,
+                                          scores_tile<3>,    scores_tile<4>, scores_tile<5>,
+                                          scores_tile<6>,    scores_tile<7>, scores_tile<8>};
+
+// A GEMM of the r query rows by kScoreCols cache rows at a time: each block
+// of the cache is converted and transposed once (16 x 16 in registers) and
+// serves every query row, so the cost per score is a share of one FMA per
+// dimension, not a horizontal sum per score.
 template <typename KV>
 void attn_scores_avx512(const float* q, int64_t r, const KV* k, int64_t kstride, int64_t n_pos, int64_t d,
                         float scale, float* scores) {
-  for (int64_t j = 0; j < n_pos; ++j) {
-    const KV* kj = k + j * kstride;
-    for (int64_t h = 0; h < r; ++h) {
-      __m512 acc = _mm512_setzero_ps();
-      for (int64_t i = 0; i < d; i += 16) {
-        const __mmask16 m = d - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (d - i)) - 1);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + h * d + i), load_kv16(m, kj + i), acc);
+  if (d > kMaxTransposedDim) {
+    for (int64_t j = 0; j < n_pos; ++j) {
+      const KV* kj = k + j * kstride;
+      for (int64_t h = 0; h < r; ++h) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t i = 0; i < d; i += 16) {
+          const __mmask16 m = tail_mask(d - i);
+          acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + h * d + i), load_kv16(m, kj + i), acc);
+        }
+        scores[h * n_pos + j] = hsum(acc) * scale;
       }
-      scores[h * n_pos + j] = hsum(acc) * scale;
+    }
+    return;
+  }
+  alignas(64) float kt[kMaxTransposedDim * kScoreCols];
+  for (int64_t j0 = 0; j0 < n_pos; j0 += kScoreCols) {
+    const int64_t cols = std::min(kScoreCols, n_pos - j0);
+    for (int64_t half = 0; half < kScoreCols; half += 16) {
+      for (int64_t i0 = 0; i0 < d; i0 += 16) {
+        const __mmask16 m = tail_mask(d - i0);
+        __m512 blk[16];
+        for (int64_t x = 0; x < 16; ++x)
+          blk[x] = half + x < cols ? load_kv16(m, k + (j0 + half + x) * kstride + i0) : _mm512_setzero_ps();
+        transpose16(blk);
+        for (int64_t x = 0; x < 16 && i0 + x < d; ++x) _mm512_store_ps(kt + (i0 + x) * kScoreCols + half, blk[x]);
+      }
+    }
+    const __mmask16 m0 = tail_mask(cols), m1 = cols > 16 ? tail_mask(cols - 16) : (__mmask16)0;
+    int64_t h = 0;
+    for (; h + 8 <= r; h += 8) scores_tile<8>(q + h * d, d, kt, scale, scores + h * n_pos + j0, n_pos, m0, m1);
+    if (h < r) kScoresTiles[r - h](q + h * d, d, kt, scale, scores + h * n_pos + j0, n_pos, m0, m1);
+  }
+}
+
+// Values of R probability rows over every position: the four registers of
+// one cache row's 64 values are loaded once for all R rows.
+template <int R, typename KV>
+void values_tile(const float* p, int64_t n_pos, const KV* v, int64_t vstride, int64_t d, const __mmask16 m[4],
+                 float* out) {
+  __m512 acc[R][4];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < n_pos; ++j) {
+    const KV* vj = v + j * vstride;
+    __m512 vk[4];
+    for (int c = 0; c < 4; ++c) vk[c] = m[c] ? load_kv16(m[c], vj + c * 16) : _mm512_setzero_ps();
+    for (int r = 0; r < R; ++r) {
+      const __m512 pj = _mm512_set1_ps(p[r * n_pos + j]);
+      for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_fmadd_ps(pj, vk[c], acc[r][c]);
     }
   }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < 4; ++c)
+      if (m[c]) _mm512_mask_storeu_ps(out + r * d + c * 16, m[c], acc[r][c]);
 }
 
 template <typename KV>
 void attn_values_avx512(const float* p, int64_t r, const KV* v, int64_t vstride, int64_t n_pos, int64_t d,
                         float* out) {
-  for (int64_t h = 0; h < r; ++h) {
-    for (int64_t i = 0; i < d; i += 64) {
-      // Up to 64 output values in four registers, over every position.
-      const int64_t w = std::min<int64_t>(64, d - i);
-      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-      __mmask16 m[4];
-      for (int c = 0; c < 4; ++c) {
-        const int64_t left = w - c * 16;
-        m[c] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : (__mmask16)0;
-      }
-      for (int64_t j = 0; j < n_pos; ++j) {
-        const __m512 pj = _mm512_set1_ps(p[h * n_pos + j]);
-        const KV* vj = v + j * vstride + i;
-        for (int c = 0; c < 4; ++c)
-          if (m[c]) acc[c] = _mm512_fmadd_ps(pj, load_kv16(m[c], vj + c * 16), acc[c]);
-      }
-      for (int c = 0; c < 4; ++c)
-        if (m[c]) _mm512_mask_storeu_ps(out + h * d + i + c * 16, m[c], acc[c]);
+  for (int64_t i = 0; i < d; i += 64) {
+    // Up to 64 output values of every row, four registers each.
+    __mmask16 m[4];
+    for (int c = 0; c < 4; ++c) {
+      const int64_t left = std::min<int64_t>(64, d - i) - c * 16;
+      m[c] = left > 0 ? tail_mask(left) : (__mmask16)0;
     }
+    int64_t h = 0;
+    for (; h + 4 <= r; h += 4) values_tile<4>(p + h * n_pos, n_pos, v + i, vstride, d, m, out + h * d + i);
+    for (; h < r; ++h) values_tile<1>(p + h * n_pos, n_pos, v + i, vstride, d, m, out + h * d + i);
   }
 }
 
-inline __mmask16 tail_mask(int64_t left) {
-  return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-}
 
 void rmsnorm_avx512(const float* x, const float* w, float eps, int64_t n, float* y) {
   __m512 ss = _mm512_setzero_ps();
@@ -349,6 +448,8 @@ const KernelTable& avx512_table() {
     k.attn_values_f32 = attn_values_avx512<float>;
     k.rmsnorm = rmsnorm_avx512;
     k.layernorm = layernorm_avx512;
+    k.row_max = qk::row_max<V512>;
+    k.exp_sum = qk::exp_sum<V512>;
     k.swiglu = swiglu_avx512;
     k.gelu = gelu_avx512;
     k.add = add_avx512;

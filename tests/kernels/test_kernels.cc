@@ -233,8 +233,8 @@ TEST_CASE("attention kernels match the reference") {
   // Tolerance as for matmuls: d (scores) or n_pos (values) products in f32.
   const KernelTable& ref = scalar_table();
   for (const KernelTable* t : fast_tables()) {
-    for (int64_t d : {64, 128, 80}) {
-      for (int64_t r : {1, 3, 8}) {
+    for (int64_t d : {64, 128, 80, 272}) {
+      for (int64_t r : {1, 3, 8, 13, 64}) {
         for (int64_t n_pos : {1, 5, 16, 64, 67}) {
           std::vector<float> q = randn((size_t)(r * d + 1), 1);
           std::vector<float> kf = randn((size_t)(n_pos * d), 2), vf = randn((size_t)(n_pos * d), 3);
@@ -361,6 +361,21 @@ TEST_CASE("row ops match the reference") {
       ref.add(a1.data(), xp, n);
       t->add(a2.data(), xp, n);
       CHECK(a1 == a2);
+      // The online softmax's passes: the max is exact; each exp within a
+      // few ulp, the sum within n additions' rounding. The input's max is
+      // subtracted (as attention does), from a row where it need not be
+      // the first value or the initial one.
+      const float m1 = ref.row_max(xp, n, -INFINITY), m2 = t->row_max(xp, n, -INFINITY);
+      CHECK(m1 == m2);
+      CHECK(t->row_max(xp, n, 1e9f) == 1e9f);
+      CHECK(t->row_max(xp, n - 1, xp[n - 1] - 1.0f) == ref.row_max(xp, n - 1, xp[n - 1] - 1.0f));
+      std::vector<float> e1(xp, xp + n), e2(xp, xp + n);
+      const float s1 = ref.exp_sum(e1.data(), n, m1), s2 = t->exp_sum(e2.data(), n, m1);
+      close(e1, e2, 8 * FLT_EPSILON);
+      double total = 0;
+      for (float e : e1) total += e;
+      REQUIRE(std::fabs(s1 - total) <= (n + 8) * FLT_EPSILON * total);
+      REQUIRE(std::fabs(s2 - total) <= (n + 8) * FLT_EPSILON * total);
       std::vector<uint16_t> h1(n), h2(n);
       ref.f32_to_f16(xp, h1.data(), n);
       t->f32_to_f16(xp, h2.data(), n);
