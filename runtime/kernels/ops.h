@@ -59,6 +59,9 @@ constexpr int64_t kAttnChunk = 64;  // cache rows scored per online-softmax step
 // a long context on more cores than KV heads), merged after.
 constexpr int64_t kAttnTasksPerThread = 2;
 constexpr int64_t kAttnMinBlock = 256;
+// Query-head rows a task takes at most when a tile holds several queries of
+// one sequence (a prompt's tokens, which read the same cache rows).
+constexpr int64_t kAttnTileRows = 64;
 
 // One query token's view of its sequence's cache.
 struct AttnQuery {
@@ -80,10 +83,12 @@ struct AttnShape {
   KvType kv_type;          // how a row is stored (kv_rows.h)
 };
 
-// How attention() cuts its work for `threads` threads: each KV head's query
-// group into `parts`, each query's cache rows into `blocks`.
+// How attention() cuts its work for `threads` threads: the queries into
+// tiles of `tile` (consecutive queries; those of one sequence share each K
+// and V row loaded), each KV head's query group into `parts`, each query's
+// cache rows into `blocks`.
 struct AttnPlan {
-  int64_t parts = 1, blocks = 1;
+  int64_t tile = 1, parts = 1, blocks = 1;
   bool threaded = false;  // false: too little work to hand to the pool
 };
 AttnPlan plan_attention(int threads, const AttnShape& shape, const AttnQuery* queries, int64_t n_queries);

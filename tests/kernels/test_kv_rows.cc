@@ -123,7 +123,11 @@ TEST_CASE("attention split across KV blocks (decode on more threads than KV head
     std::vector<float> split(2 * n_heads * d, NAN), whole(2 * n_heads * d, NAN);
     AttnQuery qs[2] = {{q.data(), split.data(), k.data(), v.data(), 2100}, {q.data() + n_heads * d, split.data() + n_heads * d, k.data(), v.data(), 300}};
     const AttnPlan plan = plan_attention(8, sh, qs, 2);
-    CHECK(plan.blocks == 4);  // 2 queries x 1 head x 2 parts = 4 tasks, 16 wanted
+    // Both queries read the same cache: one tile of 2 x 1 head x 2 parts =
+    // 2 tasks, 16 wanted, so 8 blocks (2100 / 256 allows 8); the short query
+    // sees nothing in most of them.
+    CHECK(plan.tile == 2);
+    CHECK(plan.blocks == 8);
     CHECK(plan_attention(1, sh, qs, 2).blocks == 1);
     const AttnPlan one = plan_attention(8, sh, qs, 1);
     CHECK(one.blocks == 8);  // 2 tasks: 8 blocks of 320 rows for 2100, the last empty
@@ -149,6 +153,85 @@ TEST_CASE("attention split across KV blocks (decode on more threads than KV head
             CHECK(std::fabs(got - want[x]) <= 1e-4f);
           }
         }
+      }
+    }
+  }
+}
+
+TEST_CASE("a prompt's queries attend in tiles: each gets the attention it gets alone") {
+  // Two sequences in one batch, as a prefill chunk and a short prompt beside
+  // it: 40 queries of sequence A at positions 100..139 and 3 of B at 0..2.
+  // Tiles of A's queries read each cache row once for all of them; each
+  // query must still stop at its own position (a tile runs to its longest).
+  const int64_t n_heads = 8, n_kv = 2, d = 64, max_pos = 160;
+  const std::vector<float> q = test::randn(43 * n_heads * d, 21, 0.7f);
+  const std::vector<float> src = test::randn(4 * n_kv * max_pos * d, 22, 1.0f);
+  const float slopes[8] = {0.5f, 0.25f, 0.125f, 0.0625f, 0.03125f, 0.015625f, 0.0078125f, 0.00390625f};
+  ThreadPool pool1(1), pool2(2);
+  for (KvType kt : {KvType::kF32, KvType::kF16, KvType::kQ8}) {
+    const size_t rb = kv_row_bytes(kt, d);
+    // Caches of A and B, and the f32 values they hold (for the reference).
+    std::vector<uint8_t> rows[4];
+    std::vector<float> vals[4];
+    for (int c = 0; c < 4; ++c) {
+      rows[c].resize(n_kv * max_pos * rb);
+      vals[c].resize(n_kv * max_pos * d);
+      for (int64_t r = 0; r < n_kv * max_pos; ++r) {
+        const float* x = src.data() + (c * n_kv * max_pos + r) * d;
+        if (kt == KvType::kF32) std::memcpy(rows[c].data() + r * rb, x, rb);
+        else kv_store_row(best_table(), kt, x, d, rows[c].data() + r * rb);
+      }
+      if (kt == KvType::kF32) std::memcpy(vals[c].data(), rows[c].data(), vals[c].size() * 4);
+      else if (kt == KvType::kF16) {
+        const uint16_t* h = reinterpret_cast<const uint16_t*>(rows[c].data());
+        for (size_t i = 0; i < vals[c].size(); ++i) vals[c][i] = fp16_to_f32(h[i]);
+      } else {
+        kv_load_rows(best_table(), kt, rows[c].data(), n_kv * max_pos, d, vals[c].data());
+      }
+    }
+    for (bool alibi : {false, true}) {
+      CAPTURE(kv_type_name(kt));
+      CAPTURE(alibi);
+      const AttnShape sh{n_heads, n_kv, d, max_pos, 0.125f, alibi ? slopes : nullptr, kt};
+      std::vector<float> tiled(43 * n_heads * d, NAN), alone(43 * n_heads * d, NAN);
+      std::vector<AttnQuery> qs(43);
+      for (int64_t t = 0; t < 43; ++t) {
+        const bool a = t < 40;
+        qs[t] = {q.data() + t * n_heads * d, tiled.data() + t * n_heads * d, rows[a ? 0 : 2].data(),
+                 rows[a ? 1 : 3].data(), a ? 101 + t : t - 39};
+      }
+      const AttnPlan plan = plan_attention(2, sh, qs.data(), 43);
+      CHECK(plan.tile == 16);  // 43 queries in 2 runs; 64 rows / 4 heads per KV head
+      CHECK(plan.blocks == 1);
+      for (ThreadPool* pool : {&pool1, &pool2}) {
+        AttnScratch scratch;
+        scratch.reserve(pool->threads(), n_heads / n_kv, d);
+        std::fill(tiled.begin(), tiled.end(), NAN);
+        attention(best_table(), *pool, sh, qs.data(), 43, scratch);
+        for (int64_t t = 0; t < 43; ++t) {
+          AttnQuery one = qs[t];
+          one.out = alone.data() + t * n_heads * d;
+          CHECK(plan_attention(1, sh, &one, 1).tile == 1);
+          attention(best_table(), pool1, sh, &one, 1, scratch);
+        }
+        int close = 0, ref_close = 0;
+        for (int64_t t = 0; t < 43; ++t) {
+          const bool a = t < 40;
+          for (int64_t h = 0; h < n_heads; ++h) {
+            const int64_t g = h / (n_heads / n_kv);
+            std::vector<float> want(d);
+            attend_ref(qs[t].q + h * d, vals[a ? 0 : 2].data() + g * max_pos * d,
+                       vals[a ? 1 : 3].data() + g * max_pos * d, qs[t].n_pos, d, 0.125, alibi ? slopes[h] : 0.0,
+                       want.data());
+            for (int64_t x = 0; x < d; ++x) {
+              const float got = tiled[(t * n_heads + h) * d + x], ref = alone[(t * n_heads + h) * d + x];
+              close += std::fabs(got - ref) <= 1e-6f + 1e-5f * std::fabs(ref);
+              ref_close += std::fabs(got - want[x]) <= 1e-4f;
+            }
+          }
+        }
+        CHECK(close == 43 * n_heads * d);
+        CHECK(ref_close == 43 * n_heads * d);
       }
     }
   }
