@@ -8,6 +8,13 @@ plus the prefill of one long prompt; peak RSS of every run.
                                              [--kv f16,q8] [-t 2] [-p 512] [-n 32] [--long-prompt 16384]
                                              [--work /work/ckpt]
     /usr/bin/python3 bench/long_ctx_bench.py --table-from rows.jsonl   # the table of saved rows
+    /usr/bin/python3 bench/long_ctx_bench.py --peer-from rows.jsonl ...  # cria only, llama.cpp's saved rows
+
+--peer-from takes llama.cpp's numbers from an earlier run's rows (same
+shape, quant, threads, cache type, depth and lengths) instead of running it
+again: for a cria change measured on the same machine, where llama.cpp's
+rows (the q8 ones take half an hour at 16K) cannot have moved. Such rows
+carry "peer_from" and the table marks their llama.cpp cells with *.
 
 cria: `cria bench -d D -p P -n N --kv KV` (the context is prefilled, then
 the measured prompt continues it, reusing exactly those cache rows).
@@ -66,6 +73,7 @@ def main():
     ap.add_argument("--long-prompt", type=int, default=16384, help="tokens of the one-prompt prefill row (0: none)")
     ap.add_argument("--work", default="/work/ckpt")
     ap.add_argument("--table-from", metavar="JSONL")
+    ap.add_argument("--peer-from", metavar="JSONL", help="llama.cpp's rows from an earlier run, not rerun")
     args = ap.parse_args()
     if args.table_from:
         with open(args.table_from) as f:
@@ -74,7 +82,16 @@ def main():
     for kv in args.kv.split(","):
         if kv not in LLAMA_KV:
             sys.exit(f"long_ctx_bench: --kv {kv}: not one of {', '.join(LLAMA_KV)}")
-    native = llama_bench.sh([os.path.join(llama_bench.ROOT, "bench", "native_llamacpp.sh")]).strip().splitlines()[-1]
+    saved = {}
+    if args.peer_from:
+        with open(args.peer_from) as f:
+            for line in f:
+                if line.startswith("{"):
+                    r = json.loads(line)
+                    saved[peer_key(r)] = r["llama.cpp"]
+        native = None
+    else:
+        native = llama_bench.sh([os.path.join(llama_bench.ROOT, "bench", "native_llamacpp.sh")]).strip().splitlines()[-1]
     load = os.getloadavg()[0]
     if load > 0.5:
         print(f"warning: load average {load:.2f}: another process is using the CPU; numbers will be low",
@@ -89,15 +106,28 @@ def main():
         for depth, p, n in cases:
             for kv in args.kv.split(","):
                 t0 = time.time()
-                row = {"shape": shape, "quant": args.quant, "threads": args.t, "kv": kv, "depth": depth, "p": p, "n": n,
-                       "cria": run_cria(cria, depth, args, kv, p, n),
-                       "llama.cpp": run_native(native, gguf, depth, args, kv, p, n)}
+                row = {"shape": shape, "quant": args.quant, "threads": args.t, "kv": kv, "depth": depth, "p": p, "n": n}
+                if native is None and peer_key(row) not in saved:
+                    sys.exit(f"long_ctx_bench: {args.peer_from}: no llama.cpp row for {shape} {args.quant} {kv} "
+                             f"depth {depth} p {p} n {n} at {args.t} threads")
+                row["cria"] = run_cria(cria, depth, args, kv, p, n)
+                if native is None:
+                    row["llama.cpp"] = saved[peer_key(row)]
+                    row["peer_from"] = args.peer_from
+                else:
+                    row["llama.cpp"] = run_native(native, gguf, depth, args, kv, p, n)
                 row["seconds"] = round(time.time() - t0, 1)
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
     print(f"\nmachine: {os.cpu_count()} cores; load average at start {load:.2f}; {started}; "
           f"{args.t} threads, one run of each engine per row\n")
     print_table(rows)
+    if native is None:
+        print(f"\n* llama.cpp's row from {args.peer_from}, not rerun")
+
+
+def peer_key(r):
+    return (r["shape"], r["quant"], r["threads"], r["kv"], r["depth"], r["p"], r["n"])
 
 
 def print_table(rows):
@@ -106,14 +136,15 @@ def print_table(rows):
     print("|" + "---|" * 11)
     for r in rows:
         c, l = r["cria"], r["llama.cpp"]
+        mark = "*" if r.get("peer_from") else ""
         decode = r["n"] > 1
         cells = [f"{r['shape']} {r['quant']}", r["kv"],
                  f"pp{r['p']} @ d{r['depth']}" if decode else f"one {r['p']}-token prompt",
-                 f"{c['decode_tok_s']:.2f}" if decode else "", f"{l['decode_tok_s']:.2f}" if decode else "",
+                 f"{c['decode_tok_s']:.2f}" if decode else "", f"{l['decode_tok_s']:.2f}{mark}" if decode else "",
                  f"{c['decode_tok_s'] / l['decode_tok_s']:.2f}x" if decode else "",
-                 f"{c['prefill_tok_s']:.1f}", f"{l['prefill_tok_s']:.1f}",
+                 f"{c['prefill_tok_s']:.1f}", f"{l['prefill_tok_s']:.1f}{mark}",
                  f"{c['prefill_tok_s'] / l['prefill_tok_s']:.2f}x",
-                 f"{c['peak_rss_bytes'] / 2**30:.2f}", f"{l['peak_rss_bytes'] / 2**30:.2f}"]
+                 f"{c['peak_rss_bytes'] / 2**30:.2f}", f"{l['peak_rss_bytes'] / 2**30:.2f}{mark}"]
         print("| " + " | ".join(cells) + " |")
 
 if __name__ == "__main__":
