@@ -108,8 +108,8 @@ void AttnScratch::release(int slot) {
 namespace {
 
 // Online softmax of heads [h0, h0 + nh) of queries [0, nt) (one sequence's:
-// they share k and v) over cache rows [j0, j1) of KV head g, each query
-// stopping at its own n_pos. The rows are query-major (row t * nh + h), so
+// they share k and v) over cache rows [j0, j1) of KV head g (j1 at most the
+// longest query's n_pos), each query stopping at its own n_pos. The rows are query-major (row t * nh + h), so
 // every K and V row loaded serves all nt x nh of them. Leaves the
 // unnormalized output in acc (rows x d) and each row's running max and sum
 // in mx and sum (-inf and 0 for a row that saw no position).
@@ -130,15 +130,12 @@ void attend_rows(const KernelTable& k, const AttnShape& sh, const AttnQuery* qs,
   const uint8_t* kh = static_cast<const uint8_t*>(qs[0].k) + (size_t)(g * sh.kv_head_rows) * rb;
   const uint8_t* vh = static_cast<const uint8_t*>(qs[0].v) + (size_t)(g * sh.kv_head_rows) * rb;
   const float* q = qs[0].q + h0 * d;
-  int64_t end = 0;
-  for (int64_t t = 0; t < nt; ++t) end = std::max(end, qs[t].n_pos);
-  end = std::min(end, j1);
   if (nt > 1) {
     for (int64_t t = 0; t < nt; ++t) std::memcpy(qpack + t * nh * d, qs[t].q + h0 * d, (size_t)(nh * d) * sizeof(float));
     q = qpack;
   }
-  for (int64_t c0 = j0; c0 < end; c0 += kAttnChunk) {
-    const int64_t m = std::min(kAttnChunk, end - c0);
+  for (int64_t c0 = j0; c0 < j1; c0 += kAttnChunk) {
+    const int64_t m = std::min(kAttnChunk, j1 - c0);
     if (kt == KvType::kF32) {
       k.attn_scores_f32(q, rows, reinterpret_cast<const float*>(kh) + c0 * d, d, m, d, sh.scale, scores);
     } else if (kt == KvType::kF16) {
