@@ -274,7 +274,7 @@ void handle(Server& s, const httplib::Request& req, httplib::Response& res, bool
         sink.done();
         return true;
       },
-      [jobs](bool success) {
+      [jobs, held = s.open_stream()](bool success) {
         // A client gone mid-stream: its sequences leave the batch at the
         // next step.
         if (!success)

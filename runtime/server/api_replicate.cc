@@ -242,7 +242,7 @@ void stream(Server& s, const httplib::Request& req, httplib::Response& res) {
         sink.done();
         return true;
       },
-      [p](bool success) {
+      [p, held = s.open_stream()](bool success) {
         // The stream's reader left before the end: nobody will read the
         // rest, so the slot goes to someone else.
         if (!success) p->job->cancel.store(true);

@@ -1,6 +1,7 @@
 #include "runtime/server/server.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <random>
 
@@ -12,6 +13,9 @@
 namespace cria::server {
 
 namespace {
+
+// How long stop() waits for open streams to write their last chunk.
+constexpr std::chrono::seconds kStreamDrain{5};
 
 bool loopback(const std::string& host) {
   return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
@@ -234,12 +238,28 @@ Status Server::bind() {
 
 void Server::run() { http_->listen_after_bind(); }
 
+std::shared_ptr<void> Server::open_stream() {
+  std::lock_guard<std::mutex> l(streams_mu_);
+  ++open_streams_;
+  return std::shared_ptr<void>(nullptr, [this](void*) {
+    std::lock_guard<std::mutex> l(streams_mu_);
+    --open_streams_;
+    streams_cv_.notify_all();
+  });
+}
+
 void Server::stop() {
   if (stopping_.exchange(true)) return;
-  // Streams end first (their handlers see done and return), then the
-  // listener stops and waits for the handler threads. (A server whose
-  // create() failed half-way has neither.)
+  // Streams end first: their jobs are ended, and their handlers write the
+  // reason and the last chunk. Only then does the listener stop (it cuts
+  // any chunked stream still open) and wait for the handler threads; a
+  // client that stopped reading does not hold the exit beyond the bound.
+  // (A server whose create() failed half-way has neither.)
   if (sched_) sched_->shutdown();
+  {
+    std::unique_lock<std::mutex> l(streams_mu_);
+    streams_cv_.wait_for(l, kStreamDrain, [&] { return open_streams_ == 0; });
+  }
   if (http_) http_->stop();
 }
 

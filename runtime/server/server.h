@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -64,6 +65,10 @@ class Server {
   bool known_model(const std::string& name) const;
   std::vector<std::string> model_names() const;
   bool stopping() const { return stopping_.load(); }
+  // Held by a streamed response until its last byte is written: stop()
+  // waits (bounded) for these, because the listener's stop ends every
+  // chunked stream at once, without its terminating chunk.
+  std::shared_ptr<void> open_stream();
   // Chat messages or a plain prompt, templated and tokenized; fails when it
   // does not fit the context with room for one token.
   Result<std::vector<int32_t>> chat_prompt(const std::vector<ChatMessage>& messages) const;
@@ -91,6 +96,9 @@ class Server {
   uint64_t seed_state_ = 0;
   std::map<std::string, std::shared_ptr<Prediction>> preds_;
   std::atomic<int64_t> http_requests_{0}, http_errors_{0};
+  std::mutex streams_mu_;
+  std::condition_variable streams_cv_;
+  int64_t open_streams_ = 0;
 
   friend void register_openai(Server& s, httplib::Server& http);
   friend void register_replicate(Server& s, httplib::Server& http);
