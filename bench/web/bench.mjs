@@ -1,13 +1,20 @@
-// Browser benchmark: cria (this repo's web/dist) against wllama 2.4.0 (npm,
-// bench/package.json) in headless Debian Chromium, on the same Q4_0 weights
-// (one GGUF file; cria imports it bit for bit), single- and multi-threaded,
-// next to cria's native figures (`cria bench`) at the same thread counts.
+// Browser benchmark: cria (this repo's web/dist) against wllama in headless
+// Debian Chromium, on the same Q4_0 weights (one GGUF file; cria imports it
+// bit for bit), next to cria's native figures (`cria bench`) at the same
+// thread counts. Peers (bench/package.json): wllama 2.4.0 (wasm32, so up to
+// 4 GiB) and wllama 3.13.0 (llama.cpp's server in one Memory64 build; its
+// wasm declares a 4 GiB maximum memory all the same, 65536 pages, so it
+// refuses a model past that too, which its row then says).
 //   scripts/setup --bench && scripts/build-web
-//   node bench/web/bench.mjs [--models mini,1b] [--prompt 64] [--gen 32] [--reps 3] [--threads 1,2]
-// Models: the Llama miniature (examples/models/llama-mini, when trained) and
-// the Llama-3.2-1B shape with random weights (scripts/gen_checkpoint.py
-// --full), made once under build-wasm/bench/. Prints a Markdown table and the
-// machine's load at the time (a benchmark on a busy machine means little).
+//   node bench/web/bench.mjs [--models mini,1b,8b] [--engines cria,wllama,wllama3]
+//                            [--prompt 64] [--gen 32] [--reps 3] [--threads 1,2]
+// Models: the Llama miniature (examples/models/llama-mini, when trained), the
+// Llama-3.2-1B and Llama-3-8B shapes with random weights
+// (scripts/gen_checkpoint.py --full), made once under build-wasm/bench/ (the
+// 8B: a 15 GiB bf16 checkpoint, then a 4.3 GiB GGUF and .cria, so cria splits
+// it across two instances). Prints a Markdown table with the peak memory of
+// the browser's processes (the sum of their PSS, sampled every 250 ms) and
+// the machine's load at the time (a benchmark on a busy machine means little).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -31,6 +38,8 @@ const N = Number(arg('gen', 32));
 const REPS = Number(arg('reps', 3));
 const THREADS = arg('threads', '1,2').split(',').map(Number);
 const WANT = arg('models', 'mini,1b').split(',');
+const ENGINES = arg('engines', 'cria,wllama,wllama3').split(',');
+const WASM32_LIMIT = 4 * 2 ** 30;
 
 function run(cmd, args, opts = {}) {
   return execFileSync(cmd, args, { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 26, ...opts });
@@ -74,6 +83,33 @@ if (WANT.includes('mini')) {
 }
 if (WANT.includes('1b'))
   models.push(prepare('llama3.2-1b', path.join(WORK, 'llama3.2-1b-hf'), ['--preset', 'llama3.2-1b', '--full']));
+if (WANT.includes('8b'))
+  models.push(prepare('llama3-8b', path.join(WORK, 'llama3-8b-hf'), ['--preset', 'llama3-8b', '--full']));
+
+// The browser's memory: every Chromium process's PSS (shared pages counted
+// once across them), summed; the peak over a page's run.
+function chromiumPssBytes() {
+  let total = 0;
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (!fs.readlinkSync(`/proc/${pid}/exe`).includes('chromium')) continue;
+      const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+      if (m) total += Number(m[1]) * 1024;
+    } catch {}
+  }
+  return total;
+}
+async function withPeakMemory(fn) {
+  let peak = chromiumPssBytes();
+  const timer = setInterval(() => (peak = Math.max(peak, chromiumPssBytes())), 250);
+  try {
+    return { result: await fn(), peak };
+  } finally {
+    clearInterval(timer);
+    peak = Math.max(peak, chromiumPssBytes());
+  }
+}
 
 const before = loadSnapshot();
 const rows = [];
@@ -88,23 +124,29 @@ try {
       for (let r = 0; r < REPS; r++)
         nats.push(JSON.parse(run(CLI, ['bench', '-m', m.cria, '-p', String(P), '-n', String(N), '-t', String(t), '-r', '1', '--json'])));
       const med = (k) => nats.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(nats.length / 2)];
-      const nat = { prefill_tok_s: med('prefill_tok_s'), decode_tok_s: med('decode_tok_s'), load_s: med('load_s') };
-      rows.push({ model: m.name, engine: 'cria native (avx512/avx2)', build: 'native', threads: t, prefill: nat.prefill_tok_s, decode: nat.decode_tok_s, load: nat.load_s });
+      const nat = { prefill_tok_s: med('prefill_tok_s'), decode_tok_s: med('decode_tok_s'), load_s: med('load_s'), peak_rss_bytes: med('peak_rss_bytes') };
+      rows.push({ model: m.name, engine: 'cria native (avx512/avx2)', build: 'native', threads: t, prefill: nat.prefill_tok_s, decode: nat.decode_tok_s, load: nat.load_s, mem: nat.peak_rss_bytes });
       console.error(`bench: ${m.name} native t=${t}: pp ${nat.prefill_tok_s.toFixed(2)} tg ${nat.decode_tok_s.toFixed(2)}`);
-      for (const engine of ['cria', 'wllama']) {
+      for (const engine of ENGINES) {
+        if (engine === 'wllama' && m.size > WASM32_LIMIT) {
+          rows.push({ model: m.name, engine: 'wllama 2.4.0', build: '-', threads: t, error: 'cannot load: past wasm32\'s 4 GiB' });
+          continue;
+        }
         const page = await browser.context.newPage();
         page.on('console', (msg) => msg.type() === 'error' && console.error(`page: ${msg.text()}`));
         await page.goto(`${server.url}/bench/web/bench.html`);
         await page.waitForFunction(() => document.body.dataset.ready === '1');
         const file = engine === 'cria' ? m.cria : m.gguf;
         const url = '/' + path.relative(ROOT, file);
-        const fn = engine === 'cria' ? 'benchCria' : 'benchWllama';
+        const fn = { cria: 'benchCria', wllama: 'benchWllama', wllama3: 'benchWllama3' }[engine];
         try {
-          const r = await page.evaluate(([f, o]) => window[f](o), [fn, { url, threads: t, prompt: P, gen: N, reps: REPS }]);
-          rows.push({ model: m.name, ...r });
-          console.error(`bench: ${m.name} ${r.engine} ${r.build} t=${t}: pp ${r.prefill.toFixed(2)} tg ${r.decode.toFixed(2)}`);
+          const { result: r, peak } = await withPeakMemory(() =>
+            page.evaluate(([f, o]) => window[f](o), [fn, { url, threads: t, prompt: P, gen: N, reps: REPS }]));
+          rows.push({ model: m.name, ...r, mem: peak });
+          console.error(`bench: ${m.name} ${r.engine} ${r.build} t=${t}: pp ${r.prefill.toFixed(2)} tg ${r.decode.toFixed(2)} peak ${(peak / 2 ** 30).toFixed(2)} GiB`);
         } catch (e) {
-          rows.push({ model: m.name, engine, build: '-', threads: t, error: String(e.message || e).split('\n')[0] });
+          const label = { cria: 'cria', wllama: 'wllama 2.4.0', wllama3: 'wllama 3.13.0 (Memory64)' }[engine];
+          rows.push({ model: m.name, engine: label, build: '-', threads: t, error: String(e.message || e).split('\n')[0] });
           console.error(`bench: ${m.name} ${engine} t=${t} failed: ${e.message}`);
         }
         await page.close();
@@ -122,15 +164,17 @@ const cpu = (os.cpus()[0] || {}).model || '?';
 const f = (x) => (x === undefined ? '-' : x.toFixed(2));
 console.log(`\n${chromium}, ${cpu}, ${os.cpus().length} cores; prompt ${P} tokens, ${N} decoded, median of ${REPS}`);
 console.log(`load average before: ${before.load}; after: ${afterSnap.load}\n`);
-console.log('| model | engine | build | threads | prefill tok/s | decode tok/s | load s | vs wllama (pp / tg) | decode vs native |');
-console.log('|---|---|---|---|---|---|---|---|---|');
+console.log('| model | engine | build | threads | prefill tok/s | decode tok/s | load s | peak memory GiB | vs best wllama (pp / tg) | decode vs native |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
+const gib = (b) => (b ? (b / 2 ** 30).toFixed(2) : '-');
 for (const r of rows) {
-  const wl = rows.find((x) => x.model === r.model && x.threads === r.threads && x.engine.startsWith('wllama') && !x.error);
+  const peers = rows.filter((x) => x.model === r.model && x.threads === r.threads && x.engine.startsWith('wllama') && !x.error);
+  const wl = peers.sort((a, b) => b.decode - a.decode)[0];
   const nat = rows.find((x) => x.model === r.model && x.threads === r.threads && x.build === 'native');
-  const vs = r.engine === 'cria' && wl && !r.error ? `${(r.prefill / wl.prefill).toFixed(2)}× / ${(r.decode / wl.decode).toFixed(2)}×` : '';
+  const vs = r.engine === 'cria' && wl && !r.error ? `${(r.prefill / wl.prefill).toFixed(2)}× / ${(r.decode / wl.decode).toFixed(2)}× (${wl.engine.split(' ').slice(0, 2).join(' ')})` : '';
   const vn = r.engine === 'cria' && nat && !r.error ? `${((100 * r.decode) / nat.decode).toFixed(0)}%` : '';
-  if (r.error) console.log(`| ${r.model} | ${r.engine} | - | ${r.threads} | failed: ${r.error} | | | | |`);
-  else console.log(`| ${r.model} | ${r.engine} | ${r.build} | ${r.threads} | ${f(r.prefill)} | ${f(r.decode)} | ${f(r.load)} | ${vs} | ${vn} |`);
+  if (r.error) console.log(`| ${r.model} | ${r.engine} | - | ${r.threads} | ${r.error} | | | | | |`);
+  else console.log(`| ${r.model} | ${r.engine} | ${r.build} | ${r.threads} | ${f(r.prefill)} | ${f(r.decode)} | ${f(r.load)} | ${gib(r.mem)} | ${vs} | ${vn} |`);
 }
 console.log(`\nbusiest processes before the run:\n${before.top}`);
 fs.writeFileSync(path.join(WORK, 'results.json'), JSON.stringify({ date: new Date().toISOString(), chromium, cpu, P, N, REPS, before, after: afterSnap, rows }, null, 2));
