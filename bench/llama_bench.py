@@ -35,6 +35,18 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
 
 
+def native_bindir():
+    """The native llama.cpp's bin directory (bench/native_llamacpp.sh builds it on first use)."""
+    return sh([os.path.join(ROOT, "bench", "native_llamacpp.sh")]).strip().splitlines()[-1]
+
+
+def llama_bench_rates(rows):
+    """(prefill, decode) tok/s from llama-bench's `-o json` rows; 0.0 for a test it did not run."""
+    pp = next((r["avg_ts"] for r in rows if r["n_prompt"] > 0 and r["n_gen"] == 0), 0.0)
+    tg = next((r["avg_ts"] for r in rows if r["n_gen"] > 0 and r["n_prompt"] == 0), 0.0)
+    return pp, tg
+
+
 def ensure(work, shape, quant):
     hf = os.path.join(work, SHAPES[shape])
     if not os.path.exists(os.path.join(hf, "config.json")):
@@ -84,8 +96,7 @@ def run_native(bindir, gguf, args, t):
     if status != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({status})")
     res = json.loads(out)
-    pp = next(r["avg_ts"] for r in res if r["n_prompt"] > 0 and r["n_gen"] == 0)
-    tg = next(r["avg_ts"] for r in res if r["n_gen"] > 0 and r["n_prompt"] == 0)
+    pp, tg = llama_bench_rates(res)
     return {"prefill_tok_s": pp, "decode_tok_s": tg, "peak_rss_bytes": usage.ru_maxrss * 1024,
             "build": f"{res[0].get('build_commit', '?')} ({res[0].get('build_number', '?')})"}
 
@@ -115,7 +126,7 @@ def main():
     peers = [x for x in args.peers.split(",") if x]
     native = None
     if "native" in peers:
-        native = sh([os.path.join(ROOT, "bench", "native_llamacpp.sh")]).strip().splitlines()[-1]
+        native = native_bindir()
     load = os.getloadavg()[0]
     if load > 0.5:
         print(f"warning: load average {load:.2f}: another process is using the CPU; numbers will be low",

@@ -55,9 +55,7 @@ def run_native(bindir, gguf, depth, args, kv, p, n):
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({status}): {err[-800:]}")
-    res = json.loads(out)
-    pp = next((r["avg_ts"] for r in res if r["n_prompt"] > 0 and r["n_gen"] == 0), 0.0)
-    tg = next((r["avg_ts"] for r in res if r["n_gen"] > 0 and r["n_prompt"] == 0), 0.0)
+    pp, tg = llama_bench.llama_bench_rates(json.loads(out))
     return {"prefill_tok_s": pp, "decode_tok_s": tg, "peak_rss_bytes": usage.ru_maxrss * 1024}
 
 
@@ -91,7 +89,7 @@ def main():
                     saved[peer_key(r)] = r["llama.cpp"]
         native = None
     else:
-        native = llama_bench.sh([os.path.join(llama_bench.ROOT, "bench", "native_llamacpp.sh")]).strip().splitlines()[-1]
+        native = llama_bench.native_bindir()
     load = os.getloadavg()[0]
     if load > 0.5:
         print(f"warning: load average {load:.2f}: another process is using the CPU; numbers will be low",

@@ -39,6 +39,8 @@ CRIA = os.path.join(ROOT, "build", "bin", "cria")
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from pylib import gguf_io, netns  # noqa: E402
 
+import llama_bench  # noqa: E402  (the native llama.cpp build, llama-bench's output)
+
 ENV = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
 
 
@@ -62,9 +64,7 @@ def llamacpp_bench(bindir, gguf, p, n, threads, rpc=None, ngl=0, netns_exec=()):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: exit {out.returncode}: {out.stderr[-1500:]}")
-    res = json.loads(out.stdout)
-    pp = next(r["avg_ts"] for r in res if r["n_prompt"] > 0 and r["n_gen"] == 0)
-    tg = next(r["avg_ts"] for r in res if r["n_gen"] > 0 and r["n_prompt"] == 0)
+    pp, tg = llama_bench.llama_bench_rates(json.loads(out.stdout))
     return {"prefill_tok_s": pp, "decode_tok_s": tg}
 
 
@@ -133,8 +133,7 @@ def main():
     rates = [r for r in args.rates.split(",") if r]
     native = ngl = None
     if args.gguf:
-        native = subprocess.run([os.path.join(ROOT, "bench", "native_llamacpp.sh")], check=True, capture_output=True,
-                                text=True).stdout.strip().splitlines()[-1]
+        native = llama_bench.native_bindir()
         ngl = gguf_layers(args.gguf) // 2
 
     # A configuration: (name, threads per process, run(hosts) -> result, network rate or None for one host).

@@ -17,6 +17,9 @@ import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import llama_bench  # noqa: E402  (the native llama.cpp build)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRIA = os.path.join(ROOT, "build", "bin", "cria")
 
@@ -45,8 +48,7 @@ def main():
     ap.add_argument("-n", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    bindir = subprocess.run([os.path.join(ROOT, "bench", "native_llamacpp.sh")], check=True, capture_output=True,
-                            text=True).stdout.strip().splitlines()[-1]
+    bindir = llama_bench.native_bindir()
     last = os.cpu_count() - 1
     engines = {"cria": lambda t: cria_decode(args.cria_model, args.n, t),
                "llama.cpp native": lambda t: llama_decode(bindir, args.gguf, args.n, t)}
