@@ -3,7 +3,8 @@
 import { Cria } from '/web/dist/cria.mjs';
 
 const WLLAMA = '/bench/node_modules/@wllama/wllama/esm';
-// wllama 3: llama.cpp's server in one Memory64 build (models past 4 GiB).
+// wllama 3: llama.cpp's server in one Memory64 build (its memory still capped
+// at 4 GiB: bench/web/wasm_memory.py).
 const WLLAMA3 = '/bench/node_modules/wllama3/esm';
 
 // Prompt ids like `cria bench`: ordinary (non-special) ids from a fixed LCG.
