@@ -39,7 +39,11 @@ void matmul(const KernelTable& k, ThreadPool& pool, const Matrix& w, const float
     } else {
       // A few tasks per thread balance cores of uneven speed without making
       // tasks so small that scheduling shows.
-      const int64_t per = std::max<int64_t>(1, tiles / (threads * 4));
+      // An even count of tiles per task: the x86 prefill kernels run tiles
+      // in pairs (each activation load feeds both), and an odd task leaves
+      // one tile to run alone.
+      int64_t per = std::max<int64_t>(1, tiles / (threads * 4));
+      if (per > 1) per += per & 1;
       const int64_t tasks = (tiles + per - 1) / per;
       pool.parallel_for((size_t)tasks, [&](size_t i) {
         const int64_t t0 = (int64_t)i * per, t1 = std::min(tiles, t0 + per);
