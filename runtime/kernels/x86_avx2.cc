@@ -90,6 +90,7 @@ void tile_tokens(const qk::Tile& tl, const QActs& a, int64_t t0, float* y, int64
                                : _mm256_setzero_ps();
     }
     const uint8_t* qb = tl.block(b);
+    if (NT == 1) x86::prefetch_ahead(qb, tl.block_bytes);
     // w[i][h]: the bytes that pair with activation group i (bytes
     // 4i..4i+3 of the block), for rows 8h..8h+7.
     __m256i wv[8][2];

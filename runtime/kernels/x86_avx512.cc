@@ -96,6 +96,7 @@ inline void tile_tokens(const qk::Tile& tl, const QActs& a, int64_t t0, float* y
     for (int64_t e = b; e < b + tl.blocks_per_group; ++e) {
       qk::ActBlock ab[NT];
       for (int j = 0; j < NT; ++j) ab[j] = rows[j].block(e);
+      if (NT == 1) x86::prefetch_ahead(tl.block(e), tl.block_bytes);
       block_dot<T, NT>(tl.block(e), dw, mw, ab, acc);
     }
   }

@@ -17,6 +17,17 @@ inline int32_t load_i32(const void* p) {
   return v;
 }
 
+// Decode reads each weight byte once, straight from memory, and the hardware
+// prefetchers do not cross 4 KiB boundaries, so a one-token loop asks for
+// the block kPrefetchBytes ahead itself (8B q4 decode on one thread:
+// 3.4-4.6 tok/s without, 5.7-6.1 with). Near the end of a matrix the
+// address lies past it; a prefetch never faults.
+constexpr int64_t kPrefetchBytes = 8192;
+inline void prefetch_ahead(const uint8_t* block, int64_t bytes) {
+  const char* p = reinterpret_cast<const char*>(block) + kPrefetchBytes;
+  for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
+}
+
 #if defined(__AVX512F__)
 // The vector operations qkernel_common.h's templates call, on 16 floats.
 struct V512 {
