@@ -36,8 +36,12 @@ def sh(cmd, **kw):
 
 
 def native_bindir():
-    """The native llama.cpp's bin directory (bench/native_llamacpp.sh builds it on first use)."""
-    return sh([os.path.join(ROOT, "bench", "native_llamacpp.sh")]).strip().splitlines()[-1]
+    """The native llama.cpp's bin directory (bench/native_llamacpp.sh builds it on first use;
+    its progress and errors go straight to stderr)."""
+    proc = subprocess.run([os.path.join(ROOT, "bench", "native_llamacpp.sh")], stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{os.path.basename(sys.argv[0])}: the native llama.cpp build failed (bench/native_llamacpp.sh)")
+    return proc.stdout.strip().splitlines()[-1]
 
 
 def llama_bench_rates(rows):
