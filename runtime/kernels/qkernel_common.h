@@ -123,15 +123,26 @@ constexpr int64_t kTokChunk = 64;
 
 // Calls fn(std::integral_constant<int, NT>, tile, t0) for every tile of
 // [tile0, tile1) and every block of NT tokens of [0, n): NT = kTokBlock,
-// then single tokens for the rest of each chunk.
-template <int kTokBlock, typename Fn>
+// then single tokens for the rest of each chunk. With kPairs the tiles go
+// two at a time: fn(nt, tile, t0, pair), where pair (std::true_type or
+// std::false_type) says whether tile + 1 comes with it; an odd last tile
+// goes alone.
+template <int kTokBlock, bool kPairs = false, typename Fn>
 inline void for_tiles_and_tokens(int64_t n, int64_t tile0, int64_t tile1, Fn&& fn) {
   for (int64_t tc = 0; tc < n; tc += kTokChunk) {
     const int64_t tce = std::min(n, tc + kTokChunk);
-    for (int64_t tile = tile0; tile < tile1; ++tile) {
-      int64_t t0 = tc;
-      for (; t0 + kTokBlock <= tce; t0 += kTokBlock) fn(std::integral_constant<int, kTokBlock>{}, tile, t0);
-      for (; t0 < tce; ++t0) fn(std::integral_constant<int, 1>{}, tile, t0);
+    for (int64_t tile = tile0; tile < tile1; tile += kPairs ? 2 : 1) {
+      const auto tokens = [&](auto... pair) {
+        int64_t t0 = tc;
+        for (; t0 + kTokBlock <= tce; t0 += kTokBlock) fn(std::integral_constant<int, kTokBlock>{}, tile, t0, pair...);
+        for (; t0 < tce; ++t0) fn(std::integral_constant<int, 1>{}, tile, t0, pair...);
+      };
+      if constexpr (kPairs) {
+        if (tile + 1 < tile1) tokens(std::true_type{});
+        else tokens(std::false_type{});
+      } else {
+        tokens();
+      }
     }
   }
 }

@@ -44,6 +44,24 @@ void quantize_acts_avx512(const float* x, int64_t n, int64_t cols, int8_t* q, fl
 // Tokens per register block.
 constexpr int kTokBlock = 4;
 
+// The weight vectors of one block of a tile: w[i] holds each row's codes
+// for columns 4i..4i+3, the ones that pair with activation bytes
+// 4i..4i+3. (Q8 chunk c holds columns 4c..4c+3; Q4's low and high nibbles
+// of chunk c hold columns 8c..8c+3 and 8c+4..8c+7.)
+template <QType T>
+inline void weight_vectors(const uint8_t* qb, __m512i w[8]) {
+  if (T == QType::kQ8) {
+    for (int c = 0; c < 8; ++c) w[c] = _mm512_loadu_si512(qb + c * 64);
+  } else {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    for (int c = 0; c < 4; ++c) {
+      const __m512i v = _mm512_loadu_si512(qb + c * 64);
+      w[2 * c] = _mm512_and_si512(v, m4);
+      w[2 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    }
+  }
+}
+
 // The int8 dot products of one 32-column block of a tile with NT tokens'
 // activations, folded into float accumulators by qk::fold (vpdpbusd takes
 // the codes unsigned: Q8's zero point is corrected there, not here).
@@ -52,20 +70,8 @@ constexpr int kTokBlock = 4;
 // chain is longer than four dependent instructions.
 template <QType T, int NT>
 inline void block_dot(const uint8_t* qb, __m512 dw, __m512 mw, const qk::ActBlock* ab, __m512* acc) {
-  const __m512i m4 = _mm512_set1_epi8(0x0f);
   __m512i w[8];
-  if (T == QType::kQ8) {
-    for (int c = 0; c < 8; ++c) w[c] = _mm512_loadu_si512(qb + c * 64);
-  } else {
-    for (int c = 0; c < 4; ++c) {
-      const __m512i v = _mm512_loadu_si512(qb + c * 64);
-      w[2 * c] = _mm512_and_si512(v, m4);
-      w[2 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-    }
-  }
-  // Q8 chunk c holds columns 4c..4c+3; Q4 low/high nibbles of chunk c hold
-  // columns 8c..8c+3 and 8c+4..8c+7: in both cases w[i] pairs with
-  // activation bytes 4i..4i+3.
+  weight_vectors<T>(qb, w);
   __m512i d0[NT], d1[NT];
   for (int j = 0; j < NT; ++j) d0[j] = d1[j] = _mm512_setzero_si512();
   for (int i = 0; i < 8; i += 2) {
@@ -112,7 +118,6 @@ inline void tile_tokens(const qk::Tile& tl, const QActs& a, int64_t t0, float* y
 template <QType T, int NT>
 inline void tile_pair_tokens(const qk::Tile& ta, const qk::Tile& tb, const QActs& a, int64_t t0, float* y,
                              int64_t ldy) {
-  const __m512i m4 = _mm512_set1_epi8(0x0f);
   __m512 acc_a[NT], acc_b[NT];
   qk::ActRow rows[NT];
   for (int j = 0; j < NT; ++j) {
@@ -133,23 +138,14 @@ inline void tile_pair_tokens(const qk::Tile& ta, const qk::Tile& tb, const QActs
       for (int j = 0; j < NT; ++j) aq[j] = rows[j].q + e * 32;
       __m512i da[NT], db[NT];
       for (int j = 0; j < NT; ++j) da[j] = db[j] = _mm512_setzero_si512();
-      // Step i pairs weight vector i (columns 4i..4i+3, as in block_dot)
-      // with activation bytes 4i..4i+3.
-      const auto step = [&](int i, __m512i wa, __m512i wb) {
+      __m512i wa[8], wb[8];
+      weight_vectors<T>(qa, wa);
+      weight_vectors<T>(qb, wb);
+      for (int i = 0; i < 8; ++i) {
         for (int j = 0; j < NT; ++j) {
           const __m512i x = _mm512_set1_epi32(load_i32(aq[j] + 4 * i));
-          da[j] = _mm512_dpbusd_epi32(da[j], wa, x);
-          db[j] = _mm512_dpbusd_epi32(db[j], wb, x);
-        }
-      };
-      if (T == QType::kQ8) {
-        for (int i = 0; i < 8; ++i) step(i, _mm512_loadu_si512(qa + i * 64), _mm512_loadu_si512(qb + i * 64));
-      } else {
-        for (int c = 0; c < 4; ++c) {
-          const __m512i va = _mm512_loadu_si512(qa + c * 64), vb = _mm512_loadu_si512(qb + c * 64);
-          step(2 * c, _mm512_and_si512(va, m4), _mm512_and_si512(vb, m4));
-          step(2 * c + 1, _mm512_and_si512(_mm512_srli_epi16(va, 4), m4),
-               _mm512_and_si512(_mm512_srli_epi16(vb, 4), m4));
+          da[j] = _mm512_dpbusd_epi32(da[j], wa[i], x);
+          db[j] = _mm512_dpbusd_epi32(db[j], wb[i], x);
         }
       }
       for (int j = 0; j < NT; ++j) {
@@ -174,22 +170,12 @@ void matmul_tiled_avx512(const Matrix& w, const QActs& a, int64_t n, int64_t til
     });
     return;
   }
-  const int64_t pairs_end = tile0 + (tile1 - tile0) / 2 * 2;
-  for (int64_t tc = 0; tc < n; tc += qk::kTokChunk) {
-    const int64_t tce = std::min(n, tc + qk::kTokChunk);
-    for (int64_t tile = tile0; tile < tile1; tile += 2) {
-      const qk::Tile ta = qk::tile_at<T>(w, tile);
-      int64_t t0 = tc;
-      if (tile < pairs_end) {
-        const qk::Tile tb = qk::tile_at<T>(w, tile + 1);
-        for (; t0 + kTokBlock <= tce; t0 += kTokBlock) tile_pair_tokens<T, kTokBlock>(ta, tb, a, t0, y, ldy);
-        for (; t0 < tce; ++t0) tile_pair_tokens<T, 1>(ta, tb, a, t0, y, ldy);
-      } else {
-        for (; t0 + kTokBlock <= tce; t0 += kTokBlock) tile_tokens<T, kTokBlock>(ta, a, t0, y, ldy);
-        for (; t0 < tce; ++t0) tile_tokens<T, 1>(ta, a, t0, y, ldy);
-      }
-    }
-  }
+  qk::for_tiles_and_tokens<kTokBlock, true>(n, tile0, tile1, [&](auto nt, int64_t tile, int64_t t0, auto pair) {
+    constexpr int NT = decltype(nt)::value;
+    const qk::Tile ta = qk::tile_at<T>(w, tile);
+    if constexpr (decltype(pair)::value) tile_pair_tokens<T, NT>(ta, qk::tile_at<T>(w, tile + 1), a, t0, y, ldy);
+    else tile_tokens<T, NT>(ta, a, t0, y, ldy);
+  });
 }
 
 inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
