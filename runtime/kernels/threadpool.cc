@@ -60,7 +60,7 @@ int64_t now_ns() {
 }
 
 // One spread run: each thread that takes part claims a RunShare on its
-// first item (tl_slot remembers which, for this run's id) and times its
+// first item (tl_run_id and tl_share remember which, for this run) and times its
 // items there. Only the owning thread writes a share; the caller reads them
 // after the run, which the pool's completion orders after every write.
 struct Timed {

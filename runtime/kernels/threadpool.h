@@ -61,7 +61,6 @@ class ShareGovernor {
   void record(int64_t start_ns, int64_t wall_ns, int64_t solo_ns);
 
   int64_t solo_until_ns() const { return solo_until_; }
-  int64_t backoff_ns() const { return backoff_; }
 
  private:
   int64_t window_start_ = -1, solo_until_ = -1, backoff_ = kMinBackoffNs;
