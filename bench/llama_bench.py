@@ -28,7 +28,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRIA = os.path.join(ROOT, "build", "bin", "cria")
 MEMBW = os.path.join(ROOT, "build", "bin", "membw")
-SHAPES = {"1b": "llama3.2-1b", "8b": "llama3-8b", "falcon-7b": "falcon-7b", "falcon2-11b": "falcon2-11b"}
+SHAPES = {"1b": "llama3.2-1b", "8b": "llama3-8b", "3.1-8b": "llama3.1-8b", "falcon-7b": "falcon-7b", "falcon2-11b": "falcon2-11b"}
 
 
 def sh(cmd, **kw):

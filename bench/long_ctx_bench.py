@@ -39,10 +39,12 @@ LLAMA_KV = {"f16": "f16", "q8": "q8_0", "q4": "q4_0"}
 
 
 def run_cria(cria, depth, args, kv, p, n):
-    cmd = [llama_bench.CRIA, "bench", "-m", cria, "-d", str(depth), "-p", str(p), "-n", str(n), "-r", "1",
+    # cria bench always measures a prompt; with -p 0 (decode only) it is one
+    # token, and its rate is not reported.
+    cmd = [llama_bench.CRIA, "bench", "-m", cria, "-d", str(depth), "-p", str(max(p, 1)), "-n", str(n), "-r", "1",
            "-t", str(args.t), "--kv", kv, "--json"]
     j = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-    return {"prefill_tok_s": j["prefill_tok_s"], "decode_tok_s": j["decode_tok_s"],
+    return {"prefill_tok_s": j["prefill_tok_s"] if p else 0.0, "decode_tok_s": j["decode_tok_s"],
             "peak_rss_bytes": j["peak_rss_bytes"]}
 
 
@@ -66,7 +68,8 @@ def main():
     ap.add_argument("--depths", default="512,4096,16384,32768")
     ap.add_argument("--kv", default="f16,q8")
     ap.add_argument("-t", type=int, default=2)
-    ap.add_argument("-p", type=int, default=512)
+    ap.add_argument("-p", type=int, default=512, help="tokens of the prefill measured at each depth (0: decode only, "
+                    "so that llama-bench fills the context once, not twice)")
     ap.add_argument("-n", type=int, default=32)
     ap.add_argument("--long-prompt", type=int, default=16384, help="tokens of the one-prompt prefill row (0: none)")
     ap.add_argument("--work", default="/work/ckpt")
@@ -137,11 +140,11 @@ def print_table(rows):
         mark = "*" if r.get("peer_from") else ""
         decode = r["n"] > 1
         cells = [f"{r['shape']} {r['quant']}", r["kv"],
-                 f"pp{r['p']} @ d{r['depth']}" if decode else f"one {r['p']}-token prompt",
+                 (f"pp{r['p']} @ d{r['depth']}" if r["p"] else f"tg{r['n']} @ d{r['depth']}") if decode else f"one {r['p']}-token prompt",
                  f"{c['decode_tok_s']:.2f}" if decode else "", f"{l['decode_tok_s']:.2f}{mark}" if decode else "",
                  f"{c['decode_tok_s'] / l['decode_tok_s']:.2f}x" if decode else "",
-                 f"{c['prefill_tok_s']:.1f}", f"{l['prefill_tok_s']:.1f}{mark}",
-                 f"{c['prefill_tok_s'] / l['prefill_tok_s']:.2f}x",
+                 *([f"{c['prefill_tok_s']:.1f}", f"{l['prefill_tok_s']:.1f}{mark}",
+                    f"{c['prefill_tok_s'] / l['prefill_tok_s']:.2f}x"] if r["p"] else ["", "", ""]),
                  f"{c['peak_rss_bytes'] / 2**30:.2f}", f"{l['peak_rss_bytes'] / 2**30:.2f}{mark}"]
         print("| " + " | ".join(cells) + " |")
 

@@ -360,6 +360,11 @@ int32_t cria_session_n_ctx(const cria_session* s) { return s ? (int32_t)s->s->n_
 
 int32_t cria_session_threads(const cria_session* s) { return s ? (int32_t)s->s->threads() : 0; }
 
+void cria_session_pool_runs(const cria_session* s, uint64_t* runs, uint64_t* solo_runs) {
+  if (runs) *runs = s ? s->s->pool().runs() : 0;
+  if (solo_runs) *solo_runs = s ? s->s->pool().solo_runs() : 0;
+}
+
 void cria_session_cancel(cria_session* s) {
   if (s) s->s->cancel();
 }

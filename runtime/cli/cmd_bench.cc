@@ -90,6 +90,9 @@ int cmd_bench(int argc, char** argv) {
   };
   const int32_t never = -1;  // decode all n tokens: no EOS
   std::vector<double> pp, tg, ttft, dp;
+  // The pool's runs during the measured calls, and how many of them went
+  // solo because another process held a core (the speed alone hides it).
+  uint64_t pool_runs = 0, pool_solo = 0;
   int rc = 0;
   auto generate = [&](int64_t n_ids, int64_t max_new, cria_generate_result* res) {
     cria_generate_params p;
@@ -114,10 +117,15 @@ int cmd_bench(int argc, char** argv) {
       }
       dp.push_back(res.prefill_seconds > 0 ? (res.prompt_tokens - res.reused_prompt_tokens) / res.prefill_seconds : 0);
     }
+    uint64_t runs0, solo0, runs1, solo1;
+    cria_session_pool_runs(s, &runs0, &solo0);
     if (!generate(depth + n_prompt, n_gen, &res)) {
       rc = api_fail();
       break;
     }
+    cria_session_pool_runs(s, &runs1, &solo1);
+    pool_runs += runs1 - runs0;
+    pool_solo += solo1 - solo0;
     // A session reuses the cache rows of a prefix it saw in the previous
     // call; only the context's may be reused, or prefill would be flattered.
     if (res.reused_prompt_tokens != depth) {
@@ -142,9 +150,11 @@ int cmd_bench(int argc, char** argv) {
       std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"prompt_tokens\": %lld, \"gen_tokens\": %lld, \"reps\": %lld, "
                   "\"depth\": %lld, \"depth_prefill_tok_s\": %.3f, "
                   "\"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, \"ttft_s\": %.4f, \"load_s\": %.4f, "
-                  "\"peak_rss_bytes\": %lld, \"file_size\": %llu, \"bits_per_weight\": %.3f, \"weights\": \"%s\"}\n",
+                  "\"peak_rss_bytes\": %lld, \"file_size\": %llu, \"bits_per_weight\": %.3f, \"weights\": \"%s\", "
+                  "\"pool_runs\": %llu, \"pool_solo_runs\": %llu}\n",
                   model_path.c_str(), mf.backend.c_str(), nth, (long long)n_prompt, (long long)n_gen, (long long)reps, (long long)depth, median(dp), median(pp), median(tg),
-                  median(ttft), load_s, rss, (unsigned long long)info.file_size, info.bits_per_weight, weights.c_str());
+                  median(ttft), load_s, rss, (unsigned long long)info.file_size, info.bits_per_weight, weights.c_str(),
+                  (unsigned long long)pool_runs, (unsigned long long)pool_solo);
     } else {
       const std::string at = depth > 0 ? " @ d" + std::to_string(depth) : "";
       std::printf("| model | threads | prefill tok/s (pp%lld%s) | decode tok/s (tg%lld%s) | time to first token | load | peak RSS |\n",
@@ -153,6 +163,10 @@ int cmd_bench(int argc, char** argv) {
       std::printf("| %s | %d | %.2f | %.2f | %.3f s | %.3f s | %s |\n", model_path.c_str(), nth, median(pp), median(tg),
                   median(ttft), load_s, human_bytes((double)rss).c_str());
       if (!weights.empty()) std::printf("weights: %s\n", weights.c_str());
+      if (nth > 1 && pool_solo > 0)
+        std::printf("threads: %.0f%% of the %llu parallel runs went to one thread: another process held a core "
+                    "(CRIA_ADAPTIVE_THREADS=0 keeps spreading)\n",
+                    100.0 * (double)pool_solo / (double)pool_runs, (unsigned long long)pool_runs);
     }
   }
   return rc;

@@ -121,6 +121,7 @@ class Session {
   int64_t n_ctx() const { return cache_.n_ctx; }
   int64_t n_seq() const { return cache_.n_seq; }
   int threads() const { return pool_->threads(); }
+  const kernels::ThreadPool& pool() const { return *pool_; }
   const kernels::KernelTable& kernels() const { return *k_; }
   size_t kv_bytes() const { return cache_.bytes(); }
   // How decode steps run: "host loop" (the layers' ops on their placed

@@ -120,3 +120,35 @@ TEST_CASE("C API: cria_model_params.backend and cria_model_placement") {
   CHECK(n == text.size());
   CHECK(std::string(small) == text.substr(0, 7));
 }
+
+TEST_CASE("C API: cria_session_pool_runs counts the pool's parallel runs") {
+  auto model = cria::cpp::Model::load(kModel);
+  REQUIRE_MESSAGE(model, model.error());
+  cria::cpp::GenerateOptions opt;
+  opt.max_new_tokens = 4;
+  for (int threads : {1, 2}) {
+    CAPTURE(threads);
+    cria_session_options so;
+    cria_session_options_init(&so);
+    so.threads = threads;
+    cria::cpp::Session session(*model, &so);
+    REQUIRE_MESSAGE(session, session.error());
+    uint64_t runs = 7, solo = 7;
+    cria_session_pool_runs(session.get(), &runs, &solo);
+    CHECK(runs == 0);
+    CHECK(solo == 0);
+    REQUIRE(session.generate("Once upon a time", opt, nullptr));
+    cria_session_pool_runs(session.get(), &runs, nullptr);
+    cria_session_pool_runs(session.get(), nullptr, &solo);
+    // One thread runs every op inline: no parallel runs. Two split the ops
+    // wide enough to split (this small model has few); whether any went
+    // solo depends on what else this machine runs (test_threadpool forces
+    // both).
+    if (threads == 1) CHECK(runs == 0);
+    else CHECK(runs > 0);
+    CHECK(solo <= runs);
+  }
+  uint64_t runs = 7;
+  cria_session_pool_runs(nullptr, &runs, nullptr);
+  CHECK(runs == 0);
+}

@@ -246,6 +246,12 @@ CRIA_API void cria_session_free(cria_session* session);
 /* Context length (tokens) and thread count the session runs with. */
 CRIA_API int32_t cria_session_n_ctx(const cria_session* session);
 CRIA_API int32_t cria_session_threads(const cria_session* session);
+/* The thread pool's parallel runs so far (every matmul, attention and row
+ * op split over threads), and how many of them ran on the calling thread
+ * alone because the other threads were held up: another process had their
+ * cores (CRIA_ADAPTIVE_THREADS=0 never runs solo). Counts only grow; read
+ * them between cria_generate calls. Either pointer may be NULL. */
+CRIA_API void cria_session_pool_runs(const cria_session* session, uint64_t* runs, uint64_t* solo_runs);
 /* Makes a running cria_generate on this session stop soon (any thread). */
 CRIA_API void cria_session_cancel(cria_session* session);
 

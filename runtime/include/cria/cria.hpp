@@ -122,6 +122,7 @@ class Session {
   explicit operator bool() const { return s_ != nullptr; }
   const std::string& error() const { return error_; }
   void cancel() { cria_session_cancel(s_.get()); }
+  cria_session* get() const { return s_.get(); }
 
   // Streams pieces of text to `on_piece` (return false to stop). Returns
   // the result, or the error.
