@@ -4,11 +4,15 @@ after D tokens already sit in the KV cache, for each cache type, cria
 against the native llama.cpp (flash attention on, the same cache type),
 plus the prefill of one long prompt; peak RSS of every run.
 
-    /usr/bin/python3 bench/long_ctx_bench.py [--shapes 1b] [--quant q4_0] [--depths 512,4096,16384,32768]
+    /usr/bin/python3 bench/long_ctx_bench.py [--shapes 1b|8b|3.1-8b] [--quant q4_0] [--depths 512,4096,16384,32768]
                                              [--kv f16,q8] [-t 2] [-p 512] [-n 32] [--long-prompt 16384]
                                              [--work /work/ckpt]
     /usr/bin/python3 bench/long_ctx_bench.py --table-from rows.jsonl   # the table of saved rows
     /usr/bin/python3 bench/long_ctx_bench.py --peer-from rows.jsonl ...  # cria only, llama.cpp's saved rows
+
+-p 0 measures decode only: llama-bench then fills each context once rather
+than once for each of its two tests. The Llama 3 8B ("8b") has 8192
+positions; past them use "3.1-8b".
 
 --peer-from takes llama.cpp's numbers from an earlier run's rows (same
 shape, quant, threads, cache type, depth and lengths) instead of running it

@@ -163,7 +163,7 @@ int cmd_bench(int argc, char** argv) {
       std::printf("| %s | %d | %.2f | %.2f | %.3f s | %.3f s | %s |\n", model_path.c_str(), nth, median(pp), median(tg),
                   median(ttft), load_s, human_bytes((double)rss).c_str());
       if (!weights.empty()) std::printf("weights: %s\n", weights.c_str());
-      if (nth > 1 && pool_solo > 0)
+      if (pool_solo > 0)
         std::printf("threads: %.0f%% of the %llu parallel runs went to one thread: another process held a core "
                     "(CRIA_ADAPTIVE_THREADS=0 keeps spreading)\n",
                     100.0 * (double)pool_solo / (double)pool_runs, (unsigned long long)pool_runs);
